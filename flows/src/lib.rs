@@ -5,7 +5,18 @@
 //! locale arrive as engine input, so the same code runs on the server, in the browser preview
 //! and behind generated code, with the same results.
 
+pub mod engine;
 pub mod expr;
+pub mod library;
+pub mod load;
+pub mod model;
+pub mod scenario;
+pub mod validate;
 pub mod value;
 
+pub use engine::{Effect, Engine, FlowRef, Input, Interpreter, Session, Status, Step};
+pub use library::Library;
+pub use load::{LoadError, from_json, to_json};
+pub use model::Flow;
+pub use validate::{Code, Diagnostic, Severity, validate};
 pub use value::{Type, Value};
