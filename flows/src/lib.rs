@@ -7,6 +7,7 @@
 
 pub mod engine;
 pub mod expr;
+pub mod fixtures;
 pub mod library;
 pub mod load;
 pub mod model;

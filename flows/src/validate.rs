@@ -47,6 +47,29 @@ pub enum Code {
 }
 
 impl Code {
+    /// Every code, for tools and for the test that each has a broken flow showing it.
+    pub const ALL: &[Code] = &[
+        Code::DuplicateId,
+        Code::MissingStart,
+        Code::MultipleStarts,
+        Code::DanglingEdge,
+        Code::UnknownPort,
+        Code::PortConnectedTwice,
+        Code::DeadEnd,
+        Code::ConditionWithoutDefault,
+        Code::UnreachableNode,
+        Code::LoopWithoutWait,
+        Code::UsedBeforeSet,
+        Code::UndeclaredVariable,
+        Code::SyntaxError,
+        Code::TypeError,
+        Code::BadSubflowContract,
+        Code::NoWayToAHuman,
+        Code::BadVariable,
+        Code::BadNodeSettings,
+        Code::BadEventTarget,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Code::DuplicateId => "duplicate-id",
@@ -116,7 +139,12 @@ impl fmt::Display for Diagnostic {
 /// Checks `flow`, using `library` to check calls into other flows. Returns every problem,
 /// errors first, then in node order.
 pub fn validate(flow: &Flow, library: &Library) -> Vec<Diagnostic> {
-    let mut v = Validator { flow, library, out: Vec::new(), index: BTreeMap::new() };
+    let mut v = Validator {
+        flow,
+        library,
+        out: Vec::new(),
+        index: BTreeMap::new(),
+    };
     v.run();
     let mut out = v.out;
     out.sort_by_key(|d| d.severity);
@@ -165,16 +193,31 @@ struct At {
 }
 
 fn at_node(node: &str) -> At {
-    At { node: Some(node.to_owned()), ..At::default() }
+    At {
+        node: Some(node.to_owned()),
+        ..At::default()
+    }
 }
 
 fn at_field(node: &str, field: impl Into<String>) -> At {
-    At { node: Some(node.to_owned()), field: Some(field.into()), ..At::default() }
+    At {
+        node: Some(node.to_owned()),
+        field: Some(field.into()),
+        ..At::default()
+    }
 }
 
 impl<'a> Validator<'a> {
     fn push(&mut self, severity: Severity, code: Code, at: At, message: String) {
-        self.out.push(Diagnostic { severity, code, node: at.node, port: at.port, field: at.field, span: at.span, message });
+        self.out.push(Diagnostic {
+            severity,
+            code,
+            node: at.node,
+            port: at.port,
+            field: at.field,
+            span: at.span,
+            message,
+        });
     }
 
     fn error(&mut self, code: Code, at: At, message: String) {
@@ -201,12 +244,19 @@ impl<'a> Validator<'a> {
         let mut starts = Vec::new();
         for (i, node) in flow.nodes.iter().enumerate() {
             if node.id.trim().is_empty() {
-                self.error(Code::DuplicateId, At::default(), format!("node number {} has an empty id", i + 1));
+                self.error(
+                    Code::DuplicateId,
+                    At::default(),
+                    format!("node number {} has an empty id", i + 1),
+                );
             } else if self.index.insert(&node.id, i).is_some() {
                 self.error(
                     Code::DuplicateId,
                     at_node(&node.id),
-                    format!("two nodes have the id `{}`; every node needs its own id", node.id),
+                    format!(
+                        "two nodes have the id `{}`; every node needs its own id",
+                        node.id
+                    ),
                 );
                 // Keep the first node under this id, so edges resolve to it.
                 let first = flow.nodes.iter().position(|n| n.id == node.id).unwrap_or(i);
@@ -220,7 +270,8 @@ impl<'a> Validator<'a> {
             [] => self.error(
                 Code::MissingStart,
                 At::default(),
-                "the flow has no start node, so a conversation would not know where to begin".into(),
+                "the flow has no start node, so a conversation would not know where to begin"
+                    .into(),
             ),
             [_] => {}
             [_, rest @ ..] => {
@@ -239,9 +290,19 @@ impl<'a> Validator<'a> {
         let flow = self.flow;
         let mut seen = BTreeSet::new();
         for (i, var) in flow.variables.iter().enumerate() {
-            let at = At { field: Some(format!("variables[{i}]")), ..At::default() };
-            let valid_name = var.name.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-                && var.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            let at = At {
+                field: Some(format!("variables[{i}]")),
+                ..At::default()
+            };
+            let valid_name = var
+                .name
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                && var
+                    .name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_');
             if !valid_name {
                 self.error(
                     Code::BadVariable,
@@ -251,11 +312,22 @@ impl<'a> Validator<'a> {
                         var.name
                     ),
                 );
-            } else if matches!(var.name.as_str(), "sys" | "item" | "true" | "false" | "null" | "and" | "or" | "not") {
-                self.error(Code::BadVariable, at.clone(), format!("`{}` is a reserved name; pick another", var.name));
+            } else if matches!(
+                var.name.as_str(),
+                "sys" | "item" | "true" | "false" | "null" | "and" | "or" | "not"
+            ) {
+                self.error(
+                    Code::BadVariable,
+                    at.clone(),
+                    format!("`{}` is a reserved name; pick another", var.name),
+                );
             }
             if !seen.insert(var.name.as_str()) {
-                self.error(Code::BadVariable, at.clone(), format!("the variable `{}` is declared twice", var.name));
+                self.error(
+                    Code::BadVariable,
+                    at.clone(),
+                    format!("the variable `{}` is declared twice", var.name),
+                );
             }
             if let Some(default) = &var.default
                 && !default.fits(&var.ty)
@@ -263,16 +335,27 @@ impl<'a> Validator<'a> {
                 self.error(
                     Code::TypeError,
                     at,
-                    format!("the default of `{}` is a {}, but the variable is a {}", var.name, default.kind_name(), var.ty),
+                    format!(
+                        "the default of `{}` is a {}, but the variable is a {}",
+                        var.name,
+                        default.kind_name(),
+                        var.ty
+                    ),
                 );
             }
         }
-        for (list, what) in [(&flow.interface.inputs, "input"), (&flow.interface.outputs, "output")] {
+        for (list, what) in [
+            (&flow.interface.inputs, "input"),
+            (&flow.interface.outputs, "output"),
+        ] {
             for name in list {
                 if flow.variable(name).is_none() {
                     self.error(
                         Code::BadSubflowContract,
-                        At { field: Some(format!("interface.{what}s")), ..At::default() },
+                        At {
+                            field: Some(format!("interface.{what}s")),
+                            ..At::default()
+                        },
                         format!("the {what} `{name}` is not a declared variable of this flow"),
                     );
                 }
@@ -285,16 +368,37 @@ impl<'a> Validator<'a> {
         let parsed = match expr::parse(source) {
             Ok(e) => e,
             Err(e) => {
-                self.error(Code::SyntaxError, At { span: Some(e.span), ..at_field(node, field) }, e.message);
+                self.error(
+                    Code::SyntaxError,
+                    At {
+                        span: Some(e.span),
+                        ..at_field(node, field)
+                    },
+                    e.message,
+                );
                 return None;
             }
         };
-        let env = Env { flow: self.flow, item };
+        let env = Env {
+            flow: self.flow,
+            item,
+        };
         match parsed.check(&env) {
             Ok(ty) => Some(ty),
             Err(e) => {
-                let code = if e.message.starts_with("unknown variable") { Code::UndeclaredVariable } else { Code::TypeError };
-                self.error(code, At { span: Some(e.span), ..at_field(node, field) }, e.message);
+                let code = if e.message.starts_with("unknown variable") {
+                    Code::UndeclaredVariable
+                } else {
+                    Code::TypeError
+                };
+                self.error(
+                    code,
+                    At {
+                        span: Some(e.span),
+                        ..at_field(node, field)
+                    },
+                    e.message,
+                );
                 None
             }
         }
@@ -310,14 +414,35 @@ impl<'a> Validator<'a> {
             let template = match expr::parse_template(variant) {
                 Ok(t) => t,
                 Err(e) => {
-                    self.error(Code::SyntaxError, At { span: Some(e.span), ..at_field(node, &field) }, e.message);
+                    self.error(
+                        Code::SyntaxError,
+                        At {
+                            span: Some(e.span),
+                            ..at_field(node, &field)
+                        },
+                        e.message,
+                    );
                     continue;
                 }
             };
-            let env = Env { flow: self.flow, item: item.cloned() };
+            let env = Env {
+                flow: self.flow,
+                item: item.cloned(),
+            };
             if let Err(e) = template.check(&env) {
-                let code = if e.message.starts_with("unknown variable") { Code::UndeclaredVariable } else { Code::TypeError };
-                self.error(code, At { span: Some(e.span), ..at_field(node, &field) }, e.message);
+                let code = if e.message.starts_with("unknown variable") {
+                    Code::UndeclaredVariable
+                } else {
+                    Code::TypeError
+                };
+                self.error(
+                    code,
+                    At {
+                        span: Some(e.span),
+                        ..at_field(node, &field)
+                    },
+                    e.message,
+                );
             }
         }
     }
@@ -347,11 +472,17 @@ impl<'a> Validator<'a> {
             NodeKind::Start(_) | NodeKind::End(_) => {}
             NodeKind::Message(message) => {
                 if message.parts.is_empty() {
-                    self.error(Code::BadNodeSettings, at_node(id), "this message has nothing to say; add a text".into());
+                    self.error(
+                        Code::BadNodeSettings,
+                        at_node(id),
+                        "this message has nothing to say; add a text".into(),
+                    );
                 }
                 for (p, part) in message.parts.iter().enumerate() {
                     match part {
-                        Part::Text { text } => self.text(id, &format!("parts[{p}].text"), text, None),
+                        Part::Text { text } => {
+                            self.text(id, &format!("parts[{p}].text"), text, None)
+                        }
                         Part::Image { alt, .. } => {
                             if let Some(alt) = alt {
                                 self.text(id, &format!("parts[{p}].alt"), alt, None);
@@ -371,9 +502,19 @@ impl<'a> Validator<'a> {
                         }
                         Part::Carousel { cards } => {
                             for (c, card) in cards.iter().enumerate() {
-                                self.text(id, &format!("parts[{p}].cards[{c}].title"), &card.title, None);
+                                self.text(
+                                    id,
+                                    &format!("parts[{p}].cards[{c}].title"),
+                                    &card.title,
+                                    None,
+                                );
                                 if let Some(subtitle) = &card.subtitle {
-                                    self.text(id, &format!("parts[{p}].cards[{c}].subtitle"), subtitle, None);
+                                    self.text(
+                                        id,
+                                        &format!("parts[{p}].cards[{c}].subtitle"),
+                                        subtitle,
+                                        None,
+                                    );
                                 }
                             }
                         }
@@ -388,7 +529,11 @@ impl<'a> Validator<'a> {
                 let mut stored = Type::String;
                 match (&choice.dynamic, choice.options.is_empty()) {
                     (None, true) => {
-                        self.error(Code::BadNodeSettings, at_node(id), "this choice offers no options; add at least one".into());
+                        self.error(
+                            Code::BadNodeSettings,
+                            at_node(id),
+                            "this choice offers no options; add at least one".into(),
+                        );
                     }
                     (Some(_), false) => self.error(
                         Code::BadNodeSettings,
@@ -436,7 +581,12 @@ impl<'a> Validator<'a> {
                 if let Some(retry) = &input.retry_prompt {
                     self.text(id, "retry_prompt", retry, None);
                 }
-                self.target(id, "save_as", &input.save_as, &input.input_type.value_type());
+                self.target(
+                    id,
+                    "save_as",
+                    &input.save_as,
+                    &input.input_type.value_type(),
+                );
                 if let Some(pattern) = &input.validation.pattern
                     && let Err(e) = crate::engine::anchored(pattern)
                 {
@@ -469,17 +619,30 @@ impl<'a> Validator<'a> {
                         self.error(
                             Code::BadNodeSettings,
                             at_field(id, format!("branches[{b}].id")),
-                            format!("the branch name `{}` is used twice (`default` is taken)", branch.id),
+                            format!(
+                                "the branch name `{}` is used twice (`default` is taken)",
+                                branch.id
+                            ),
                         );
                     }
                 }
             }
             NodeKind::Set(set) => {
                 for (a, assignment) in set.assignments.iter().enumerate() {
-                    if let Some(ty) = self.expr(id, &format!("assignments[{a}].value"), &assignment.value, None) {
+                    if let Some(ty) = self.expr(
+                        id,
+                        &format!("assignments[{a}].value"),
+                        &assignment.value,
+                        None,
+                    ) {
                         self.target(id, &format!("assignments[{a}].var"), &assignment.var, &ty);
                     } else if flow.variable(&assignment.var).is_none() {
-                        self.target(id, &format!("assignments[{a}].var"), &assignment.var, &Type::Any);
+                        self.target(
+                            id,
+                            &format!("assignments[{a}].var"),
+                            &assignment.var,
+                            &Type::Any,
+                        );
                     }
                 }
             }
@@ -500,7 +663,11 @@ impl<'a> Validator<'a> {
                     }
                 }
                 if lookup.connector.trim().is_empty() || lookup.entity.trim().is_empty() {
-                    self.error(Code::BadNodeSettings, at_node(id), "choose the connector and the entity to look up".into());
+                    self.error(
+                        Code::BadNodeSettings,
+                        at_node(id),
+                        "choose the connector and the entity to look up".into(),
+                    );
                 }
             }
             NodeKind::Handoff(handoff) => {
@@ -512,7 +679,11 @@ impl<'a> Validator<'a> {
                     self.text(id, "message", message, None);
                 }
                 if handoff.queue.is_none() && handoff.team.is_none() {
-                    self.error(Code::BadNodeSettings, at_node(id), "choose the queue or the team that takes over".into());
+                    self.error(
+                        Code::BadNodeSettings,
+                        at_node(id),
+                        "choose the queue or the team that takes over".into(),
+                    );
                 }
             }
             NodeKind::Wait(wait) => {
@@ -520,16 +691,40 @@ impl<'a> Validator<'a> {
                     self.target(id, "save_as", var, &Type::String);
                 }
                 if wait.seconds == 0 {
-                    self.error(Code::BadNodeSettings, at_field(id, "seconds"), "a wait must last at least one second".into());
+                    self.error(
+                        Code::BadNodeSettings,
+                        at_field(id, "seconds"),
+                        "a wait must last at least one second".into(),
+                    );
                 }
             }
             NodeKind::Call(call) => self.call(id, call),
             NodeKind::AbSplit(split) => {
-                if split.variants.iter().map(|v| u64::from(v.weight)).sum::<u64>() == 0 {
-                    self.error(Code::BadNodeSettings, at_node(id), "give at least one variant a weight above 0".into());
+                if split
+                    .variants
+                    .iter()
+                    .map(|v| u64::from(v.weight))
+                    .sum::<u64>()
+                    == 0
+                {
+                    self.error(
+                        Code::BadNodeSettings,
+                        at_node(id),
+                        "give at least one variant a weight above 0".into(),
+                    );
                 }
-                if split.variants.iter().map(|v| u64::from(v.weight)).sum::<u64>() > u64::from(u32::MAX) {
-                    self.error(Code::BadNodeSettings, at_node(id), "the weights add up to too much".into());
+                if split
+                    .variants
+                    .iter()
+                    .map(|v| u64::from(v.weight))
+                    .sum::<u64>()
+                    > u64::from(u32::MAX)
+                {
+                    self.error(
+                        Code::BadNodeSettings,
+                        at_node(id),
+                        "the weights add up to too much".into(),
+                    );
                 }
                 let mut seen = BTreeSet::new();
                 for (k, variant) in split.variants.iter().enumerate() {
@@ -575,14 +770,21 @@ impl<'a> Validator<'a> {
                         self.error(
                             Code::BadSubflowContract,
                             at_field(id, field),
-                            format!("`{}` expects `{name}` to be a {}, but this gives a {ty}", call.flow, var.ty),
+                            format!(
+                                "`{}` expects `{name}` to be a {}, but this gives a {ty}",
+                                call.flow, var.ty
+                            ),
                         );
                     }
                 }
                 _ => self.error(
                     Code::BadSubflowContract,
                     at_field(id, field),
-                    format!("`{}` takes no input `{name}`; its inputs are: {}", call.flow, list(&callee.interface.inputs)),
+                    format!(
+                        "`{}` takes no input `{name}`; its inputs are: {}",
+                        call.flow,
+                        list(&callee.interface.inputs)
+                    ),
                 ),
             }
         }
@@ -622,14 +824,20 @@ impl<'a> Validator<'a> {
             ("events.cancel.target", &events.cancel.target),
             ("events.error.target", &events.error.target),
         ];
-        let inactivity = events.inactivity.as_ref().map(|i| ("events.inactivity.target", &i.target));
+        let inactivity = events
+            .inactivity
+            .as_ref()
+            .map(|i| ("events.inactivity.target", &i.target));
         for (field, target) in targets.into_iter().chain(inactivity) {
             if let Some(target) = target
                 && !self.index.contains_key(target.as_str())
             {
                 self.error(
                     Code::BadEventTarget,
-                    At { field: Some(field.into()), ..At::default() },
+                    At {
+                        field: Some(field.into()),
+                        ..At::default()
+                    },
                     format!("the event goes to `{target}`, but there is no such node"),
                 );
             }
@@ -643,12 +851,27 @@ impl<'a> Validator<'a> {
         let mut used: BTreeSet<(usize, &str)> = BTreeSet::new();
         for (e, edge) in flow.edges.iter().enumerate() {
             let field = format!("edges[{e}]");
-            let (Some(&from), Some(&to)) = (self.index.get(edge.from.as_str()), self.index.get(edge.to.as_str())) else {
-                let missing = if self.index.contains_key(edge.from.as_str()) { &edge.to } else { &edge.from };
+            let (Some(&from), Some(&to)) = (
+                self.index.get(edge.from.as_str()),
+                self.index.get(edge.to.as_str()),
+            ) else {
+                let missing = if self.index.contains_key(edge.from.as_str()) {
+                    &edge.to
+                } else {
+                    &edge.from
+                };
                 self.error(
                     Code::DanglingEdge,
-                    At { field: Some(field), port: Some(edge.port.clone()), node: Some(edge.from.clone()), span: None },
-                    format!("an arrow connects `{}` to `{}`, but there is no node `{missing}`", edge.from, edge.to),
+                    At {
+                        field: Some(field),
+                        port: Some(edge.port.clone()),
+                        node: Some(edge.from.clone()),
+                        span: None,
+                    },
+                    format!(
+                        "an arrow connects `{}` to `{}`, but there is no node `{missing}`",
+                        edge.from, edge.to
+                    ),
                 );
                 continue;
             };
@@ -657,16 +880,32 @@ impl<'a> Validator<'a> {
                 let ports: Vec<String> = kind.ports().into_iter().map(|p| p.name).collect();
                 self.error(
                     Code::UnknownPort,
-                    At { node: Some(edge.from.clone()), port: Some(edge.port.clone()), field: Some(field), span: None },
-                    format!("a {} node has no exit `{}`; its exits are: {}", kind.name(), edge.port, list(&ports)),
+                    At {
+                        node: Some(edge.from.clone()),
+                        port: Some(edge.port.clone()),
+                        field: Some(field),
+                        span: None,
+                    },
+                    format!(
+                        "a {} node has no exit `{}`; its exits are: {}",
+                        kind.name(),
+                        edge.port,
+                        list(&ports)
+                    ),
                 );
                 continue;
             }
             if !used.insert((from, edge.port.as_str())) {
                 self.error(
                     Code::PortConnectedTwice,
-                    At { node: Some(edge.from.clone()), port: Some(edge.port.clone()), field: Some(field), span: None },
-                    "this exit has more than one arrow; an exit leads to exactly one next step".into(),
+                    At {
+                        node: Some(edge.from.clone()),
+                        port: Some(edge.port.clone()),
+                        field: Some(field),
+                        span: None,
+                    },
+                    "this exit has more than one arrow; an exit leads to exactly one next step"
+                        .into(),
                 );
                 continue;
             }
@@ -678,7 +917,11 @@ impl<'a> Validator<'a> {
             }
             for port in node.kind.ports() {
                 if port.required && !used.contains(&(i, port.name.as_str())) {
-                    let at = At { node: Some(node.id.clone()), port: Some(port.name.clone()), ..At::default() };
+                    let at = At {
+                        node: Some(node.id.clone()),
+                        port: Some(port.name.clone()),
+                        ..At::default()
+                    };
                     if matches!(node.kind, NodeKind::Condition(_)) && port.name == port::DEFAULT {
                         self.error(
                             Code::ConditionWithoutDefault,
@@ -708,7 +951,11 @@ impl<'a> Validator<'a> {
 
     fn graph(&mut self, edges: &[(usize, String, usize)]) {
         let flow = self.flow;
-        let Some(start) = flow.nodes.iter().position(|n| matches!(n.kind, NodeKind::Start(_))) else {
+        let Some(start) = flow
+            .nodes
+            .iter()
+            .position(|n| matches!(n.kind, NodeKind::Start(_)))
+        else {
             return;
         };
         let mut graph: DiGraph<usize, ()> = DiGraph::with_capacity(flow.nodes.len(), edges.len());
@@ -722,11 +969,16 @@ impl<'a> Validator<'a> {
         let events = &flow.events;
         let roots: Vec<usize> = std::iter::once(start)
             .chain(
-                [&events.agent.target, &events.restart.target, &events.cancel.target, &events.error.target]
-                    .into_iter()
-                    .chain(events.inactivity.as_ref().map(|i| &i.target))
-                    .flatten()
-                    .filter_map(|t| self.index.get(t.as_str()).copied()),
+                [
+                    &events.agent.target,
+                    &events.restart.target,
+                    &events.cancel.target,
+                    &events.error.target,
+                ]
+                .into_iter()
+                .chain(events.inactivity.as_ref().map(|i| &i.target))
+                .flatten()
+                .filter_map(|t| self.index.get(t.as_str()).copied()),
             )
             .collect();
         let mut reachable = vec![false; flow.nodes.len()];
@@ -741,7 +993,10 @@ impl<'a> Validator<'a> {
                 self.warning(
                     Code::UnreachableNode,
                     at_node(&node.id),
-                    format!("`{}` can never be reached: no arrow leads to it from the start", node.display_name()),
+                    format!(
+                        "`{}` can never be reached: no arrow leads to it from the start",
+                        node.display_name()
+                    ),
                 );
             }
         }
@@ -750,15 +1005,21 @@ impl<'a> Validator<'a> {
         // run it until the step budget stops it.
         let mut instant = graph.clone();
         instant.retain_edges(|g, e| {
-            let (a, b) = g.edge_endpoints(e).unwrap_or((NodeIndex::new(0), NodeIndex::new(0)));
-            !flow.nodes[a.index()].kind.is_wait_point() && !flow.nodes[b.index()].kind.is_wait_point()
+            let (a, b) = g
+                .edge_endpoints(e)
+                .unwrap_or((NodeIndex::new(0), NodeIndex::new(0)));
+            !flow.nodes[a.index()].kind.is_wait_point()
+                && !flow.nodes[b.index()].kind.is_wait_point()
         });
         for component in tarjan_scc(&instant) {
             let looping = component.len() > 1 || instant.contains_edge(component[0], component[0]);
             if looping {
                 let mut members: Vec<usize> = component.iter().map(|n| n.index()).collect();
                 members.sort_unstable();
-                let names: Vec<String> = members.iter().map(|&i| format!("`{}`", flow.nodes[i].display_name())).collect();
+                let names: Vec<String> = members
+                    .iter()
+                    .map(|&i| format!("`{}`", flow.nodes[i].display_name()))
+                    .collect();
                 self.error(
                     Code::LoopWithoutWait,
                     at_node(&flow.nodes[members[0]].id),
@@ -788,13 +1049,23 @@ impl<'a> Validator<'a> {
 
     /// Warns where a variable is read on some path before anything gives it a value
     /// (a forward "definitely assigned" analysis over the graph).
-    fn definite_assignment(&mut self, start: usize, roots: &[usize], edges: &[(usize, String, usize)], reachable: &[bool]) {
+    fn definite_assignment(
+        &mut self,
+        start: usize,
+        roots: &[usize],
+        edges: &[(usize, String, usize)],
+        reachable: &[bool],
+    ) {
         let flow = self.flow;
         let all: BTreeSet<&str> = flow.variables.iter().map(|v| v.name.as_str()).collect();
         let initial: BTreeSet<&str> = flow
             .variables
             .iter()
-            .filter(|v| v.default.is_some() || v.scope == Scope::User || flow.interface.inputs.contains(&v.name))
+            .filter(|v| {
+                v.default.is_some()
+                    || v.scope == Scope::User
+                    || flow.interface.inputs.contains(&v.name)
+            })
             .map(|v| v.name.as_str())
             .collect();
         let n = flow.nodes.len();
@@ -838,8 +1109,12 @@ impl<'a> Validator<'a> {
             let mut known = entry[i].clone();
             for (field, source, kind) in reads(&node.kind) {
                 let names = match kind {
-                    Source::Expr => expr::parse(source).map(|e| e.variables()).unwrap_or_default(),
-                    Source::Template => expr::parse_template(source).map(|t| t.variables()).unwrap_or_default(),
+                    Source::Expr => expr::parse(source)
+                        .map(|e| e.variables())
+                        .unwrap_or_default(),
+                    Source::Template => expr::parse_template(source)
+                        .map(|t| t.variables())
+                        .unwrap_or_default(),
                 };
                 for name in names {
                     if all.contains(name.as_str()) && !known.contains(name.as_str()) {
@@ -854,9 +1129,15 @@ impl<'a> Validator<'a> {
                         }
                     }
                 }
-                if let (NodeKind::Set(set), Some(index)) = (&node.kind, field.strip_prefix("assignments[")) {
+                if let (NodeKind::Set(set), Some(index)) =
+                    (&node.kind, field.strip_prefix("assignments["))
+                {
                     // Later assignments in the same node see earlier ones.
-                    let a: usize = index.split(']').next().and_then(|s| s.parse().ok()).unwrap_or(0);
+                    let a: usize = index
+                        .split(']')
+                        .next()
+                        .and_then(|s| s.parse().ok())
+                        .unwrap_or(0);
                     if let Some(assignment) = set.assignments.get(a)
                         && let Some(&interned) = all.get(assignment.var.as_str())
                     {
@@ -887,12 +1168,20 @@ fn reads(kind: &NodeKind) -> Vec<(String, &str, Source)> {
             for (p, part) in m.parts.iter().enumerate() {
                 match part {
                     Part::Text { text: t } => text(&format!("parts[{p}].text"), t, &mut out),
-                    Part::Image { alt: Some(t), .. } => text(&format!("parts[{p}].alt"), t, &mut out),
+                    Part::Image { alt: Some(t), .. } => {
+                        text(&format!("parts[{p}].alt"), t, &mut out)
+                    }
                     Part::Image { alt: None, .. } => {}
-                    Part::Products { from, .. } => out.push((format!("parts[{p}].from"), from.as_str(), Source::Expr)),
+                    Part::Products { from, .. } => {
+                        out.push((format!("parts[{p}].from"), from.as_str(), Source::Expr))
+                    }
                     Part::Carousel { cards } => {
                         for (c, card) in cards.iter().enumerate() {
-                            text(&format!("parts[{p}].cards[{c}].title"), &card.title, &mut out);
+                            text(
+                                &format!("parts[{p}].cards[{c}].title"),
+                                &card.title,
+                                &mut out,
+                            );
                             if let Some(s) = &card.subtitle {
                                 text(&format!("parts[{p}].cards[{c}].subtitle"), s, &mut out);
                             }
@@ -914,12 +1203,20 @@ fn reads(kind: &NodeKind) -> Vec<(String, &str, Source)> {
         NodeKind::Input(i) => text("prompt", &i.prompt, &mut out),
         NodeKind::Condition(c) => {
             for (b, branch) in c.branches.iter().enumerate() {
-                out.push((format!("branches[{b}].when"), branch.when.as_str(), Source::Expr));
+                out.push((
+                    format!("branches[{b}].when"),
+                    branch.when.as_str(),
+                    Source::Expr,
+                ));
             }
         }
         NodeKind::Set(s) => {
             for (a, assignment) in s.assignments.iter().enumerate() {
-                out.push((format!("assignments[{a}].value"), assignment.value.as_str(), Source::Expr));
+                out.push((
+                    format!("assignments[{a}].value"),
+                    assignment.value.as_str(),
+                    Source::Expr,
+                ));
             }
         }
         NodeKind::Lookup(l) => {
@@ -941,7 +1238,11 @@ fn reads(kind: &NodeKind) -> Vec<(String, &str, Source)> {
                 out.push((format!("inputs.{name}"), input.as_str(), Source::Expr));
             }
         }
-        NodeKind::Start(_) | NodeKind::Wait(_) | NodeKind::AbSplit(_) | NodeKind::Jump(_) | NodeKind::End(_) => {}
+        NodeKind::Start(_)
+        | NodeKind::Wait(_)
+        | NodeKind::AbSplit(_)
+        | NodeKind::Jump(_)
+        | NodeKind::End(_) => {}
     }
     out
 }
@@ -952,13 +1253,25 @@ fn assigned<'f>(flow: &'f Flow, node: usize, port_name: &str) -> Vec<&'f str> {
         NodeKind::Set(s) => s.assignments.iter().map(|a| a.var.as_str()).collect(),
         NodeKind::Input(i) if port_name == port::NEXT => vec![i.save_as.as_str()],
         NodeKind::Choice(c) => c.save_as.iter().map(String::as_str).collect(),
-        NodeKind::Lookup(l) if port_name != port::ERROR => l.save_as.iter().map(String::as_str).collect(),
-        NodeKind::Wait(w) if port_name == port::REPLY => w.save_as.iter().map(String::as_str).collect(),
+        NodeKind::Lookup(l) if port_name != port::ERROR => {
+            l.save_as.iter().map(String::as_str).collect()
+        }
+        NodeKind::Wait(w) if port_name == port::REPLY => {
+            w.save_as.iter().map(String::as_str).collect()
+        }
         NodeKind::Call(c) => c.outputs.keys().map(String::as_str).collect(),
         _ => Vec::new(),
     }
 }
 
 fn list(names: &[String]) -> String {
-    if names.is_empty() { "none".into() } else { names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ") }
+    if names.is_empty() {
+        "none".into()
+    } else {
+        names
+            .iter()
+            .map(|n| format!("`{n}`"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
 }

@@ -1,1 +1,84 @@
-fn main() {}
+//! `kefu`: the server (the default) and the developer commands `validate` and `run`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "kefu",
+    version,
+    about = "kefu customer-service platform: server and flow tools"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the web UI and API (the default when no command is given).
+    Serve {
+        /// Address to listen on.
+        #[arg(long, env = "KEFU_ADDR", default_value = "127.0.0.1:8080")]
+        addr: SocketAddr,
+    },
+    /// Check flow files and print every problem; exits 1 if any has errors.
+    Validate {
+        /// Flow files (`*.flow.json`). Sub-flows are looked up among these and the other
+        /// flow files in the same folders.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Print diagnostics as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Chat with a flow in the terminal.
+    Run {
+        /// The flow file.
+        file: PathBuf,
+        /// Language of the conversation (`zh-CN`, `en`, …).
+        #[arg(long, default_value = "zh-CN")]
+        locale: String,
+        /// Canned connector answers; by default `fixtures.json` next to the flow, if present.
+        #[arg(long)]
+        fixtures: Option<PathBuf>,
+        /// Session id (it decides A/B split buckets).
+        #[arg(long, default_value = "terminal")]
+        session_id: String,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command.unwrap_or(Command::Serve {
+        addr: default_addr(),
+    }) {
+        Command::Serve { addr } => {
+            runtime::telemetry::init();
+            match runtime::server::serve_blocking(addr) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(error) => {
+                    tracing::error!(%error, "server stopped");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Validate { files, json } => runtime::cli::validate::main(&files, json),
+        Command::Run {
+            file,
+            locale,
+            fixtures,
+            session_id,
+        } => runtime::cli::run::main(&file, &locale, fixtures.as_deref(), &session_id),
+    }
+}
+
+fn default_addr() -> SocketAddr {
+    std::env::var("KEFU_ADDR")
+        .ok()
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080)))
+}

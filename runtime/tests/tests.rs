@@ -1,0 +1,7 @@
+//! The integration tests of the `kefu` binary and server, one binary with a module per area.
+
+// Test helpers may unwrap: a failure there is a test failure with a backtrace.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod api;
+mod cli;
