@@ -11,11 +11,26 @@ use crate::model::{Flow, Layout, NodeKind};
 
 /// The flows shipped in `flows/library/`, as `(file name, JSON text)`.
 pub const BUNDLED: &[(&str, &str)] = &[
-    ("guided-shopping.flow.json", include_str!("../library/guided-shopping.flow.json")),
-    ("order-status.flow.json", include_str!("../library/order-status.flow.json")),
-    ("returns.flow.json", include_str!("../library/returns.flow.json")),
-    ("return-reason.flow.json", include_str!("../library/return-reason.flow.json")),
-    ("faq-hours.flow.json", include_str!("../library/faq-hours.flow.json")),
+    (
+        "guided-shopping.flow.json",
+        include_str!("../library/guided-shopping.flow.json"),
+    ),
+    (
+        "order-status.flow.json",
+        include_str!("../library/order-status.flow.json"),
+    ),
+    (
+        "returns.flow.json",
+        include_str!("../library/returns.flow.json"),
+    ),
+    (
+        "return-reason.flow.json",
+        include_str!("../library/return-reason.flow.json"),
+    ),
+    (
+        "faq-hours.flow.json",
+        include_str!("../library/faq-hours.flow.json"),
+    ),
 ];
 
 #[derive(Debug, Clone, Default)]
@@ -78,13 +93,20 @@ impl Library {
             hasher.update(hash.as_bytes());
             hasher.update(b"\n");
         }
-        Some(FlowRef { id: id.to_owned(), version: main.version, hash: hex(&hasher.finalize()[..8]) })
+        Some(FlowRef {
+            id: id.to_owned(),
+            version: main.version,
+            hash: hex(&hasher.finalize()[..8]),
+        })
     }
 }
 
 /// A hash of a flow's logic: everything but the layout. Moving boxes keeps the hash.
 pub fn content_hash(flow: &Flow) -> String {
-    let logic = Flow { layout: Layout::default(), ..flow.clone() };
+    let logic = Flow {
+        layout: Layout::default(),
+        ..flow.clone()
+    };
     let json = serde_json::to_string(&logic).unwrap_or_default();
     hex(&Sha256::digest(json.as_bytes())[..8])
 }

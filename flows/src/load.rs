@@ -10,8 +10,14 @@ use crate::model::{Flow, SCHEMA_VERSION};
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum LoadError {
     #[error("not valid JSON (line {line}, column {column}): {message}")]
-    Syntax { line: usize, column: usize, message: String },
-    #[error("the document has no `schema_version`; every flow file starts with `\"schema_version\": {SCHEMA_VERSION}`")]
+    Syntax {
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    #[error(
+        "the document has no `schema_version`; every flow file starts with `\"schema_version\": {SCHEMA_VERSION}`"
+    )]
     MissingVersion,
     #[error(
         "this flow was written by a newer kefu (schema_version {found}); this kefu reads versions 1 to {SCHEMA_VERSION}. Upgrade kefu to open it"
@@ -20,13 +26,26 @@ pub enum LoadError {
     #[error("`schema_version` must be a whole number from 1 to {SCHEMA_VERSION}, found {found}")]
     BadVersion { found: String },
     #[error("at `{path}`{}: {message}", location(*line, *column))]
-    Shape { path: String, line: usize, column: usize, message: String },
+    Shape {
+        path: String,
+        line: usize,
+        column: usize,
+        message: String,
+    },
     #[error("cannot migrate from schema_version {from}: at `{path}`: {message}")]
-    Migration { from: u64, path: String, message: String },
+    Migration {
+        from: u64,
+        path: String,
+        message: String,
+    },
 }
 
 fn location(line: usize, column: usize) -> String {
-    if line == 0 { String::new() } else { format!(" (line {line}, column {column})") }
+    if line == 0 {
+        String::new()
+    } else {
+        format!(" (line {line}, column {column})")
+    }
 }
 
 /// Reads a flow from JSON text, migrating older schema versions to the current one.
@@ -40,9 +59,17 @@ pub fn from_json(text: &str) -> Result<Flow, LoadError> {
         None => return Err(LoadError::MissingVersion),
         Some(Json::Number(n)) => match n.as_u64() {
             Some(v) if v >= 1 => v,
-            _ => return Err(LoadError::BadVersion { found: n.to_string() }),
+            _ => {
+                return Err(LoadError::BadVersion {
+                    found: n.to_string(),
+                });
+            }
         },
-        Some(other) => return Err(LoadError::BadVersion { found: other.to_string() }),
+        Some(other) => {
+            return Err(LoadError::BadVersion {
+                found: other.to_string(),
+            });
+        }
     };
     if version > u64::from(SCHEMA_VERSION) {
         return Err(LoadError::FutureVersion { found: version });
@@ -53,14 +80,24 @@ pub fn from_json(text: &str) -> Result<Flow, LoadError> {
         return serde_path_to_error::deserialize(&mut de).map_err(|e| {
             let path = e.path().to_string();
             let inner = e.into_inner();
-            LoadError::Shape { path, line: inner.line(), column: inner.column(), message: strip_location(&inner) }
+            LoadError::Shape {
+                path,
+                line: inner.line(),
+                column: inner.column(),
+                message: strip_location(&inner),
+            }
         });
     }
     let json: Json = serde_json::from_str(text).map_err(|e| syntax_error(&e))?;
     let migrated = migrate(json, version)?;
     serde_path_to_error::deserialize(migrated).map_err(|e| {
         let path = e.path().to_string();
-        LoadError::Shape { path, line: 0, column: 0, message: strip_location(e.inner()) }
+        LoadError::Shape {
+            path,
+            line: 0,
+            column: 0,
+            message: strip_location(e.inner()),
+        }
     })
 }
 
@@ -71,7 +108,11 @@ pub fn to_json(flow: &Flow) -> String {
 }
 
 fn syntax_error(e: &serde_json::Error) -> LoadError {
-    LoadError::Syntax { line: e.line(), column: e.column(), message: strip_location(e) }
+    LoadError::Syntax {
+        line: e.line(),
+        column: e.column(),
+        message: strip_location(e),
+    }
 }
 
 /// serde_json appends " at line L column C" to its messages; we report the location ourselves.
@@ -89,7 +130,11 @@ fn migrate(mut json: Json, from: u64) -> Result<Json, LoadError> {
     while version < u64::from(SCHEMA_VERSION) {
         json = match version {
             1 => v1_to_v2(json)?,
-            _ => return Err(LoadError::BadVersion { found: version.to_string() }),
+            _ => {
+                return Err(LoadError::BadVersion {
+                    found: version.to_string(),
+                });
+            }
         };
         version += 1;
     }
@@ -101,7 +146,11 @@ fn migrate(mut json: Json, from: u64) -> Result<Json, LoadError> {
 /// into `layout.nodes` (so moving a box does not change the logic), renames `type` to
 /// `kind` and splits edges into `from`/`port`/`to`.
 fn v1_to_v2(json: Json) -> Result<Json, LoadError> {
-    let err = |path: &str, message: &str| LoadError::Migration { from: 1, path: path.to_owned(), message: message.to_owned() };
+    let err = |path: &str, message: &str| LoadError::Migration {
+        from: 1,
+        path: path.to_owned(),
+        message: message.to_owned(),
+    };
     let Json::Object(mut doc) = json else {
         return Err(err("", "a flow must be a JSON object"));
     };
@@ -115,7 +164,10 @@ fn v1_to_v2(json: Json) -> Result<Json, LoadError> {
                 node.insert("kind".to_owned(), kind);
             }
             if let Some(position) = node.remove("position") {
-                let id = node.get("id").and_then(Json::as_str).ok_or_else(|| err(&format!("nodes[{i}].id"), "a node needs a string id"))?;
+                let id = node
+                    .get("id")
+                    .and_then(Json::as_str)
+                    .ok_or_else(|| err(&format!("nodes[{i}].id"), "a node needs a string id"))?;
                 positions.insert(id.to_owned(), position);
             }
         }
@@ -123,11 +175,22 @@ fn v1_to_v2(json: Json) -> Result<Json, LoadError> {
     if let Some(Json::Array(edges)) = doc.get_mut("edges") {
         for (i, edge) in edges.iter_mut().enumerate() {
             let path = format!("edges[{i}]");
-            let source = edge.get("source").and_then(Json::as_str).ok_or_else(|| err(&format!("{path}.source"), "an edge needs a `source` like \"node.port\""))?;
-            let (from, port) = source
-                .rsplit_once('.')
-                .ok_or_else(|| err(&format!("{path}.source"), "expected \"node.port\", found no `.`"))?;
-            let to = edge.get("target").and_then(Json::as_str).ok_or_else(|| err(&format!("{path}.target"), "an edge needs a string `target`"))?;
+            let source = edge.get("source").and_then(Json::as_str).ok_or_else(|| {
+                err(
+                    &format!("{path}.source"),
+                    "an edge needs a `source` like \"node.port\"",
+                )
+            })?;
+            let (from, port) = source.rsplit_once('.').ok_or_else(|| {
+                err(
+                    &format!("{path}.source"),
+                    "expected \"node.port\", found no `.`",
+                )
+            })?;
+            let to = edge
+                .get("target")
+                .and_then(Json::as_str)
+                .ok_or_else(|| err(&format!("{path}.target"), "an edge needs a string `target`"))?;
             let mut new = Map::new();
             new.insert("from".to_owned(), Json::String(from.to_owned()));
             new.insert("port".to_owned(), Json::String(port.to_owned()));

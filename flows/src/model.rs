@@ -103,7 +103,11 @@ impl Text {
 }
 
 /// The locale-fallback rule shared by texts and by the engine's own built-in messages.
-pub fn pick_locale<'a, T>(map: &'a BTreeMap<String, T>, locale: &str, fallback: &str) -> Option<&'a T> {
+pub fn pick_locale<'a, T>(
+    map: &'a BTreeMap<String, T>,
+    locale: &str,
+    fallback: &str,
+) -> Option<&'a T> {
     fn language(tag: &str) -> &str {
         tag.split(['-', '_']).next().unwrap_or(tag)
     }
@@ -232,7 +236,11 @@ impl KeywordEvent {
     /// Whether `text` triggers this event.
     pub fn matches(&self, text: &str) -> bool {
         let text = text.trim();
-        self.enabled && self.keywords.iter().any(|k| k.trim().to_lowercase() == text.to_lowercase())
+        self.enabled
+            && self
+                .keywords
+                .iter()
+                .any(|k| k.trim().to_lowercase() == text.to_lowercase())
     }
 }
 
@@ -273,7 +281,10 @@ fn default_queue() -> String {
 
 impl Default for Settings {
     fn default() -> Self {
-        Settings { step_budget: default_step_budget(), default_queue: default_queue() }
+        Settings {
+            step_budget: default_step_budget(),
+            default_queue: default_queue(),
+        }
     }
 }
 
@@ -336,8 +347,14 @@ impl NodeKind {
 
     /// The output ports of this node, in display order, with whether each must be connected.
     pub fn ports(&self) -> Vec<Port> {
-        let req = |name: &str| Port { name: name.to_owned(), required: true };
-        let opt = |name: &str| Port { name: name.to_owned(), required: false };
+        let req = |name: &str| Port {
+            name: name.to_owned(),
+            required: true,
+        };
+        let opt = |name: &str| Port {
+            name: name.to_owned(),
+            required: false,
+        };
         match self {
             NodeKind::Start(_) | NodeKind::Message(_) | NodeKind::Set(_) | NodeKind::Call(_) => {
                 vec![req(port::NEXT)]

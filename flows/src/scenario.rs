@@ -10,8 +10,8 @@ use std::fmt::Write as _;
 use serde::{Deserialize, Serialize};
 
 use crate::engine::{
-    Effect, Engine, Expect, HandBack, Input, LookupOutcome, LookupResult, Millis, Output, Session, StartInput, Status,
-    Step, Trace, Waiting,
+    Effect, Engine, Expect, HandBack, Input, LookupOutcome, LookupResult, Millis, Output, Session,
+    StartInput, Status, Step, Trace, Waiting,
 };
 use crate::model::Priority;
 use crate::value::{Value, format_number};
@@ -111,7 +111,8 @@ pub struct Played {
 
 pub fn parse_file(text: &str) -> Result<ScenarioFile, String> {
     let mut de = serde_json::Deserializer::from_str(text);
-    serde_path_to_error::deserialize(&mut de).map_err(|e| format!("at `{}`: {}", e.path(), e.inner()))
+    serde_path_to_error::deserialize(&mut de)
+        .map_err(|e| format!("at `{}`: {}", e.path(), e.inner()))
 }
 
 impl Scenario {
@@ -126,7 +127,10 @@ impl Scenario {
                     Waiting::Lookup { request, .. } => *request,
                     _ => 0,
                 };
-                Input::LookupResult(LookupResult { request, outcome: outcome.clone() })
+                Input::LookupResult(LookupResult {
+                    request,
+                    outcome: outcome.clone(),
+                })
             }
             StepInput::Timer(id) => Input::Timer(id.clone()),
             StepInput::HandBack(hb) => Input::HandBack(hb.clone()),
@@ -153,12 +157,23 @@ impl Scenario {
         let mut played = Vec::with_capacity(self.steps.len() + 1);
         let input = self.start_input();
         let step = engine.step(&mut session, &input, now);
-        played.push(Played { input, now, step, session: session.clone() });
+        played.push(Played {
+            input,
+            now,
+            step,
+            session: session.clone(),
+        });
         for s in &self.steps {
-            now = now.saturating_add(i64::try_from(s.advance.saturating_mul(1000)).unwrap_or(i64::MAX));
+            now = now
+                .saturating_add(i64::try_from(s.advance.saturating_mul(1000)).unwrap_or(i64::MAX));
             let input = self.input_for(s, &session);
             let step = engine.step(&mut session, &input, now);
-            played.push(Played { input, now, step, session: session.clone() });
+            played.push(Played {
+                input,
+                now,
+                step,
+                session: session.clone(),
+            });
         }
         played
     }
@@ -166,7 +181,8 @@ impl Scenario {
     /// Checks the `expect` and `status` of every step; returns the failures, each explained.
     pub fn check(&self, played: &[Played]) -> Vec<String> {
         let mut failures = Vec::new();
-        let expectations = std::iter::once((&self.start.expect, None)).chain(self.steps.iter().map(|s| (&s.expect, s.status)));
+        let expectations = std::iter::once((&self.start.expect, None))
+            .chain(self.steps.iter().map(|s| (&s.expect, s.status)));
         for (i, ((expect, status), p)) in expectations.zip(played).enumerate() {
             let lines = step_lines(p);
             for wanted in expect {
@@ -181,7 +197,10 @@ impl Scenario {
             if let Some(status) = status
                 && p.step.status != status
             {
-                failures.push(format!("{}: step {i}: expected status {status:?}, got {:?}", self.name, p.step.status));
+                failures.push(format!(
+                    "{}: step {i}: expected status {status:?}, got {:?}",
+                    self.name, p.step.status
+                ));
             }
         }
         failures
@@ -217,7 +236,9 @@ fn step_lines(p: &Played) -> Vec<String> {
     for effect in &p.step.effects {
         match effect {
             Effect::Trace(Trace::NodeEntered { node, .. }) => path.push(node),
-            Effect::Trace(Trace::VarSet { name, value, .. }) => sets.push(format!("{name} = {}", show(value))),
+            Effect::Trace(Trace::VarSet { name, value, .. }) => {
+                sets.push(format!("{name} = {}", show(value)))
+            }
             Effect::Trace(Trace::EdgeTaken { .. }) => {}
             other => {
                 flush(&mut lines, &mut path, &mut sets);
@@ -236,7 +257,9 @@ fn describe_input(input: &Input) -> String {
         Input::Text(t) => format!("text {t:?}"),
         Input::Choice(c) => format!("choice {c}"),
         Input::LookupResult(r) => match &r.outcome {
-            LookupOutcome::Rows(rows) => format!("lookup #{} answered: {} row(s)", r.request, rows.len()),
+            LookupOutcome::Rows(rows) => {
+                format!("lookup #{} answered: {} row(s)", r.request, rows.len())
+            }
             LookupOutcome::Error(e) => format!("lookup #{} failed: {e}", r.request),
         },
         Input::Timer(id) => format!("timer {id} fired"),
@@ -253,15 +276,28 @@ fn describe_input(input: &Input) -> String {
 pub fn describe_effect(effect: &Effect) -> String {
     match effect {
         Effect::Say { node, output } => format!("say[{node}]: {}", describe_output(output)),
-        Effect::Ask { node, prompt, expect } => match expect {
+        Effect::Ask {
+            node,
+            prompt,
+            expect,
+        } => match expect {
             Expect::Choice { options } => {
-                let buttons: Vec<String> = options.iter().map(|o| format!("[{}: {}]", o.id, o.label)).collect();
+                let buttons: Vec<String> = options
+                    .iter()
+                    .map(|o| format!("[{}: {}]", o.id, o.label))
+                    .collect();
                 format!("ask[{node}]: {prompt} {}", buttons.join(" "))
             }
-            Expect::Input { input_type } => format!("ask[{node}]: {prompt} ({})", input_type.name()),
+            Expect::Input { input_type } => {
+                format!("ask[{node}]: {prompt} ({})", input_type.name())
+            }
         },
         Effect::Lookup(l) => {
-            let params: Vec<String> = l.params.iter().map(|(k, v)| format!("{k}: {}", show(v))).collect();
+            let params: Vec<String> = l
+                .params
+                .iter()
+                .map(|(k, v)| format!("{k}: {}", show(v)))
+                .collect();
             format!(
                 "lookup#{}[{}]: {}.{}.{} {{{}}}",
                 l.request,
@@ -308,7 +344,11 @@ fn describe_output(output: &Output) -> String {
         Output::Text { text } => text.replace('\n', "⏎"),
         Output::Image { url, alt } => format!("image {url} ({alt})"),
         Output::Products { cards } | Output::Carousel { cards } => {
-            let kind = if matches!(output, Output::Products { .. }) { "products" } else { "carousel" };
+            let kind = if matches!(output, Output::Products { .. }) {
+                "products"
+            } else {
+                "carousel"
+            };
             let shown: Vec<String> = cards
                 .iter()
                 .map(|c| match c.price {

@@ -155,7 +155,10 @@ impl fmt::Display for Value {
 pub fn format_number(n: f64) -> String {
     // 2^53: beyond this, f64 cannot hold every integer, so print it as a float.
     if n.fract() == 0.0 && n.abs() < 9_007_199_254_740_992.0 {
-        #[allow(clippy::cast_possible_truncation, reason = "checked to be a whole number in range")]
+        #[allow(
+            clippy::cast_possible_truncation,
+            reason = "checked to be a whole number in range"
+        )]
         let whole = n as i64;
         format!("{whole}")
     } else {
@@ -242,7 +245,15 @@ mod tests {
 
     #[test]
     fn types_round_trip_through_text() {
-        for text in ["any", "bool", "number", "string", "map", "list<any>", "list<list<map>>"] {
+        for text in [
+            "any",
+            "bool",
+            "number",
+            "string",
+            "map",
+            "list<any>",
+            "list<list<map>>",
+        ] {
             let ty = Type::parse(text).unwrap();
             assert_eq!(ty.to_string(), text);
         }
@@ -256,7 +267,14 @@ mod tests {
         assert_eq!(format_number(3.0), "3");
         assert_eq!(format_number(-2.5), "-2.5");
         assert_eq!(format_number(1e20), "100000000000000000000");
-        assert_eq!(Value::List(vec![Value::Number(1.0), Value::from_json(&serde_json::json!("a"))]).to_string(), "1, a");
+        assert_eq!(
+            Value::List(vec![
+                Value::Number(1.0),
+                Value::from_json(&serde_json::json!("a"))
+            ])
+            .to_string(),
+            "1, a"
+        );
     }
 
     #[test]

@@ -7,8 +7,8 @@ use super::messages::Builtin;
 use super::program::{CPart, CText, Compiled, Program};
 use super::support;
 use super::{
-    ChoiceOut, Effect, Engine, Expect, FlowRef, HandBack, HandoffRequest, Input, LookupOutcome, LookupRequest, Millis,
-    Offered, Output, Resume, Session, Step, Trace, Waiting,
+    ChoiceOut, Effect, Engine, Expect, FlowRef, HandBack, HandoffRequest, Input, LookupOutcome,
+    LookupRequest, Millis, Offered, Output, Resume, Session, Step, Trace, Waiting,
 };
 use crate::expr::{Expr, Template, ValueEnv};
 use crate::library::Library;
@@ -28,7 +28,10 @@ pub enum LoadFlowsError {
     #[error("no flow with id `{0}` in the library")]
     UnknownFlow(String),
     #[error("flow `{flow}` has {} error(s); the first: {}", diagnostics.len(), diagnostics.first().map(ToString::to_string).unwrap_or_default())]
-    Invalid { flow: String, diagnostics: Vec<Diagnostic> },
+    Invalid {
+        flow: String,
+        diagnostics: Vec<Diagnostic>,
+    },
     #[error("flow `{flow}` cannot be prepared: {message}")]
     Prepare { flow: String, message: String },
 }
@@ -49,11 +52,18 @@ impl Interpreter {
             if programs.contains_key(&id) {
                 continue;
             }
-            let flow = library.get(&id).ok_or_else(|| LoadFlowsError::UnknownFlow(id.clone()))?;
-            let errors: Vec<Diagnostic> =
-                validate(flow, library).into_iter().filter(|d| d.severity == Severity::Error).collect();
+            let flow = library
+                .get(&id)
+                .ok_or_else(|| LoadFlowsError::UnknownFlow(id.clone()))?;
+            let errors: Vec<Diagnostic> = validate(flow, library)
+                .into_iter()
+                .filter(|d| d.severity == Severity::Error)
+                .collect();
             if !errors.is_empty() {
-                return Err(LoadFlowsError::Invalid { flow: id, diagnostics: errors });
+                return Err(LoadFlowsError::Invalid {
+                    flow: id,
+                    diagnostics: errors,
+                });
             }
             for node in &flow.nodes {
                 if let NodeKind::Call(call) = &node.kind {
@@ -61,11 +71,20 @@ impl Interpreter {
                 }
             }
             let program =
-                Program::new(flow.clone()).map_err(|message| LoadFlowsError::Prepare { flow: id.clone(), message })?;
+                Program::new(flow.clone()).map_err(|message| LoadFlowsError::Prepare {
+                    flow: id.clone(),
+                    message,
+                })?;
             programs.insert(id, program);
         }
-        let flow = library.flow_ref(main).ok_or_else(|| LoadFlowsError::UnknownFlow(main.to_owned()))?;
-        Ok(Interpreter { flow, main: main.to_owned(), programs })
+        let flow = library
+            .flow_ref(main)
+            .ok_or_else(|| LoadFlowsError::UnknownFlow(main.to_owned()))?;
+        Ok(Interpreter {
+            flow,
+            main: main.to_owned(),
+            programs,
+        })
     }
 }
 
@@ -86,14 +105,20 @@ impl Engine for Interpreter {
         };
         run.budget = run.main.flow.settings.step_budget;
         if let Err(reason) = run.admit(input) {
-            return Step { effects: vec![Effect::Rejected { reason }], status: session.status() };
+            return Step {
+                effects: vec![Effect::Rejected { reason }],
+                status: session.status(),
+            };
         }
         run.s.now = now;
         run.input(input);
         run.sync_timers();
         run.s.turns += 1;
         let effects = run.effects;
-        Step { effects, status: session.status() }
+        Step {
+            effects,
+            status: session.status(),
+        }
     }
 }
 
@@ -137,7 +162,12 @@ impl<'a> Run<'a> {
         if self.s.flow != self.it.flow {
             return Err(format!(
                 "this session runs flow `{}` version {} ({}), not `{}` version {} ({})",
-                self.s.flow.id, self.s.flow.version, self.s.flow.hash, self.it.flow.id, self.it.flow.version, self.it.flow.hash
+                self.s.flow.id,
+                self.s.flow.version,
+                self.s.flow.hash,
+                self.it.flow.id,
+                self.it.flow.version,
+                self.it.flow.hash
             ));
         }
         let waiting = &self.s.waiting;
@@ -148,8 +178,13 @@ impl<'a> Run<'a> {
             (Input::Restart, _) => Ok(()),
             (_, Waiting::Ended { .. }) => Err("the conversation has ended".into()),
             (Input::Cancel, _) => Ok(()),
-            (Input::Text(_), Waiting::Choice { .. } | Waiting::Input { .. } | Waiting::Timer { .. }) => Ok(()),
-            (Input::Text(_), Waiting::Lookup { .. }) => Err("the bot is still looking something up".into()),
+            (
+                Input::Text(_),
+                Waiting::Choice { .. } | Waiting::Input { .. } | Waiting::Timer { .. },
+            ) => Ok(()),
+            (Input::Text(_), Waiting::Lookup { .. }) => {
+                Err("the bot is still looking something up".into())
+            }
             (Input::Text(_), Waiting::Agent { .. }) => {
                 Err("a person owns the conversation; messages go to the agent".into())
             }
@@ -161,8 +196,12 @@ impl<'a> Run<'a> {
                 }
             }
             (Input::Choice(_), _) => Err("no options are on offer".into()),
-            (Input::LookupResult(r), Waiting::Lookup { request, .. }) if r.request == *request => Ok(()),
-            (Input::LookupResult(r), _) => Err(format!("no lookup request {} is pending", r.request)),
+            (Input::LookupResult(r), Waiting::Lookup { request, .. }) if r.request == *request => {
+                Ok(())
+            }
+            (Input::LookupResult(r), _) => {
+                Err(format!("no lookup request {} is pending", r.request))
+            }
             (Input::Timer(id), _) => {
                 if self.s.timers.contains_key(id) {
                     Ok(())
@@ -186,14 +225,20 @@ impl<'a> Run<'a> {
             }
         }
         match &hb.node {
-            Some(node) if !program.index.contains_key(node) => Err(format!("the flow has no node `{node}`")),
+            Some(node) if !program.index.contains_key(node) => {
+                Err(format!("the flow has no node `{node}`"))
+            }
             _ => Ok(()),
         }
     }
 
     fn program(&self) -> &'a Program {
         let it: &'a Interpreter = self.it;
-        self.s.frames.last().and_then(|f| it.programs.get(&f.flow)).unwrap_or(self.main)
+        self.s
+            .frames
+            .last()
+            .and_then(|f| it.programs.get(&f.flow))
+            .unwrap_or(self.main)
     }
 
     fn input(&mut self, input: &Input) {
@@ -274,8 +319,15 @@ impl<'a> Run<'a> {
         let program = self.program();
         let node = &program.flow.nodes[idx];
         let flow_id = &program.flow.id;
-        self.trace(Trace::NodeEntered { flow: flow_id.clone(), node: node.id.clone() });
-        let entry = if *flow_id == self.it.main { node.id.clone() } else { format!("{flow_id}/{}", node.id) };
+        self.trace(Trace::NodeEntered {
+            flow: flow_id.clone(),
+            node: node.id.clone(),
+        });
+        let entry = if *flow_id == self.it.main {
+            node.id.clone()
+        } else {
+            format!("{flow_id}/{}", node.id)
+        };
         if self.s.path.len() == super::session::PATH_LIMIT {
             self.s.path.remove(0);
         }
@@ -288,17 +340,32 @@ impl<'a> Run<'a> {
                         Ok(output) => output,
                         Err(message) => return self.fail(Some(node.id.clone()), message),
                     };
-                    self.effects.push(Effect::Say { node: node.id.clone(), output });
+                    self.effects.push(Effect::Say {
+                        node: node.id.clone(),
+                        output,
+                    });
                 }
                 self.follow(idx, port::NEXT)
             }
-            (NodeKind::Choice(choice), Compiled::Choice { prompt, options, dynamic, .. }) => {
+            (
+                NodeKind::Choice(choice),
+                Compiled::Choice {
+                    prompt,
+                    options,
+                    dynamic,
+                    ..
+                },
+            ) => {
                 let offered = match dynamic {
                     None => {
                         let mut offered = Vec::new();
                         for (option, label) in choice.options.iter().zip(options) {
                             match self.render(label, None) {
-                                Ok(label) => offered.push(Offered { id: option.id.clone(), label, value: None }),
+                                Ok(label) => offered.push(Offered {
+                                    id: option.id.clone(),
+                                    label,
+                                    value: None,
+                                }),
                                 Err(message) => return self.fail(Some(node.id.clone()), message),
                             }
                         }
@@ -313,14 +380,20 @@ impl<'a> Run<'a> {
                     }
                 };
                 if offered.is_empty() {
-                    return self.fail(Some(node.id.clone()), "there are no options to offer: the list is empty".into());
+                    return self.fail(
+                        Some(node.id.clone()),
+                        "there are no options to offer: the list is empty".into(),
+                    );
                 }
                 let prompt = match self.render(prompt, None) {
                     Ok(p) => p,
                     Err(message) => return self.fail(Some(node.id.clone()), message),
                 };
                 self.ask_choice(&node.id, prompt, &offered);
-                self.s.waiting = Waiting::Choice { node: node.id.clone(), options: offered };
+                self.s.waiting = Waiting::Choice {
+                    node: node.id.clone(),
+                    options: offered,
+                };
                 self.s.attempts = 0;
                 Next::Stop
             }
@@ -332,9 +405,13 @@ impl<'a> Run<'a> {
                 self.effects.push(Effect::Ask {
                     node: node.id.clone(),
                     prompt,
-                    expect: Expect::Input { input_type: input.input_type },
+                    expect: Expect::Input {
+                        input_type: input.input_type,
+                    },
                 });
-                self.s.waiting = Waiting::Input { node: node.id.clone() };
+                self.s.waiting = Waiting::Input {
+                    node: node.id.clone(),
+                };
                 self.s.attempts = 0;
                 Next::Stop
             }
@@ -349,7 +426,10 @@ impl<'a> Run<'a> {
                                 format!("the condition of branch `{id}` gave a {} instead of true or false", other.kind_name()),
                             );
                         }
-                        Err(message) => return self.fail(Some(node.id.clone()), format!("branch `{id}`: {message}")),
+                        Err(message) => {
+                            return self
+                                .fail(Some(node.id.clone()), format!("branch `{id}`: {message}"));
+                        }
                     }
                 }
                 self.follow(idx, port::DEFAULT)
@@ -358,7 +438,9 @@ impl<'a> Run<'a> {
                 for (var, value) in assignments {
                     let value = match self.eval(value) {
                         Ok(v) => v,
-                        Err(message) => return self.fail(Some(node.id.clone()), format!("`{var}`: {message}")),
+                        Err(message) => {
+                            return self.fail(Some(node.id.clone()), format!("`{var}`: {message}"));
+                        }
                     };
                     if let Err(message) = self.set_var(var, value) {
                         return self.fail(Some(node.id.clone()), message);
@@ -373,7 +455,12 @@ impl<'a> Run<'a> {
                         Ok(v) => {
                             values.insert(name.clone(), v);
                         }
-                        Err(message) => return self.fail(Some(node.id.clone()), format!("parameter `{name}`: {message}")),
+                        Err(message) => {
+                            return self.fail(
+                                Some(node.id.clone()),
+                                format!("parameter `{name}`: {message}"),
+                            );
+                        }
                     }
                 }
                 let request = self.s.next_request;
@@ -386,10 +473,20 @@ impl<'a> Run<'a> {
                     operation: lookup.operation.clone(),
                     params: values,
                 }));
-                self.s.waiting = Waiting::Lookup { node: node.id.clone(), request };
+                self.s.waiting = Waiting::Lookup {
+                    node: node.id.clone(),
+                    request,
+                };
                 Next::Stop
             }
-            (NodeKind::Handoff(handoff), Compiled::Handoff { reason, summary, message }) => {
+            (
+                NodeKind::Handoff(handoff),
+                Compiled::Handoff {
+                    reason,
+                    summary,
+                    message,
+                },
+            ) => {
                 let rendered = (|| {
                     let reason = self.render(reason, None)?;
                     let summary = summary.as_ref().map(|s| self.render(s, None)).transpose()?;
@@ -401,7 +498,10 @@ impl<'a> Run<'a> {
                     Err(message) => return self.fail(Some(node.id.clone()), message),
                 };
                 if let Some(text) = message {
-                    self.effects.push(Effect::Say { node: node.id.clone(), output: Output::Text { text } });
+                    self.effects.push(Effect::Say {
+                        node: node.id.clone(),
+                        output: Output::Text { text },
+                    });
                 }
                 self.effects.push(Effect::Handoff(Box::new(HandoffRequest {
                     node: Some(node.id.clone()),
@@ -413,12 +513,22 @@ impl<'a> Run<'a> {
                     variables: self.s.main_vars(),
                     path: self.s.path.clone(),
                 })));
-                self.s.waiting = Waiting::Agent { resume: Resume::HandoffReturn { node: node.id.clone() } };
+                self.s.waiting = Waiting::Agent {
+                    resume: Resume::HandoffReturn {
+                        node: node.id.clone(),
+                    },
+                };
                 Next::Stop
             }
             (NodeKind::Wait(wait), _) => {
-                let at = self.s.now.saturating_add(i64::try_from(wait.seconds.saturating_mul(1000)).unwrap_or(i64::MAX));
-                self.s.waiting = Waiting::Timer { node: node.id.clone(), timer: format!("wait:{}", node.id), at };
+                let at = self.s.now.saturating_add(
+                    i64::try_from(wait.seconds.saturating_mul(1000)).unwrap_or(i64::MAX),
+                );
+                self.s.waiting = Waiting::Timer {
+                    node: node.id.clone(),
+                    timer: format!("wait:{}", node.id),
+                    at,
+                };
                 Next::Stop
             }
             (NodeKind::Call(call), Compiled::Exprs(inputs)) => {
@@ -429,21 +539,31 @@ impl<'a> Run<'a> {
                     );
                 }
                 let Some(callee) = self.it.programs.get(&call.flow) else {
-                    return self.fail(Some(node.id.clone()), format!("the sub-flow `{}` is not loaded", call.flow));
+                    return self.fail(
+                        Some(node.id.clone()),
+                        format!("the sub-flow `{}` is not loaded", call.flow),
+                    );
                 };
                 let mut vars = callee.initial_vars(&BTreeMap::new());
                 let mut assigned = Vec::new();
                 for (name, input) in inputs {
                     let value = match self.eval(input) {
                         Ok(v) => v,
-                        Err(message) => return self.fail(Some(node.id.clone()), format!("input `{name}`: {message}")),
+                        Err(message) => {
+                            return self
+                                .fail(Some(node.id.clone()), format!("input `{name}`: {message}"));
+                        }
                     };
                     match callee.vars.get(name) {
                         Some((ty, _)) if value.fits(ty) => {}
                         Some((ty, _)) => {
                             return self.fail(
                                 Some(node.id.clone()),
-                                format!("input `{name}` of `{}` is a {ty}, but got a {}", call.flow, value.kind_name()),
+                                format!(
+                                    "input `{name}` of `{}` is a {ty}, but got a {}",
+                                    call.flow,
+                                    value.kind_name()
+                                ),
                             );
                         }
                         None => {
@@ -456,17 +576,33 @@ impl<'a> Run<'a> {
                     vars.insert(name.clone(), value.clone());
                     assigned.push((name.clone(), value));
                 }
-                self.s.frames.push(super::Frame { flow: call.flow.clone(), call_node: Some(node.id.clone()), vars });
+                self.s.frames.push(super::Frame {
+                    flow: call.flow.clone(),
+                    call_node: Some(node.id.clone()),
+                    vars,
+                });
                 for (name, value) in assigned {
-                    let scope = callee.vars.get(&name).map_or(Scope::Conversation, |(_, s)| *s);
-                    self.trace(Trace::VarSet { flow: call.flow.clone(), name, value, scope });
+                    let scope = callee
+                        .vars
+                        .get(&name)
+                        .map_or(Scope::Conversation, |(_, s)| *s);
+                    self.trace(Trace::VarSet {
+                        flow: call.flow.clone(),
+                        name,
+                        value,
+                        scope,
+                    });
                 }
                 Next::Node(callee.start)
             }
             (NodeKind::AbSplit(split), _) => {
                 let total: u32 = split.variants.iter().map(|v| v.weight).sum();
                 let mut bucket = support::ab_bucket(&self.s.session_id, &node.id, total);
-                let mut chosen = split.variants.last().map(|v| v.id.as_str()).unwrap_or_default();
+                let mut chosen = split
+                    .variants
+                    .last()
+                    .map(|v| v.id.as_str())
+                    .unwrap_or_default();
                 for variant in &split.variants {
                     if bucket < variant.weight {
                         chosen = &variant.id;
@@ -486,7 +622,10 @@ impl<'a> Run<'a> {
                     });
                     Next::Node(target)
                 }
-                None => self.fail(Some(node.id.clone()), format!("jump to a missing node `{}`", jump.target)),
+                None => self.fail(
+                    Some(node.id.clone()),
+                    format!("jump to a missing node `{}`", jump.target),
+                ),
             },
             (NodeKind::End(end), _) => {
                 if self.s.frames.len() > 1 {
@@ -496,25 +635,43 @@ impl<'a> Run<'a> {
                 }
             }
             // The program is built from the same flow, so kinds and compiled forms always agree.
-            _ => self.fail(Some(node.id.clone()), "internal: node was not prepared".into()),
+            _ => self.fail(
+                Some(node.id.clone()),
+                "internal: node was not prepared".into(),
+            ),
         }
     }
 
     fn output(&self, part: &crate::model::Part, compiled: &CPart) -> Result<Output, String> {
         use crate::model::Part;
         Ok(match (part, compiled) {
-            (Part::Text { .. }, CPart::Text(text)) => Output::Text { text: self.render(text, None)? },
+            (Part::Text { .. }, CPart::Text(text)) => Output::Text {
+                text: self.render(text, None)?,
+            },
             (Part::Image { url, .. }, CPart::Image { alt }) => Output::Image {
                 url: url.clone(),
-                alt: alt.as_ref().map(|a| self.render(a, None)).transpose()?.unwrap_or_default(),
+                alt: alt
+                    .as_ref()
+                    .map(|a| self.render(a, None))
+                    .transpose()?
+                    .unwrap_or_default(),
             },
             (Part::Products { limit, .. }, CPart::Products(from)) => {
                 let list = self.eval(from)?;
                 let Value::List(rows) = list else {
-                    return Err(format!("product cards need a list, but got a {}", list.kind_name()));
+                    return Err(format!(
+                        "product cards need a list, but got a {}",
+                        list.kind_name()
+                    ));
                 };
                 let limit = limit.map_or(usize::MAX, |l| l as usize);
-                Output::Products { cards: rows.iter().filter_map(support::card_from).take(limit).collect() }
+                Output::Products {
+                    cards: rows
+                        .iter()
+                        .filter_map(support::card_from)
+                        .take(limit)
+                        .collect(),
+                }
             }
             (Part::Carousel { cards }, CPart::Carousel(texts)) => {
                 let mut out = Vec::new();
@@ -522,7 +679,10 @@ impl<'a> Run<'a> {
                     out.push(super::Card {
                         id: None,
                         title: self.render(title, None)?,
-                        subtitle: subtitle.as_ref().map(|s| self.render(s, None)).transpose()?,
+                        subtitle: subtitle
+                            .as_ref()
+                            .map(|s| self.render(s, None))
+                            .transpose()?,
                         price: None,
                         image: card.image.clone(),
                         url: card.url.clone(),
@@ -534,24 +694,48 @@ impl<'a> Run<'a> {
         })
     }
 
-    fn dynamic_options(&self, list: &Expr, label: &CText, limit: u32) -> Result<Vec<Offered>, String> {
+    fn dynamic_options(
+        &self,
+        list: &Expr,
+        label: &CText,
+        limit: u32,
+    ) -> Result<Vec<Offered>, String> {
         let items = match self.eval(list)? {
             Value::List(items) => items,
-            other => return Err(format!("the options need a list, but got a {}", other.kind_name())),
+            other => {
+                return Err(format!(
+                    "the options need a list, but got a {}",
+                    other.kind_name()
+                ));
+            }
         };
         items
             .iter()
             .take(limit as usize)
             .enumerate()
             .map(|(i, item)| {
-                Ok(Offered { id: (i + 1).to_string(), label: self.render(label, Some(item))?, value: Some(item.clone()) })
+                Ok(Offered {
+                    id: (i + 1).to_string(),
+                    label: self.render(label, Some(item))?,
+                    value: Some(item.clone()),
+                })
             })
             .collect()
     }
 
     fn ask_choice(&mut self, node: &str, prompt: String, offered: &[Offered]) {
-        let options = offered.iter().map(|o| ChoiceOut { id: o.id.clone(), label: o.label.clone() }).collect();
-        self.effects.push(Effect::Ask { node: node.to_owned(), prompt, expect: Expect::Choice { options } });
+        let options = offered
+            .iter()
+            .map(|o| ChoiceOut {
+                id: o.id.clone(),
+                label: o.label.clone(),
+            })
+            .collect();
+        self.effects.push(Effect::Ask {
+            node: node.to_owned(),
+            prompt,
+            expect: Expect::Choice { options },
+        });
     }
 
     /// A visitor's text while the bot waits for the visitor. Global keywords come first, in the
@@ -570,7 +754,10 @@ impl<'a> Run<'a> {
         let program = self.program();
         match self.s.waiting.clone() {
             Waiting::Choice { node, options } => {
-                match support::match_choice(options.iter().map(|o| (o.id.as_str(), o.label.as_str())), text) {
+                match support::match_choice(
+                    options.iter().map(|o| (o.id.as_str(), o.label.as_str())),
+                    text,
+                ) {
                     Some(i) => self.pick(i),
                     None => {
                         self.s.attempts += 1;
@@ -587,7 +774,10 @@ impl<'a> Run<'a> {
                         })();
                         match rendered {
                             Ok((retry, prompt)) => {
-                                self.effects.push(Effect::Say { node: node.clone(), output: Output::Text { text: retry } });
+                                self.effects.push(Effect::Say {
+                                    node: node.clone(),
+                                    output: Output::Text { text: retry },
+                                });
                                 self.ask_choice(&node, prompt, &options);
                                 Next::Stop
                             }
@@ -598,12 +788,23 @@ impl<'a> Run<'a> {
             }
             Waiting::Input { node } => {
                 let idx = program.index[&node];
-                let (NodeKind::Input(input), Compiled::Input { prompt, retry, pattern }) =
-                    (&program.flow.nodes[idx].kind, &program.nodes[idx])
+                let (
+                    NodeKind::Input(input),
+                    Compiled::Input {
+                        prompt,
+                        retry,
+                        pattern,
+                    },
+                ) = (&program.flow.nodes[idx].kind, &program.nodes[idx])
                 else {
                     return Next::Stop;
                 };
-                if let Some(value) = support::validate_answer(input.input_type, &input.validation, pattern.as_ref(), text) {
+                if let Some(value) = support::validate_answer(
+                    input.input_type,
+                    &input.validation,
+                    pattern.as_ref(),
+                    text,
+                ) {
                     self.s.attempts = 0;
                     if let Err(message) = self.set_var(&input.save_as, value) {
                         return self.fail(Some(node), message);
@@ -618,17 +819,24 @@ impl<'a> Run<'a> {
                 let rendered = (|| {
                     let retry = match retry {
                         Some(r) => self.render(r, None)?,
-                        None => Builtin::InvalidAnswer(input.input_type).text(&self.s.locale).to_owned(),
+                        None => Builtin::InvalidAnswer(input.input_type)
+                            .text(&self.s.locale)
+                            .to_owned(),
                     };
                     Ok::<_, String>((retry, self.render(prompt, None)?))
                 })();
                 match rendered {
                     Ok((retry, prompt)) => {
-                        self.effects.push(Effect::Say { node: node.clone(), output: Output::Text { text: retry } });
+                        self.effects.push(Effect::Say {
+                            node: node.clone(),
+                            output: Output::Text { text: retry },
+                        });
                         self.effects.push(Effect::Ask {
                             node,
                             prompt,
-                            expect: Expect::Input { input_type: input.input_type },
+                            expect: Expect::Input {
+                                input_type: input.input_type,
+                            },
                         });
                         Next::Stop
                     }
@@ -699,7 +907,14 @@ impl<'a> Run<'a> {
                 return self.fail(Some(node), message);
             }
         }
-        self.follow(idx, if rows.is_empty() { port::EMPTY } else { port::OK })
+        self.follow(
+            idx,
+            if rows.is_empty() {
+                port::EMPTY
+            } else {
+                port::OK
+            },
+        )
     }
 
     fn hand_back(&mut self, hb: &HandBack) -> Next {
@@ -713,7 +928,9 @@ impl<'a> Run<'a> {
             return Next::Node(program.index[node]);
         }
         match self.s.waiting.clone() {
-            Waiting::Agent { resume: Resume::HandoffReturn { node } } => {
+            Waiting::Agent {
+                resume: Resume::HandoffReturn { node },
+            } => {
                 let idx = program.index[&node];
                 if program.edges.contains_key(&(idx, port::RETURN.to_owned())) {
                     self.follow(idx, port::RETURN)
@@ -721,7 +938,9 @@ impl<'a> Run<'a> {
                     self.end("handed_back")
                 }
             }
-            Waiting::Agent { resume: Resume::Reenter { node } } => Next::Node(program.index[&node]),
+            Waiting::Agent {
+                resume: Resume::Reenter { node },
+            } => Next::Node(program.index[&node]),
             _ => Next::Stop,
         }
     }
@@ -739,7 +958,9 @@ impl<'a> Run<'a> {
             return self.goto_main(&target);
         }
         let node = match &self.s.waiting {
-            Waiting::Choice { node, .. } | Waiting::Input { node } | Waiting::Timer { node, .. } => node.clone(),
+            Waiting::Choice { node, .. }
+            | Waiting::Input { node }
+            | Waiting::Timer { node, .. } => node.clone(),
             _ => return Next::Stop,
         };
         self.say_builtin(Builtin::ConnectingAgent);
@@ -753,7 +974,9 @@ impl<'a> Run<'a> {
             variables: self.s.main_vars(),
             path: self.s.path.clone(),
         })));
-        self.s.waiting = Waiting::Agent { resume: Resume::Reenter { node } };
+        self.s.waiting = Waiting::Agent {
+            resume: Resume::Reenter { node },
+        };
         Next::Stop
     }
 
@@ -767,7 +990,12 @@ impl<'a> Run<'a> {
             .variables
             .iter()
             .filter(|v| v.scope == Scope::User)
-            .filter_map(|v| Some((v.name.clone(), self.s.frames.first()?.vars.get(&v.name)?.clone())))
+            .filter_map(|v| {
+                Some((
+                    v.name.clone(),
+                    self.s.frames.first()?.vars.get(&v.name)?.clone(),
+                ))
+            })
             .collect();
         let vars = self.main.initial_vars(&user);
         if let Some(frame) = self.s.frames.first_mut() {
@@ -778,7 +1006,14 @@ impl<'a> Run<'a> {
     }
 
     fn inactivity(&mut self) -> Next {
-        match self.main.flow.events.inactivity.as_ref().and_then(|i| i.target.clone()) {
+        match self
+            .main
+            .flow
+            .events
+            .inactivity
+            .as_ref()
+            .and_then(|i| i.target.clone())
+        {
             Some(target) => self.goto_main(&target),
             None => {
                 self.say_builtin(Builtin::Inactive);
@@ -819,8 +1054,12 @@ impl<'a> Run<'a> {
     }
 
     fn end(&mut self, outcome: &str) -> Next {
-        self.effects.push(Effect::End { outcome: outcome.to_owned() });
-        self.s.waiting = Waiting::Ended { outcome: outcome.to_owned() };
+        self.effects.push(Effect::End {
+            outcome: outcome.to_owned(),
+        });
+        self.s.waiting = Waiting::Ended {
+            outcome: outcome.to_owned(),
+        };
         Next::Stop
     }
 
@@ -851,7 +1090,10 @@ impl<'a> Run<'a> {
                 });
                 Next::Node(to)
             }
-            None => self.fail(Some(node.id.clone()), format!("nothing is connected to the `{port_name}` port")),
+            None => self.fail(
+                Some(node.id.clone()),
+                format!("nothing is connected to the `{port_name}` port"),
+            ),
         }
     }
 
@@ -861,20 +1103,33 @@ impl<'a> Run<'a> {
             return Err(format!("there is no variable `{name}`"));
         };
         if !value.fits(ty) {
-            return Err(format!("`{name}` holds a {ty}, but the value is a {}", value.kind_name()));
+            return Err(format!(
+                "`{name}` holds a {ty}, but the value is a {}",
+                value.kind_name()
+            ));
         }
         let Some(frame) = self.s.frames.last_mut() else {
             return Err("internal: no frame".into());
         };
         frame.vars.insert(name.to_owned(), value.clone());
-        self.trace(Trace::VarSet { flow: program.flow.id.clone(), name: name.to_owned(), value, scope: *scope });
+        self.trace(Trace::VarSet {
+            flow: program.flow.id.clone(),
+            name: name.to_owned(),
+            value,
+            scope: *scope,
+        });
         Ok(())
     }
 
     fn eval(&self, expr: &Expr) -> Result<Value, String> {
         let empty = BTreeMap::new();
         let vars = self.s.frames.last().map_or(&empty, |f| &f.vars);
-        expr.eval(&Env { vars, sys: &self.sys, item: None }).map_err(|e| e.to_string())
+        expr.eval(&Env {
+            vars,
+            sys: &self.sys,
+            item: None,
+        })
+        .map_err(|e| e.to_string())
     }
 
     fn render(&self, text: &CText, item: Option<&Value>) -> Result<String, String> {
@@ -884,18 +1139,28 @@ impl<'a> Run<'a> {
         };
         let empty = BTreeMap::new();
         let vars = self.s.frames.last().map_or(&empty, |f| &f.vars);
-        template.render(&Env { vars, sys: &self.sys, item }).map_err(|e| e.to_string())
+        template
+            .render(&Env {
+                vars,
+                sys: &self.sys,
+                item,
+            })
+            .map_err(|e| e.to_string())
     }
 
     fn say_builtin(&mut self, message: Builtin) {
         let node = match &self.s.waiting {
-            Waiting::Choice { node, .. } | Waiting::Input { node } | Waiting::Lookup { node, .. } | Waiting::Timer { node, .. } => {
-                node.clone()
-            }
+            Waiting::Choice { node, .. }
+            | Waiting::Input { node }
+            | Waiting::Lookup { node, .. }
+            | Waiting::Timer { node, .. } => node.clone(),
             _ => String::new(),
         };
         let text = message.text(&self.s.locale).to_owned();
-        self.effects.push(Effect::Say { node, output: Output::Text { text } });
+        self.effects.push(Effect::Say {
+            node,
+            output: Output::Text { text },
+        });
     }
 
     fn trace(&mut self, trace: Trace) {
@@ -910,8 +1175,12 @@ impl<'a> Run<'a> {
         match &self.s.waiting {
             Waiting::Choice { .. } | Waiting::Input { .. } => {
                 if let Some(inactivity) = &self.main.flow.events.inactivity {
-                    let after = i64::try_from(inactivity.seconds.saturating_mul(1000)).unwrap_or(i64::MAX);
-                    wanted.insert(INACTIVITY_TIMER.to_owned(), self.s.now.saturating_add(after));
+                    let after =
+                        i64::try_from(inactivity.seconds.saturating_mul(1000)).unwrap_or(i64::MAX);
+                    wanted.insert(
+                        INACTIVITY_TIMER.to_owned(),
+                        self.s.now.saturating_add(after),
+                    );
                 }
             }
             Waiting::Timer { timer, at, .. } => {
@@ -926,7 +1195,10 @@ impl<'a> Run<'a> {
         }
         for (id, at) in &wanted {
             if self.s.timers.get(id) != Some(at) {
-                self.effects.push(Effect::SetTimer { id: id.clone(), at: *at });
+                self.effects.push(Effect::SetTimer {
+                    id: id.clone(),
+                    at: *at,
+                });
             }
         }
         self.s.timers = wanted;

@@ -137,7 +137,11 @@ pub enum Effect {
     /// Show something to the visitor.
     Say { node: NodeId, output: Output },
     /// Ask the visitor; the conversation waits for the answer.
-    Ask { node: NodeId, prompt: String, expect: Expect },
+    Ask {
+        node: NodeId,
+        prompt: String,
+        expect: Expect,
+    },
     /// Ask a connector; answer with `Input::LookupResult { request, .. }`.
     Lookup(LookupRequest),
     /// Hand the conversation to people.
@@ -150,7 +154,10 @@ pub enum Effect {
     End { outcome: String },
     /// Something went wrong in the flow (a bad value, a runaway loop). Already handled by the
     /// engine (error event or end); reported for logs and the designer's problems panel.
-    Error { node: Option<NodeId>, message: String },
+    Error {
+        node: Option<NodeId>,
+        message: String,
+    },
     /// The input did not fit the session's state (a button press while no buttons are shown,
     /// a stale lookup answer). The session is unchanged.
     Rejected { reason: String },
@@ -224,9 +231,22 @@ pub struct HandoffRequest {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "trace", rename_all = "snake_case")]
 pub enum Trace {
-    NodeEntered { flow: String, node: NodeId },
-    EdgeTaken { flow: String, from: NodeId, port: String, to: NodeId },
-    VarSet { flow: String, name: String, value: Value, scope: Scope },
+    NodeEntered {
+        flow: String,
+        node: NodeId,
+    },
+    EdgeTaken {
+        flow: String,
+        from: NodeId,
+        port: String,
+        to: NodeId,
+    },
+    VarSet {
+        flow: String,
+        name: String,
+        value: Value,
+        scope: Scope,
+    },
 }
 
 impl Effect {

@@ -31,7 +31,9 @@ impl CText {
         Ok(match text {
             Text::Plain(s) => CText::Plain(parse(s)?),
             Text::Localized(map) => CText::Localized(
-                map.iter().map(|(k, v)| Ok((k.clone(), parse(v)?))).collect::<Result<_, String>>()?,
+                map.iter()
+                    .map(|(k, v)| Ok((k.clone(), parse(v)?)))
+                    .collect::<Result<_, String>>()?,
             ),
         })
     }
@@ -55,19 +57,40 @@ pub(crate) enum CPart {
 pub(crate) enum Compiled {
     Plain,
     Message(Vec<CPart>),
-    Choice { prompt: CText, options: Vec<CText>, dynamic: Option<(Expr, CText)>, retry: Option<CText> },
-    Input { prompt: CText, retry: Option<CText>, pattern: Option<Regex> },
+    Choice {
+        prompt: CText,
+        options: Vec<CText>,
+        dynamic: Option<(Expr, CText)>,
+        retry: Option<CText>,
+    },
+    Input {
+        prompt: CText,
+        retry: Option<CText>,
+        pattern: Option<Regex>,
+    },
     Exprs(Vec<(String, Expr)>),
-    Handoff { reason: CText, summary: Option<CText>, message: Option<CText> },
+    Handoff {
+        reason: CText,
+        summary: Option<CText>,
+        message: Option<CText>,
+    },
 }
 
 impl Program {
     pub fn new(flow: Flow) -> Result<Program, String> {
-        let index: BTreeMap<String, usize> = flow.nodes.iter().enumerate().map(|(i, n)| (n.id.clone(), i)).collect();
+        let index: BTreeMap<String, usize> = flow
+            .nodes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.id.clone(), i))
+            .collect();
         let mut edges = BTreeMap::new();
         for edge in &flow.edges {
             let (Some(&from), Some(&to)) = (index.get(&edge.from), index.get(&edge.to)) else {
-                return Err(format!("edge {} -> {} joins unknown nodes", edge.from, edge.to));
+                return Err(format!(
+                    "edge {} -> {} joins unknown nodes",
+                    edge.from, edge.to
+                ));
             };
             edges.insert((from, edge.port.clone()), to);
         }
@@ -76,12 +99,21 @@ impl Program {
             .iter()
             .position(|n| matches!(n.kind, NodeKind::Start(_)))
             .ok_or_else(|| format!("flow `{}` has no start node", flow.id))?;
-        let vars = flow.variables.iter().map(|v| (v.name.clone(), (v.ty.clone(), v.scope))).collect();
+        let vars = flow
+            .variables
+            .iter()
+            .map(|v| (v.name.clone(), (v.ty.clone(), v.scope)))
+            .collect();
         let opt = |t: &Option<Text>| t.as_ref().map(CText::new).transpose();
         let exprs = |pairs: Vec<(&String, &String)>| -> Result<Compiled, String> {
             let parsed = pairs
                 .into_iter()
-                .map(|(k, v)| Ok((k.clone(), expr::parse(v).map_err(|e| format!("`{k}`: {e}"))?)))
+                .map(|(k, v)| {
+                    Ok((
+                        k.clone(),
+                        expr::parse(v).map_err(|e| format!("`{k}`: {e}"))?,
+                    ))
+                })
                 .collect::<Result<_, String>>()?;
             Ok(Compiled::Exprs(parsed))
         };
@@ -115,9 +147,16 @@ impl Program {
                 ),
                 NodeKind::Choice(c) => Compiled::Choice {
                     prompt: CText::new(&c.prompt)?,
-                    options: c.options.iter().map(|o| CText::new(&o.label)).collect::<Result<_, _>>()?,
+                    options: c
+                        .options
+                        .iter()
+                        .map(|o| CText::new(&o.label))
+                        .collect::<Result<_, _>>()?,
                     dynamic: match &c.dynamic {
-                        Some(d) => Some((expr::parse(&d.list).map_err(|e| e.to_string())?, CText::new(&d.label)?)),
+                        Some(d) => Some((
+                            expr::parse(&d.list).map_err(|e| e.to_string())?,
+                            CText::new(&d.label)?,
+                        )),
                         None => None,
                     },
                     retry: opt(&c.retry_prompt)?,
@@ -130,8 +169,12 @@ impl Program {
                         None => None,
                     },
                 },
-                NodeKind::Condition(c) => exprs(c.branches.iter().map(|b| (&b.id, &b.when)).collect())?,
-                NodeKind::Set(s) => exprs(s.assignments.iter().map(|a| (&a.var, &a.value)).collect())?,
+                NodeKind::Condition(c) => {
+                    exprs(c.branches.iter().map(|b| (&b.id, &b.when)).collect())?
+                }
+                NodeKind::Set(s) => {
+                    exprs(s.assignments.iter().map(|a| (&a.var, &a.value)).collect())?
+                }
                 NodeKind::Lookup(l) => exprs(l.params.iter().collect())?,
                 NodeKind::Call(c) => exprs(c.inputs.iter().collect())?,
                 NodeKind::Handoff(h) => Compiled::Handoff {
@@ -142,7 +185,14 @@ impl Program {
             };
             nodes.push(compiled);
         }
-        Ok(Program { flow, index, edges, nodes, vars, start })
+        Ok(Program {
+            flow,
+            index,
+            edges,
+            nodes,
+            vars,
+            start,
+        })
     }
 
     /// The variables of a fresh frame: defaults, else zero values; `user`-scoped ones taken
@@ -152,8 +202,14 @@ impl Program {
             .variables
             .iter()
             .map(|v| {
-                let remembered = (v.scope == Scope::User).then(|| user.get(&v.name)).flatten().filter(|x| x.fits(&v.ty));
-                let value = remembered.cloned().or_else(|| v.default.clone()).unwrap_or_else(|| Value::zero(&v.ty));
+                let remembered = (v.scope == Scope::User)
+                    .then(|| user.get(&v.name))
+                    .flatten()
+                    .filter(|x| x.fits(&v.ty));
+                let value = remembered
+                    .cloned()
+                    .or_else(|| v.default.clone())
+                    .unwrap_or_else(|| Value::zero(&v.ty));
                 (v.name.clone(), value)
             })
             .collect()

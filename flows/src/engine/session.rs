@@ -55,12 +55,28 @@ pub struct Frame {
 #[serde(tag = "for", rename_all = "snake_case")]
 pub enum Waiting {
     NotStarted,
-    Choice { node: NodeId, options: Vec<Offered> },
-    Input { node: NodeId },
-    Lookup { node: NodeId, request: u64 },
-    Agent { resume: Resume },
-    Timer { node: NodeId, timer: String, at: Millis },
-    Ended { outcome: String },
+    Choice {
+        node: NodeId,
+        options: Vec<Offered>,
+    },
+    Input {
+        node: NodeId,
+    },
+    Lookup {
+        node: NodeId,
+        request: u64,
+    },
+    Agent {
+        resume: Resume,
+    },
+    Timer {
+        node: NodeId,
+        timer: String,
+        at: Millis,
+    },
+    Ended {
+        outcome: String,
+    },
 }
 
 /// A button on offer: what the visitor saw and, for options built from a list, the element.
@@ -116,7 +132,10 @@ impl Session {
 
     /// The main flow's variables (what a handoff shows the agent).
     pub fn main_vars(&self) -> BTreeMap<String, Value> {
-        self.frames.first().map(|f| f.vars.clone()).unwrap_or_default()
+        self.frames
+            .first()
+            .map(|f| f.vars.clone())
+            .unwrap_or_default()
     }
 
     /// Serializes to JSON (the form the runtime stores).
@@ -126,7 +145,8 @@ impl Session {
 
     /// Reads a stored session, refusing formats this engine does not know.
     pub fn from_json(text: &str) -> Result<Session, String> {
-        let session: Session = serde_json::from_str(text).map_err(|e| format!("not a valid session: {e}"))?;
+        let session: Session =
+            serde_json::from_str(text).map_err(|e| format!("not a valid session: {e}"))?;
         if session.format != SESSION_FORMAT {
             return Err(format!(
                 "session format {} is not supported (this engine reads format {SESSION_FORMAT})",

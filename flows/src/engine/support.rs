@@ -12,20 +12,29 @@ use crate::value::Value;
 
 /// Checks a typed answer and returns the value to store, or `None` if it is not acceptable.
 /// `pattern` is `validation.pattern`, compiled once by the caller.
-pub fn validate_answer(input_type: InputType, validation: &Validation, pattern: Option<&Regex>, text: &str) -> Option<Value> {
+pub fn validate_answer(
+    input_type: InputType,
+    validation: &Validation,
+    pattern: Option<&Regex>,
+    text: &str,
+) -> Option<Value> {
     let text = text.trim();
     if text.is_empty() {
         return None;
     }
     let length = u32::try_from(text.chars().count()).unwrap_or(u32::MAX);
-    if validation.min_length.is_some_and(|min| length < min) || validation.max_length.is_some_and(|max| length > max) {
+    if validation.min_length.is_some_and(|min| length < min)
+        || validation.max_length.is_some_and(|max| length > max)
+    {
         return None;
     }
     let value = match input_type {
         InputType::Text => Value::String(text.to_owned()),
         InputType::Number => {
             let n = parse_number(text)?;
-            if validation.min.is_some_and(|min| n < min) || validation.max.is_some_and(|max| n > max) {
+            if validation.min.is_some_and(|min| n < min)
+                || validation.max.is_some_and(|max| n > max)
+            {
                 return None;
             }
             Value::Number(n)
@@ -45,7 +54,10 @@ pub fn validate_answer(input_type: InputType, validation: &Validation, pattern: 
         }
         InputType::Phone => {
             // Spaces, dashes, dots and brackets are how people group digits; drop them.
-            let compact: String = text.chars().filter(|c| !matches!(c, ' ' | '-' | '.' | '(' | ')')).collect();
+            let compact: String = text
+                .chars()
+                .filter(|c| !matches!(c, ' ' | '-' | '.' | '(' | ')'))
+                .collect();
             let digits = compact.strip_prefix('+').unwrap_or(&compact);
             if !(7..=15).contains(&digits.len()) || !digits.chars().all(|c| c.is_ascii_digit()) {
                 return None;
@@ -99,17 +111,26 @@ pub fn parse_date(text: &str) -> Option<String> {
         4 | 6 | 9 | 11 => 30,
         _ => 31,
     };
-    (1..=days_in_month).contains(&day).then(|| format!("{year:04}-{month:02}-{day:02}"))
+    (1..=days_in_month)
+        .contains(&day)
+        .then(|| format!("{year:04}-{month:02}-{day:02}"))
 }
 
 /// Which offered button a typed answer means: the option's id or label (ignoring case and
 /// surrounding whitespace) or its 1-based number.
-pub fn match_choice<'a>(ids_and_labels: impl Iterator<Item = (&'a str, &'a str)>, text: &str) -> Option<usize> {
+pub fn match_choice<'a>(
+    ids_and_labels: impl Iterator<Item = (&'a str, &'a str)>,
+    text: &str,
+) -> Option<usize> {
     let text = text.trim().to_lowercase();
     let number: Option<usize> = text.parse().ok();
     ids_and_labels
         .enumerate()
-        .find(|(i, (id, label))| number == Some(i + 1) || id.to_lowercase() == text || label.trim().to_lowercase() == text)
+        .find(|(i, (id, label))| {
+            number == Some(i + 1)
+                || id.to_lowercase() == text
+                || label.trim().to_lowercase() == text
+        })
         .map(|(i, _)| i)
 }
 
@@ -117,7 +138,11 @@ pub fn match_choice<'a>(ids_and_labels: impl Iterator<Item = (&'a str, &'a str)>
 /// node id, modulo the total weight. Stable across platforms, builds and restarts.
 pub fn ab_bucket(session_id: &str, node: &str, total_weight: u32) -> u32 {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in session_id.bytes().chain(std::iter::once(b':')).chain(node.bytes()) {
+    for byte in session_id
+        .bytes()
+        .chain(std::iter::once(b':'))
+        .chain(node.bytes())
+    {
         hash ^= u64::from(byte);
         hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
     }
@@ -173,12 +198,18 @@ pub fn sys_value(session: &Session) -> Value {
     put("session_id", Value::String(session.session_id.clone()));
     put("locale", Value::String(session.locale.clone()));
     put("channel", Value::String(session.channel.clone()));
-    #[allow(clippy::cast_precision_loss, reason = "milliseconds fit f64 exactly until year 287396")]
+    #[allow(
+        clippy::cast_precision_loss,
+        reason = "milliseconds fit f64 exactly until year 287396"
+    )]
     put("now", Value::Number(session.now as f64));
     put("hour", Value::Number(f64::from(c.hour)));
     put("minute", Value::Number(f64::from(c.minute)));
     put("weekday", Value::Number(f64::from(c.weekday)));
-    put("date", Value::String(format!("{:04}-{:02}-{:02}", c.year, c.month, c.day)));
+    put(
+        "date",
+        Value::String(format!("{:04}-{:02}-{:02}", c.year, c.month, c.day)),
+    );
     Value::Map(map)
 }
 
@@ -221,31 +252,90 @@ mod tests {
     fn civil_time_matches_known_dates() {
         // 2026-11-26T23:16:00Z is a Thursday; in UTC+8 it is Friday 07:16 on the 27th.
         let now = 1_795_734_960_000;
-        assert_eq!(civil(now, 0), Civil { year: 2026, month: 11, day: 26, hour: 23, minute: 16, weekday: 4 });
-        assert_eq!(civil(now, 480), Civil { year: 2026, month: 11, day: 27, hour: 7, minute: 16, weekday: 5 });
-        assert_eq!(civil(0, 0), Civil { year: 1970, month: 1, day: 1, hour: 0, minute: 0, weekday: 4 });
+        assert_eq!(
+            civil(now, 0),
+            Civil {
+                year: 2026,
+                month: 11,
+                day: 26,
+                hour: 23,
+                minute: 16,
+                weekday: 4
+            }
+        );
+        assert_eq!(
+            civil(now, 480),
+            Civil {
+                year: 2026,
+                month: 11,
+                day: 27,
+                hour: 7,
+                minute: 16,
+                weekday: 5
+            }
+        );
+        assert_eq!(
+            civil(0, 0),
+            Civil {
+                year: 1970,
+                month: 1,
+                day: 1,
+                hour: 0,
+                minute: 0,
+                weekday: 4
+            }
+        );
         assert_eq!(civil(-60_000, 0).day, 31);
         // 2024-02-29 (a leap day) at noon UTC.
-        assert_eq!(civil(1_709_208_000_000, 0), Civil { year: 2024, month: 2, day: 29, hour: 12, minute: 0, weekday: 4 });
+        assert_eq!(
+            civil(1_709_208_000_000, 0),
+            Civil {
+                year: 2024,
+                month: 2,
+                day: 29,
+                hour: 12,
+                minute: 0,
+                weekday: 4
+            }
+        );
     }
 
     #[test]
     fn answers_are_validated_by_type() {
         let none = Validation::default();
         let check = |t, s: &str| validate_answer(t, &none, None, s);
-        assert_eq!(check(InputType::Number, " 1,299 "), Some(Value::Number(1299.0)));
+        assert_eq!(
+            check(InputType::Number, " 1,299 "),
+            Some(Value::Number(1299.0))
+        );
         assert_eq!(check(InputType::Number, "１２"), Some(Value::Number(12.0)));
         assert_eq!(check(InputType::Number, "twelve"), None);
-        assert_eq!(check(InputType::Email, "a@b.cn"), Some(Value::String("a@b.cn".into())));
+        assert_eq!(
+            check(InputType::Email, "a@b.cn"),
+            Some(Value::String("a@b.cn".into()))
+        );
         assert_eq!(check(InputType::Email, "a@b"), None);
         assert_eq!(check(InputType::Email, "a b@c.cn"), None);
-        assert_eq!(check(InputType::Phone, "138-0013 8000"), Some(Value::String("13800138000".into())));
+        assert_eq!(
+            check(InputType::Phone, "138-0013 8000"),
+            Some(Value::String("13800138000".into()))
+        );
         assert_eq!(check(InputType::Phone, "12345"), None);
-        assert_eq!(check(InputType::Date, "2024/2/29"), Some(Value::String("2024-02-29".into())));
+        assert_eq!(
+            check(InputType::Date, "2024/2/29"),
+            Some(Value::String("2024-02-29".into()))
+        );
         assert_eq!(check(InputType::Date, "2023-02-29"), None);
         assert_eq!(check(InputType::Text, "   "), None);
-        let bounded = Validation { min: Some(1.0), max: Some(10.0), ..Validation::default() };
-        assert_eq!(validate_answer(InputType::Number, &bounded, None, "11"), None);
+        let bounded = Validation {
+            min: Some(1.0),
+            max: Some(10.0),
+            ..Validation::default()
+        };
+        assert_eq!(
+            validate_answer(InputType::Number, &bounded, None, "11"),
+            None
+        );
         let pattern = Regex::new("^KF[0-9]{6}$").unwrap();
         assert!(validate_answer(InputType::Text, &none, Some(&pattern), "KF123456").is_some());
         assert!(validate_answer(InputType::Text, &none, Some(&pattern), "KF12345").is_none());
@@ -265,7 +355,9 @@ mod tests {
     #[test]
     fn ab_buckets_are_stable_and_spread() {
         assert_eq!(ab_bucket("s1", "split", 100), ab_bucket("s1", "split", 100));
-        let low = (0..1000).filter(|i| ab_bucket(&format!("s{i}"), "split", 100) < 50).count();
+        let low = (0..1000)
+            .filter(|i| ab_bucket(&format!("s{i}"), "split", 100) < 50)
+            .count();
         assert!((400..600).contains(&low), "{low} of 1000 in the lower half");
     }
 }
