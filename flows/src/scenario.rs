@@ -361,11 +361,18 @@ fn describe_output(output: &Output) -> String {
     }
 }
 
+/// A value as a person reads it: strings quoted, numbers without a needless `.0`.
 fn show(value: &Value) -> String {
     match value {
-        Value::String(s) => format!("{s:?}"),
         Value::Null => "null".into(),
-        other => serde_json::to_string(other).unwrap_or_default(),
+        Value::Bool(b) => b.to_string(),
+        Value::Number(n) => format_number(*n),
+        Value::String(s) => format!("{s:?}"),
+        Value::List(items) => format!("[{}]", items.iter().map(show).collect::<Vec<_>>().join(", ")),
+        Value::Map(map) => {
+            let fields: Vec<String> = map.iter().map(|(k, v)| format!("{k}: {}", show(v))).collect();
+            format!("{{{}}}", fields.join(", "))
+        }
     }
 }
 

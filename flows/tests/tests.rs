@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod broken;
+mod engine;
 mod loading;
 mod properties;
 mod scenarios;
