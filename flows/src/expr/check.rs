@@ -40,7 +40,7 @@ fn plural(ty: &Type) -> String {
 
 /// The most precise type both `a` and `b` have: equal types stay, lists of different
 /// elements become lists of the common element type, anything else is `any`.
-pub fn common_type(a: &Type, b: &Type) -> Type {
+pub(super) fn common_type(a: &Type, b: &Type) -> Type {
     match (a, b) {
         _ if a == b => a.clone(),
         (Type::List(x), Type::List(y)) => Type::List(Box::new(common_type(x, y))),

@@ -1,7 +1,7 @@
 //! Templates: message text with `{{ expr }}` holes, parsed into literal text and expressions.
 
 use std::collections::BTreeSet;
-use std::fmt;
+use std::fmt::{self, Write as _};
 
 use super::lexer::Lines;
 use super::parser::Parser;
@@ -55,7 +55,11 @@ impl Template {
         for segment in &self.segments {
             match segment {
                 Segment::Text(text) => out.push_str(text),
-                Segment::Hole(expr) => out.push_str(&expr.eval(env)?.to_string()),
+                Segment::Hole(expr) => {
+                    // Printed from the borrowed value: a hole showing a list does not copy it.
+                    let value = super::eval::eval(&expr.root, env)?;
+                    let _ = write!(out, "{value}");
+                }
             }
         }
         Ok(out)
