@@ -237,7 +237,7 @@ fn step_lines(p: &Played) -> Vec<String> {
         match effect {
             Effect::Trace(Trace::NodeEntered { node, .. }) => path.push(node),
             Effect::Trace(Trace::VarSet { name, value, .. }) => {
-                sets.push(format!("{name} = {}", show(value)))
+                sets.push(format!("{name} = {}", show(value)));
             }
             Effect::Trace(Trace::EdgeTaken { .. }) => {}
             other => {
@@ -368,9 +368,15 @@ fn show(value: &Value) -> String {
         Value::Bool(b) => b.to_string(),
         Value::Number(n) => format_number(*n),
         Value::String(s) => format!("{s:?}"),
-        Value::List(items) => format!("[{}]", items.iter().map(show).collect::<Vec<_>>().join(", ")),
+        Value::List(items) => format!(
+            "[{}]",
+            items.iter().map(show).collect::<Vec<_>>().join(", ")
+        ),
         Value::Map(map) => {
-            let fields: Vec<String> = map.iter().map(|(k, v)| format!("{k}: {}", show(v))).collect();
+            let fields: Vec<String> = map
+                .iter()
+                .map(|(k, v)| format!("{k}: {}", show(v)))
+                .collect();
             format!("{{{}}}", fields.join(", "))
         }
     }

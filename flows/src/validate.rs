@@ -481,7 +481,7 @@ impl<'a> Validator<'a> {
                 for (p, part) in message.parts.iter().enumerate() {
                     match part {
                         Part::Text { text } => {
-                            self.text(id, &format!("parts[{p}].text"), text, None)
+                            self.text(id, &format!("parts[{p}].text"), text, None);
                         }
                         Part::Image { alt, .. } => {
                             if let Some(alt) = alt {
@@ -1169,11 +1169,11 @@ fn reads(kind: &NodeKind) -> Vec<(String, &str, Source)> {
                 match part {
                     Part::Text { text: t } => text(&format!("parts[{p}].text"), t, &mut out),
                     Part::Image { alt: Some(t), .. } => {
-                        text(&format!("parts[{p}].alt"), t, &mut out)
+                        text(&format!("parts[{p}].alt"), t, &mut out);
                     }
                     Part::Image { alt: None, .. } => {}
                     Part::Products { from, .. } => {
-                        out.push((format!("parts[{p}].from"), from.as_str(), Source::Expr))
+                        out.push((format!("parts[{p}].from"), from.as_str(), Source::Expr));
                     }
                     Part::Carousel { cards } => {
                         for (c, card) in cards.iter().enumerate() {

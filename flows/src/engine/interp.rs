@@ -170,6 +170,7 @@ impl<'a> Run<'a> {
                 self.it.flow.hash
             ));
         }
+        self.consistent()?;
         let waiting = &self.s.waiting;
         match (input, waiting) {
             (Input::Start(_), Waiting::NotStarted) => Ok(()),
@@ -211,6 +212,57 @@ impl<'a> Run<'a> {
             }
             (Input::HandBack(hb), Waiting::Agent { .. }) => self.admit_hand_back(hb),
             (Input::HandBack(_), _) => Err("no agent owns the conversation".into()),
+        }
+    }
+
+    /// Checks that a stored session fits the loaded flows (every frame's flow is loaded, every
+    /// node it names exists), so that a damaged session is refused instead of misread.
+    fn consistent(&self) -> Result<(), String> {
+        let s = &*self.s;
+        if matches!(s.waiting, Waiting::NotStarted) {
+            return Ok(());
+        }
+        if s.frames.is_empty() {
+            return Err("the session is damaged: it has no frames".into());
+        }
+        let mut programs = Vec::with_capacity(s.frames.len());
+        for frame in &s.frames {
+            let program = self.it.programs.get(&frame.flow).ok_or_else(|| {
+                format!(
+                    "the session is damaged: flow `{}` is not loaded",
+                    frame.flow
+                )
+            })?;
+            programs.push(program);
+        }
+        let has = |program: &Program, node: &str| program.index.contains_key(node);
+        for (i, frame) in s.frames.iter().enumerate().skip(1) {
+            let parent = programs[i - 1];
+            match &frame.call_node {
+                Some(node) if has(parent, node) => {}
+                _ => {
+                    return Err(format!(
+                        "the session is damaged: frame {i} has no valid call node"
+                    ));
+                }
+            }
+        }
+        let top = programs[programs.len() - 1];
+        let node = match &s.waiting {
+            Waiting::Choice { node, .. }
+            | Waiting::Input { node }
+            | Waiting::Lookup { node, .. }
+            | Waiting::Timer { node, .. }
+            | Waiting::Agent {
+                resume: Resume::HandoffReturn { node } | Resume::Reenter { node },
+            } => Some(node),
+            Waiting::NotStarted | Waiting::Ended { .. } => None,
+        };
+        match node {
+            Some(node) if !has(top, node) => Err(format!(
+                "the session is damaged: it waits at a missing node `{node}`"
+            )),
+            _ => Ok(()),
         }
     }
 
