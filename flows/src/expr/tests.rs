@@ -2397,7 +2397,15 @@ fn assert_span_in(src: &str, span: Span) {
         "{span:?} in {src:?}"
     );
     assert!(src.is_char_boundary(span.start) && src.is_char_boundary(span.end));
-    assert!(span.line >= 1 && span.column >= 1);
+    let line_start = src[..span.start].rfind('\n').map_or(0, |i| i + 1);
+    assert_eq!(
+        span.line as usize,
+        src[..span.start].matches('\n').count() + 1
+    );
+    assert_eq!(
+        span.column as usize,
+        src[line_start..span.start].chars().count() + 1
+    );
 }
 
 /// Whatever the input: no panic, errors located inside it, and well-typed expressions
@@ -2408,6 +2416,11 @@ fn never_panics(src: &str) {
         Ok(expr) => {
             assert_eq!(expr.to_string(), src);
             expr.root().walk(&mut |node| assert_span_in(src, node.span));
+            expr.root().walk(&mut |node| {
+                if let ExprKind::Binary { op_span, .. } = &node.kind {
+                    assert_span_in(src, *op_span);
+                }
+            });
             match expr.check(&types) {
                 Ok(t) => match expr.eval(&values) {
                     Ok(value) => assert!(value.fits(&t), "{src:?}: {value:?} does not fit {t}"),
@@ -2420,6 +2433,11 @@ fn never_panics(src: &str) {
     }
     match parse_template(src) {
         Ok(template) => {
+            for segment in template.segments() {
+                if let Segment::Hole(expr) = segment {
+                    expr.root().walk(&mut |node| assert_span_in(src, node.span));
+                }
+            }
             if template.check(&types).is_ok()
                 && let Err(error) = template.render(&values)
             {
@@ -2432,7 +2450,7 @@ fn never_panics(src: &str) {
 
 proptest! {
     #[test]
-    fn random_text_never_panics(src in "\\PC*") {
+    fn random_text_never_panics(src in "(\\PC|\n|\\{\\{|\\}\\})*") {
         never_panics(&src);
     }
 
@@ -2440,4 +2458,15 @@ proptest! {
     fn random_token_soup_never_panics(src in token_soup()) {
         never_panics(&src);
     }
+}
+
+#[test]
+fn long_lines_of_chinese_text_locate_errors() {
+    let line = "您好，{{ name }}！".repeat(5_000);
+    let src = format!("{line}\n{line}{{{{ nmae }}}}");
+    let error = parse_template(&src)
+        .unwrap()
+        .check(&type_env())
+        .unwrap_err();
+    assert_eq!((error.span.line, error.span.column), (2, 5_000 * 14 + 4));
 }
