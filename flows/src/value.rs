@@ -141,11 +141,46 @@ impl fmt::Display for Value {
                 }
                 Ok(())
             }
-            Value::Map(map) => {
-                // Maps print as compact JSON; templates rarely print whole maps.
-                let json = serde_json::to_string(map).map_err(|_| fmt::Error)?;
-                f.write_str(&json)
+            Value::Map(_) => {
+                // Maps print as compact JSON (templates rarely print whole maps), with numbers
+                // written the way everything else prints them (`20`, not `20.0`).
+                let mut out = String::new();
+                write_json(self, &mut out);
+                f.write_str(&out)
             }
+        }
+    }
+}
+
+/// Compact JSON with people's numbers; non-finite numbers become `null` as in JSON.
+fn write_json(value: &Value, out: &mut String) {
+    match value {
+        Value::Null => out.push_str("null"),
+        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+        Value::Number(n) if n.is_finite() => out.push_str(&format_number(*n)),
+        Value::Number(_) => out.push_str("null"),
+        Value::String(s) => out.push_str(&serde_json::to_string(s).unwrap_or_default()),
+        Value::List(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_json(item, out);
+            }
+            out.push(']');
+        }
+        Value::Map(map) => {
+            out.push('{');
+            for (i, (k, v)) in map.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(&serde_json::to_string(k).unwrap_or_default());
+                out.push(':');
+                write_json(v, out);
+            }
+            out.push('}');
         }
     }
 }
