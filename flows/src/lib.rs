@@ -5,6 +5,8 @@
 //! locale arrive as engine input, so the same code runs on the server, in the browser preview
 //! and behind generated code, with the same results.
 
+#[cfg(feature = "arbitrary")]
+pub mod arbitrary;
 pub mod engine;
 pub mod expr;
 pub mod fixtures;
