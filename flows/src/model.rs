@@ -269,6 +269,11 @@ pub struct Settings {
     /// The queue used by the global "agent" keyword when it has no target node.
     #[serde(default = "default_queue")]
     pub default_queue: String,
+    /// The flow's own clock, in minutes east of UTC (480 for China Standard Time). When set,
+    /// `sys.hour`, `sys.minute`, `sys.weekday` and `sys.date` use it, so that opening hours are
+    /// the business's; when absent they use the visitor's offset from the start input.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub utc_offset_minutes: Option<i32>,
 }
 
 fn default_step_budget() -> u32 {
@@ -284,6 +289,7 @@ impl Default for Settings {
         Settings {
             step_budget: default_step_budget(),
             default_queue: default_queue(),
+            utc_offset_minutes: None,
         }
     }
 }
@@ -370,7 +376,7 @@ impl NodeKind {
                 ports
             }
             NodeKind::Lookup(_) => vec![req(port::OK), req(port::EMPTY), req(port::ERROR)],
-            // Without a `return` edge, handing back ends the conversation (a warning).
+            // Without a `return` edge, handing back ends the conversation (outcome `handed_back`).
             NodeKind::Handoff(_) => vec![opt(port::RETURN)],
             // Without a `reply` edge, a reply during the wait is stored and the wait goes on.
             NodeKind::Wait(_) => vec![req(port::TIMEOUT), opt(port::REPLY)],

@@ -235,6 +235,16 @@ impl<'a> Validator<'a> {
             self.node(i);
         }
         self.events();
+        if self.flow.settings.step_budget == 0 {
+            self.error(
+                Code::BadNodeSettings,
+                At {
+                    field: Some("settings.step_budget".into()),
+                    ..At::default()
+                },
+                "the step budget must be at least 1, or no turn could run a single step".into(),
+            );
+        }
         let edges = self.edges();
         self.graph(&edges);
     }
@@ -308,7 +318,7 @@ impl<'a> Validator<'a> {
                     Code::BadVariable,
                     at.clone(),
                     format!(
-                        "`{}` is not a usable variable name: use letters, digits and `_`, starting with a letter",
+                        "`{}` is not a usable variable name: use letters, digits and `_`, starting with a letter or `_`",
                         var.name
                     ),
                 );
@@ -1192,6 +1202,9 @@ fn reads(kind: &NodeKind) -> Vec<(String, &str, Source)> {
         }
         NodeKind::Choice(c) => {
             text("prompt", &c.prompt, &mut out);
+            if let Some(retry) = &c.retry_prompt {
+                text("retry_prompt", retry, &mut out);
+            }
             for (o, option) in c.options.iter().enumerate() {
                 text(&format!("options[{o}].label"), &option.label, &mut out);
             }
@@ -1200,7 +1213,12 @@ fn reads(kind: &NodeKind) -> Vec<(String, &str, Source)> {
                 text("dynamic.label", &d.label, &mut out);
             }
         }
-        NodeKind::Input(i) => text("prompt", &i.prompt, &mut out),
+        NodeKind::Input(i) => {
+            text("prompt", &i.prompt, &mut out);
+            if let Some(retry) = &i.retry_prompt {
+                text("retry_prompt", retry, &mut out);
+            }
+        }
         NodeKind::Condition(c) => {
             for (b, branch) in c.branches.iter().enumerate() {
                 out.push((

@@ -228,6 +228,16 @@ impl Type {
     }
 
     pub fn parse(text: &str) -> Option<Type> {
+        Type::parse_nested(text, 0)
+    }
+
+    /// Nesting deeper than this is refused, so an untrusted file cannot exhaust the stack.
+    pub const MAX_NESTING: usize = 8;
+
+    fn parse_nested(text: &str, depth: usize) -> Option<Type> {
+        if depth > Type::MAX_NESTING {
+            return None;
+        }
         let text = text.trim();
         Some(match text {
             "any" => Type::Any,
@@ -238,7 +248,7 @@ impl Type {
             "list" => Type::List(Box::new(Type::Any)),
             _ => {
                 let inner = text.strip_prefix("list<")?.strip_suffix('>')?;
-                Type::List(Box::new(Type::parse(inner)?))
+                Type::List(Box::new(Type::parse_nested(inner, depth + 1)?))
             }
         })
     }
@@ -295,6 +305,8 @@ mod tests {
         assert_eq!(Type::parse("list"), Some(Type::List(Box::new(Type::Any))));
         assert_eq!(Type::parse("lst<string>"), None);
         assert_eq!(Type::parse("list<strin>"), None);
+        let deep = format!("{}string{}", "list<".repeat(100_000), ">".repeat(100_000));
+        assert_eq!(Type::parse(&deep), None);
     }
 
     #[test]

@@ -11,7 +11,14 @@ fn check(extra: &str, nodes: &str, edges: &str, steps: &str, expected: &Expect) 
     check_library(&[], extra, nodes, edges, steps, expected);
 }
 
-fn check_library(others: &[&str], extra: &str, nodes: &str, edges: &str, steps: &str, expected: &Expect) {
+fn check_library(
+    others: &[&str],
+    extra: &str,
+    nodes: &str,
+    edges: &str,
+    steps: &str,
+    expected: &Expect,
+) {
     let text = format!(
         r#"{{"schema_version": 2, "id": "t", "name": "test", {extra} "nodes": {nodes}, "edges": {edges}}}"#
     );
@@ -22,11 +29,17 @@ fn check_library(others: &[&str], extra: &str, nodes: &str, edges: &str, steps: 
     }
     library.insert(flow);
     let engine = Interpreter::new(&library, "t").unwrap_or_else(|e| panic!("{e}"));
-    let scenario: Scenario = serde_json::from_str(&format!(r#"{{"name": "t", "start": {{"locale": "en"}}, "steps": {steps}}}"#)).unwrap();
+    let scenario: Scenario = serde_json::from_str(&format!(
+        r#"{{"name": "t", "start": {{"locale": "en"}}, "steps": {steps}}}"#
+    ))
+    .unwrap();
     let played = scenario.play(&engine);
     for p in &played {
         // Every session survives a round trip through its stored form.
-        assert_eq!(flows::Session::from_json(&p.session.to_json()).unwrap(), p.session);
+        assert_eq!(
+            flows::Session::from_json(&p.session.to_json()).unwrap(),
+            p.session
+        );
     }
     expected.assert_eq(&scenario::transcript("t", &played));
 }
@@ -212,7 +225,7 @@ fn the_step_budget_stops_a_turn_politely() {
         CHAIN,
         CHAIN_EDGES,
         "[]",
-        &expect![[r#"
+        &expect![[r##"
             # t
             > start en web (session-1)
               · start → m1
@@ -220,10 +233,10 @@ fn the_step_budget_stops_a_turn_politely() {
               · m2
             < say[m2]: two 7
             < error[m3]: the flow ran 3 steps without waiting for the visitor; it probably loops (stopped before this node)
-            < say[]: Sorry, something went wrong. Please try again later, or type "agent" to reach a person.
+            < say[m3]: Sorry, something went wrong. Please try again later, or type "agent" to reach a person.
             < end: error
             = ended
-        "#]],
+        "##]],
     );
 }
 

@@ -171,18 +171,29 @@ impl<'a> Run<'a> {
             ));
         }
         self.consistent()?;
+        let events = &self.main.flow.events;
         let waiting = &self.s.waiting;
         match (input, waiting) {
             (Input::Start(_), Waiting::NotStarted) => Ok(()),
             (Input::Start(_), _) => Err("the conversation has already started".into()),
             (_, Waiting::NotStarted) => Err("the conversation has not started yet".into()),
             (Input::Restart, _) => Ok(()),
+            // Typing the restart keyword after the end starts over, like the restart button.
+            (Input::Text(t), Waiting::Ended { .. }) if events.restart.matches(t) => Ok(()),
             (_, Waiting::Ended { .. }) => Err("the conversation has ended".into()),
             (Input::Cancel, _) => Ok(()),
             (
                 Input::Text(_),
                 Waiting::Choice { .. } | Waiting::Input { .. } | Waiting::Timer { .. },
             ) => Ok(()),
+            // While a lookup runs, only the global keywords are heard.
+            (Input::Text(t), Waiting::Lookup { .. })
+                if events.cancel.matches(t)
+                    || events.agent.matches(t)
+                    || events.restart.matches(t) =>
+            {
+                Ok(())
+            }
             (Input::Text(_), Waiting::Lookup { .. }) => {
                 Err("the bot is still looking something up".into())
             }
@@ -299,7 +310,13 @@ impl<'a> Run<'a> {
                 self.s.session_id.clone_from(&start.session_id);
                 self.s.locale.clone_from(&start.locale);
                 self.s.channel.clone_from(&start.channel);
-                self.s.tz_offset_minutes = start.tz_offset_minutes;
+                // A flow with its own clock (opening hours) uses it for `sys`; else the visitor's.
+                self.s.tz_offset_minutes = self
+                    .main
+                    .flow
+                    .settings
+                    .utc_offset_minutes
+                    .unwrap_or(start.tz_offset_minutes);
                 self.s.frames = vec![super::Frame {
                     flow: self.main.flow.id.clone(),
                     call_node: None,
@@ -794,6 +811,11 @@ impl<'a> Run<'a> {
     /// order cancel, agent, restart; then the waiting node's own handling.
     fn text(&mut self, text: &str) -> Next {
         let events = &self.main.flow.events;
+        // After the end only the restart keyword is admitted; it wins even if it is also
+        // another event's keyword.
+        if matches!(self.s.waiting, Waiting::Ended { .. }) {
+            return self.restart();
+        }
         if events.cancel.matches(text) {
             return self.cancel();
         }
@@ -820,7 +842,9 @@ impl<'a> Run<'a> {
                         let rendered = (|| {
                             let retry = match retry {
                                 Some(r) => self.render(r, None)?,
-                                None => Builtin::PickAnOption.text(&self.s.locale).to_owned(),
+                                None => {
+                                    Builtin::PickAnOption.text(self.builtin_locale()).to_owned()
+                                }
                             };
                             Ok::<_, String>((retry, self.render(prompt, None)?))
                         })();
@@ -872,7 +896,7 @@ impl<'a> Run<'a> {
                     let retry = match retry {
                         Some(r) => self.render(r, None)?,
                         None => Builtin::InvalidAnswer(input.input_type)
-                            .text(&self.s.locale)
+                            .text(self.builtin_locale())
                             .to_owned(),
                     };
                     Ok::<_, String>((retry, self.render(prompt, None)?))
@@ -899,7 +923,7 @@ impl<'a> Run<'a> {
                 let idx = program.index[&node];
                 if let NodeKind::Wait(wait) = &program.flow.nodes[idx].kind
                     && let Some(var) = &wait.save_as
-                    && let Err(message) = self.set_var(var, Value::String(text.to_owned()))
+                    && let Err(message) = self.set_var(var, Value::String(text.trim().to_owned()))
                 {
                     return self.fail(Some(node), message);
                 }
@@ -925,9 +949,11 @@ impl<'a> Run<'a> {
         };
         let offered = &options[i];
         self.s.attempts = 0;
-        let (value, port) = match &offered.value {
-            Some(item) => (item.clone(), port::SELECTED),
-            None => (Value::String(offered.id.clone()), offered.id.as_str()),
+        let (value, port) = match (&choice.dynamic, &offered.value) {
+            // A `null` element reads back from a stored session as "no value"; the node, not
+            // the stored option, says whether the options came from a list.
+            (Some(_), item) => (item.clone().unwrap_or_default(), port::SELECTED),
+            (None, _) => (Value::String(offered.id.clone()), offered.id.as_str()),
         };
         if let Some(var) = &choice.save_as
             && let Err(message) = self.set_var(var, value)
@@ -1001,7 +1027,7 @@ impl<'a> Run<'a> {
         if let Some(target) = self.main.flow.events.cancel.target.clone() {
             return self.goto_main(&target);
         }
-        self.say_builtin(Builtin::Cancelled);
+        self.say_builtin(None, Builtin::Cancelled);
         self.end("cancelled")
     }
 
@@ -1012,16 +1038,19 @@ impl<'a> Run<'a> {
         let node = match &self.s.waiting {
             Waiting::Choice { node, .. }
             | Waiting::Input { node }
+            | Waiting::Lookup { node, .. }
             | Waiting::Timer { node, .. } => node.clone(),
             _ => return Next::Stop,
         };
-        self.say_builtin(Builtin::ConnectingAgent);
+        self.say_builtin(None, Builtin::ConnectingAgent);
         self.effects.push(Effect::Handoff(Box::new(HandoffRequest {
             node: None,
             queue: Some(self.main.flow.settings.default_queue.clone()),
             team: None,
             priority: crate::model::Priority::Normal,
-            reason: Builtin::AgentRequested.text(&self.s.locale).to_owned(),
+            reason: Builtin::AgentRequested
+                .text(self.builtin_locale())
+                .to_owned(),
             summary: String::new(),
             variables: self.s.main_vars(),
             path: self.s.path.clone(),
@@ -1054,7 +1083,10 @@ impl<'a> Run<'a> {
             frame.vars = vars;
         }
         self.s.attempts = 0;
-        Next::Node(self.main.start)
+        match self.main.flow.events.restart.target.clone() {
+            Some(target) => self.goto_main(&target),
+            None => Next::Node(self.main.start),
+        }
     }
 
     fn inactivity(&mut self) -> Next {
@@ -1068,7 +1100,7 @@ impl<'a> Run<'a> {
         {
             Some(target) => self.goto_main(&target),
             None => {
-                self.say_builtin(Builtin::Inactive);
+                self.say_builtin(None, Builtin::Inactive);
                 self.end("inactive")
             }
         }
@@ -1117,7 +1149,10 @@ impl<'a> Run<'a> {
 
     /// Something went wrong: report it, then run the error event once per step, else end.
     fn fail(&mut self, node: Option<String>, message: String) -> Next {
-        self.effects.push(Effect::Error { node, message });
+        self.effects.push(Effect::Error {
+            node: node.clone(),
+            message,
+        });
         if !self.handling_error
             && let Some(target) = self.main.flow.events.error.target.clone()
         {
@@ -1125,7 +1160,7 @@ impl<'a> Run<'a> {
             self.budget = self.main.flow.settings.step_budget;
             return self.goto_main(&target);
         }
-        self.say_builtin(Builtin::SomethingWentWrong);
+        self.say_builtin(node, Builtin::SomethingWentWrong);
         self.end("error")
     }
 
@@ -1200,15 +1235,26 @@ impl<'a> Run<'a> {
             .map_err(|e| e.to_string())
     }
 
-    fn say_builtin(&mut self, message: Builtin) {
-        let node = match &self.s.waiting {
+    /// The locale of the engine's own messages: the session's, else the flow's default.
+    fn builtin_locale(&self) -> &str {
+        if self.s.locale.is_empty() {
+            &self.main.flow.default_locale
+        } else {
+            &self.s.locale
+        }
+    }
+
+    /// Says one of the engine's own messages, attributed to `node` (else the node the session
+    /// waits at), in the session's locale (else the flow's default locale).
+    fn say_builtin(&mut self, node: Option<String>, message: Builtin) {
+        let node = node.unwrap_or_else(|| match &self.s.waiting {
             Waiting::Choice { node, .. }
             | Waiting::Input { node }
             | Waiting::Lookup { node, .. }
             | Waiting::Timer { node, .. } => node.clone(),
             _ => String::new(),
-        };
-        let text = message.text(&self.s.locale).to_owned();
+        });
+        let text = message.text(self.builtin_locale()).to_owned();
         self.effects.push(Effect::Say {
             node,
             output: Output::Text { text },

@@ -218,5 +218,8 @@ impl Program {
 
 /// Compiles a validation pattern so that it must match the whole answer.
 pub(crate) fn anchored(pattern: &str) -> Result<Regex, String> {
+    // The pattern must be a regular expression on its own, or `a)|(?:b` would escape the
+    // anchors wrapped around it.
+    Regex::new(pattern).map_err(|e| format!("invalid pattern: {e}"))?;
     Regex::new(&format!("^(?:{pattern})$")).map_err(|e| format!("invalid pattern: {e}"))
 }

@@ -1777,7 +1777,7 @@ fn eval_string_functions() {
     check_eval("string(tags)", expect![[r#""new, vip" : string"#]]);
     check_eval(
         "string(cart.items[1])",
-        expect![[r#""{\"price\":20.0,\"qty\":1.0,\"sku\":\"B2\"}" : string"#]],
+        expect![[r#""{\"price\":20,\"qty\":1,\"sku\":\"B2\"}" : string"#]],
     );
     check_eval("string(false)", expect![[r#""false" : string"#]]);
 }
@@ -2136,7 +2136,7 @@ fn templates() {
     );
     check_template(
         "{{ cart.items[1] }}",
-        expect![[r#"{"price":20.0,"qty":1.0,"sku":"B2"}"#]],
+        expect![[r#"{"price":20,"qty":1,"sku":"B2"}"#]],
     );
     check_template(
         "Total: {{ round(sum(prices) * 1.13, 2) }} 元",
