@@ -76,3 +76,34 @@ fn scenarios_play_as_written() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }
+
+/// The complete example of `docs/flow-format.md` (§12) is played, so the spec cannot drift
+/// from the engine: its flow validates cleanly and its scenario gives its transcript.
+#[test]
+fn the_spec_example_behaves_as_documented() {
+    let doc = include_str!("../../docs/flow-format.md");
+    let example = &doc[doc.find("## 12. A complete example").expect("§12 exists")..];
+    let blocks: Vec<&str> = example
+        .split("```")
+        .skip(1)
+        .step_by(2)
+        .map(|b| b.strip_prefix("json").unwrap_or(b).trim())
+        .collect();
+    let flow = flows::from_json(blocks[0]).unwrap();
+    let mut library = Library::new();
+    library.insert(flow.clone());
+    assert_eq!(flows::validate(&flow, &library), Vec::new());
+    let transcript = blocks
+        .iter()
+        .find(|b| b.starts_with("# "))
+        .expect("a transcript block");
+    let scenarios = scenario::parse_file(blocks.last().expect("a scenario block")).unwrap();
+    let engine = Interpreter::new(&library, &scenarios.flow).unwrap();
+    let scenario = &scenarios.scenarios[0];
+    let played = scenario.play(&engine);
+    assert_eq!(scenario.check(&played), Vec::<String>::new());
+    assert_eq!(
+        scenario::transcript(&scenario.name, &played).trim(),
+        *transcript
+    );
+}
