@@ -296,7 +296,7 @@ fn num_expr(depth: u32) -> BoxedStrategy<E> {
     let leaf = prop_oneof![
         3 => var(VarTy::Num),
         2 => (-50i32..500).prop_map(|n| lit(n.to_string())),
-        1 => among(&["0.5", "2.5", "1000000", "sys.hour", "sys.weekday"]).prop_map(lit),
+        1 => among(&["0.5", "2.5", "1000000", "100000000000000000000", "sys.hour", "sys.weekday"]).prop_map(lit),
     ];
     if depth == 0 {
         return leaf.boxed();
@@ -1343,6 +1343,7 @@ pub const SAMPLES: &[&str] = &[
     "0",
     "1e308",
     "1e-300",
+    "123456789.123456789",
     "0.1",
     "NaN",
     "inf",
@@ -1384,6 +1385,8 @@ fn valid_answers(input_type: InputType) -> &'static [&'static str] {
             "1e6",
             "0.30000000000000004",
             "99999999999",
+            "123456789.123456789",
+            "1e308",
         ],
         InputType::Email => &["a@b.cn", "ada.lovelace@example.com", "客服@example.com"],
         InputType::Phone => &[
@@ -1431,25 +1434,32 @@ pub fn start() -> impl Strategy<Value = StartInput> {
         )
 }
 
-/// Numbers as JSON carries them: finite, mostly small, some huge or tiny.
-///
-/// FIXME: only numbers of at most 15 significant digits, which serde_json reads back exactly
-/// by default. With 16 or 17 digits (`9.003722017980587e287`, a visitor's
-/// `123456789.123456789`) it may read back a neighbouring float, so a session restored from
-/// JSON differs from the one stored (`a_typed_number_survives_session_json` in
-/// `tests/properties.rs`). Once the workspace turns on serde_json's `float_roundtrip` feature,
-/// add `prop::num::f64::NORMAL | prop::num::f64::SUBNORMAL | prop::num::f64::ZERO` here and
-/// put `123456789.123456789` back into [`SAMPLES`].
+/// Numbers as JSON carries them: finite, mostly small and short, some huge, tiny or with
+/// all 17 significant digits.
 pub fn number() -> impl Strategy<Value = f64> {
     prop_oneof![
         3 => (-1000i32..100_000).prop_map(f64::from),
         // A whole number of up to 15 digits over a power of ten is read back exactly.
+        // Prices and amounts with a few decimals.
         2 => (-999_999_999_999_999i64..=999_999_999_999_999, 0i32..=8).prop_map(|(n, d)| {
             #[allow(clippy::cast_precision_loss, reason = "below 2^53, so exact")]
             let n = n as f64;
             n / 10f64.powi(d)
         }),
-        1 => among(&[0.1, 2.5, -0.0, 1e-7, 1e21, 1e308, 9_007_199_254_740_992.0]),
+        1 => among(&[
+            0.1,
+            2.5,
+            -0.0,
+            1e-7,
+            1e21,
+            1e308,
+            -1e308,
+            9_007_199_254_740_993.0,
+            9.003_722_017_980_587e287,
+            f64::MAX,
+            f64::MIN_POSITIVE,
+        ]),
+        1 => prop::num::f64::NORMAL | prop::num::f64::SUBNORMAL | prop::num::f64::ZERO,
     ]
 }
 

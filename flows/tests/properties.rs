@@ -95,7 +95,7 @@ fn check_step(before: &Session, played: &Played) -> Result<(), TestCaseError> {
     }
     prop_assert_eq!(step.status, session.status());
     let restored = Session::from_json(&session.to_json());
-    if !float_exempt(session) {
+    if !holds_non_finite(session) {
         prop_assert_eq!(
             restored.as_ref(),
             Ok(session),
@@ -114,11 +114,43 @@ fn check_step(before: &Session, played: &Played) -> Result<(), TestCaseError> {
             "a refusal comes alone: {:?}",
             step.effects
         );
-        prop_assert_eq!(session, before, "a refused {:?} changed the session", input);
+        // Debug output, because `NaN != NaN` even in a session nothing touched.
+        prop_assert_eq!(
+            format!("{session:?}"),
+            format!("{before:?}"),
+            "a refused {:?} changed the session",
+            input
+        );
     } else {
         prop_assert_eq!(session.turns, before.turns + 1);
     }
     Ok(())
+}
+
+/// FIXME: arithmetic can overflow to a non-finite number, which a session stores but JSON
+/// cannot (`an_overflowing_number_survives_session_json`). Until that is settled, sessions
+/// holding one are exempt from the exact round-trip checks.
+fn holds_non_finite(session: &Session) -> bool {
+    fn non_finite(value: &flows::Value) -> bool {
+        match value {
+            flows::Value::Number(n) => !n.is_finite(),
+            flows::Value::List(items) => items.iter().any(non_finite),
+            flows::Value::Map(map) => map.values().any(non_finite),
+            flows::Value::Null | flows::Value::Bool(_) | flows::Value::String(_) => false,
+        }
+    }
+    let offered = match &session.waiting {
+        Waiting::Choice { options, .. } => {
+            options.iter().filter_map(|o| o.value.as_ref()).collect()
+        }
+        _ => Vec::new(),
+    };
+    session
+        .frames
+        .iter()
+        .flat_map(|f| f.vars.values())
+        .chain(offered)
+        .any(non_finite)
 }
 
 /// Plays `script`, checking every step; when `restore_at` is given, the session is written
@@ -159,7 +191,7 @@ fn check_restore(
     every: bool,
 ) -> Result<(), TestCaseError> {
     let straight = play(engine, script, fixtures, None)?;
-    if straight.iter().any(|p| float_exempt(&p.session)) {
+    if straight.iter().any(|p| holds_non_finite(&p.session)) {
         return Ok(());
     }
     let at = at.index(script.turns.len().max(1));
@@ -175,47 +207,6 @@ fn check_restore(
     }
     prop_assert_eq!(straight.len(), restored.len());
     Ok(())
-}
-
-/// Whether serde_json reads every float back exactly (its `float_roundtrip` feature).
-fn floats_exact() -> bool {
-    let x = 9.003_722_017_980_587e287_f64;
-    serde_json::from_str::<f64>(&serde_json::to_string(&x).unwrap()).unwrap() == x
-}
-
-/// FIXME: serde_json reads some floats of 16 or 17 digits back a neighbouring float until the
-/// workspace turns on its `float_roundtrip` feature (`a_typed_number_survives_session_json`).
-/// Until then, sessions holding such a number are exempt from the exact round-trip checks;
-/// the exemption ends by itself when the feature is on.
-fn float_exempt(session: &Session) -> bool {
-    fn lossy(value: &flows::Value) -> bool {
-        match value {
-            flows::Value::Number(n) => {
-                n.is_finite()
-                    && serde_json::from_str::<f64>(&serde_json::to_string(n).unwrap()).unwrap()
-                        != *n
-            }
-            flows::Value::List(items) => items.iter().any(lossy),
-            flows::Value::Map(map) => map.values().any(lossy),
-            flows::Value::Null | flows::Value::Bool(_) | flows::Value::String(_) => false,
-        }
-    }
-    static EXACT: OnceLock<bool> = OnceLock::new();
-    if *EXACT.get_or_init(floats_exact) {
-        return false;
-    }
-    let offered = match &session.waiting {
-        Waiting::Choice { options, .. } => {
-            options.iter().filter_map(|o| o.value.as_ref()).collect()
-        }
-        _ => Vec::new(),
-    };
-    session
-        .frames
-        .iter()
-        .flat_map(|f| f.vars.values())
-        .chain(offered)
-        .any(lossy)
 }
 
 proptest! {
@@ -449,10 +440,10 @@ fn run_json(json: &str, inputs: Vec<Input>) -> Session {
 }
 
 /// Found by `generated_flows_survive_random_conversations`: a number with 16 or 17 significant
-/// digits (a visitor's answer, a lookup row's price of `9.003722017980587e287`) comes back from
-/// the session's JSON as a neighbouring float, because serde_json reads floats "best effort"
-/// unless its `float_roundtrip` feature is on. A conversation restored after a restart would
-/// then differ from the one that was stored.
+/// digits (a visitor's answer, a lookup row's price of `9.003722017980587e287`) came back from
+/// the session's JSON as a neighbouring float, because serde_json read floats "best effort"
+/// without its `float_roundtrip` feature; a conversation restored after a restart differed
+/// from the one stored.
 #[test]
 fn a_typed_number_survives_session_json() {
     let session = run_json(
@@ -480,12 +471,51 @@ fn a_typed_number_survives_session_json() {
     let stored = session.main_vars()["amount"].clone();
     assert_eq!(stored, flows::Value::Number(123_456_789.123_456_79));
     let restored = Session::from_json(&session.to_json()).unwrap();
-    // FIXME: turn on serde_json's `float_roundtrip` feature in the workspace manifest; then
-    // this is `assert_eq!(restored, session)` (and `arbitrary::number` can draw any float).
-    assert!(!floats_exact());
-    assert_ne!(restored, session);
+    assert_eq!(restored, session);
+    let price = 9.003_722_017_980_587e287_f64;
     assert_eq!(
-        restored.main_vars()["amount"],
-        flows::Value::Number(123_456_789.123_456_8)
+        serde_json::from_str::<f64>(&serde_json::to_string(&price).unwrap()).unwrap(),
+        price
     );
+}
+
+/// Found while checking what `generated_flows_survive_random_conversations` cannot reach
+/// often: a visitor's `1e308` times ten is `inf`, which a variable holds, but JSON has no
+/// infinity, so the stored session says `null` and the restored conversation differs (a later
+/// `amount + 1` fails only if the server restarted in between).
+#[test]
+fn an_overflowing_number_survives_session_json() {
+    let session = run_json(
+        r#"{
+          "schema_version": 2, "id": "amount", "name": "amount",
+          "variables": [{"name": "amount", "type": "number", "default": 0}],
+          "nodes": [
+            {"id": "start", "kind": "start"},
+            {"id": "ask", "kind": "input", "prompt": "How much?", "input_type": "number", "save_as": "amount"},
+            {"id": "grow", "kind": "set", "assignments": [{"var": "amount", "value": "amount * 10"}]},
+            {"id": "wait", "kind": "wait", "seconds": 60},
+            {"id": "done", "kind": "end"}
+          ],
+          "edges": [
+            {"from": "start", "port": "next", "to": "ask"},
+            {"from": "ask", "port": "next", "to": "grow"},
+            {"from": "ask", "port": "invalid", "to": "done"},
+            {"from": "grow", "port": "next", "to": "wait"},
+            {"from": "wait", "port": "timeout", "to": "done"}
+          ]
+        }"#,
+        vec![
+            Input::Start(Default::default()),
+            Input::Text("1e308".into()),
+        ],
+    );
+    let restored = Session::from_json(&session.to_json()).unwrap();
+    // FIXME: arithmetic that overflows should fail like a division by zero (or the engine
+    // should refuse to store a non-finite number); then the session round-trips, this is
+    // `assert_eq!(restored, session)`, and `holds_non_finite` in the properties can go.
+    assert_eq!(
+        session.main_vars()["amount"],
+        flows::Value::Number(f64::INFINITY)
+    );
+    assert_eq!(restored.main_vars()["amount"], flows::Value::Null);
 }
