@@ -95,14 +95,12 @@ fn check_step(before: &Session, played: &Played) -> Result<(), TestCaseError> {
     }
     prop_assert_eq!(step.status, session.status());
     let restored = Session::from_json(&session.to_json());
-    if !holds_non_finite(session) {
-        prop_assert_eq!(
-            restored.as_ref(),
-            Ok(session),
-            "the session changed through JSON after {:?}",
-            input
-        );
-    }
+    prop_assert_eq!(
+        restored.as_ref(),
+        Ok(session),
+        "the session changed through JSON after {:?}",
+        input
+    );
     let rejected = step
         .effects
         .iter()
@@ -125,32 +123,6 @@ fn check_step(before: &Session, played: &Played) -> Result<(), TestCaseError> {
         prop_assert_eq!(session.turns, before.turns + 1);
     }
     Ok(())
-}
-
-/// FIXME: arithmetic can overflow to a non-finite number, which a session stores but JSON
-/// cannot (`an_overflowing_number_survives_session_json`). Until that is settled, sessions
-/// holding one are exempt from the exact round-trip checks.
-fn holds_non_finite(session: &Session) -> bool {
-    fn non_finite(value: &flows::Value) -> bool {
-        match value {
-            flows::Value::Number(n) => !n.is_finite(),
-            flows::Value::List(items) => items.iter().any(non_finite),
-            flows::Value::Map(map) => map.values().any(non_finite),
-            flows::Value::Null | flows::Value::Bool(_) | flows::Value::String(_) => false,
-        }
-    }
-    let offered = match &session.waiting {
-        Waiting::Choice { options, .. } => {
-            options.iter().filter_map(|o| o.value.as_ref()).collect()
-        }
-        _ => Vec::new(),
-    };
-    session
-        .frames
-        .iter()
-        .flat_map(|f| f.vars.values())
-        .chain(offered)
-        .any(non_finite)
 }
 
 /// Plays `script`, checking every step; when `restore_at` is given, the session is written
@@ -191,9 +163,6 @@ fn check_restore(
     every: bool,
 ) -> Result<(), TestCaseError> {
     let straight = play(engine, script, fixtures, None)?;
-    if straight.iter().any(|p| holds_non_finite(&p.session)) {
-        return Ok(());
-    }
     let at = at.index(script.turns.len().max(1));
     let restored = play(engine, script, fixtures, Some((at, every)))?;
     for (i, (a, b)) in straight.iter().zip(&restored).enumerate() {
@@ -480,13 +449,12 @@ fn a_typed_number_survives_session_json() {
 }
 
 /// Found while checking what `generated_flows_survive_random_conversations` cannot reach
-/// often: a visitor's `1e308` times ten is `inf`, which a variable holds, but JSON has no
-/// infinity, so the stored session says `null` and the restored conversation differs (a later
-/// `amount + 1` fails only if the server restarted in between).
+/// often: a visitor's `1e308` times ten overflowed to infinity, which JSON cannot store, so a
+/// restored session differed. Arithmetic now refuses to overflow, like a division by zero, and
+/// the flow's error handling takes over; the session holds no infinity and round-trips.
 #[test]
-fn an_overflowing_number_survives_session_json() {
-    let session = run_json(
-        r#"{
+fn an_overflowing_number_fails_instead_of_storing_infinity() {
+    let flow = r#"{
           "schema_version": 2, "id": "amount", "name": "amount",
           "variables": [{"name": "amount", "type": "number", "default": 0}],
           "nodes": [
@@ -503,19 +471,19 @@ fn an_overflowing_number_survives_session_json() {
             {"from": "grow", "port": "next", "to": "wait"},
             {"from": "wait", "port": "timeout", "to": "done"}
           ]
-        }"#,
+        }"#;
+    let session = run_json(
+        flow,
         vec![
             Input::Start(Default::default()),
             Input::Text("1e308".into()),
         ],
     );
-    let restored = Session::from_json(&session.to_json()).unwrap();
-    // FIXME: arithmetic that overflows should fail like a division by zero (or the engine
-    // should refuse to store a non-finite number); then the session round-trips, this is
-    // `assert_eq!(restored, session)`, and `holds_non_finite` in the properties can go.
-    assert_eq!(
-        session.main_vars()["amount"],
-        flows::Value::Number(f64::INFINITY)
+    assert_eq!(session.main_vars()["amount"], flows::Value::Number(1e308));
+    assert!(
+        matches!(&session.waiting, Waiting::Ended { outcome } if outcome == "error"),
+        "{:?}",
+        session.waiting
     );
-    assert_eq!(restored.main_vars()["amount"], flows::Value::Null);
+    assert_eq!(Session::from_json(&session.to_json()).unwrap(), session);
 }

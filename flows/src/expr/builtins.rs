@@ -390,7 +390,7 @@ pub fn ge(a: &Value, b: &Value) -> BuiltinResult {
 /// Adds numbers, concatenates strings, concatenates lists.
 pub fn add(a: &Value, b: &Value) -> BuiltinResult {
     match (a, b) {
-        (Value::Number(x), Value::Number(y)) => Ok(Value::Number(x + y)),
+        (Value::Number(x), Value::Number(y)) => finite("+", x + y),
         (Value::String(x), Value::String(y)) => Ok(Value::String(format!("{x}{y}"))),
         (Value::List(x), Value::List(y)) => Ok(Value::List(x.iter().chain(y).cloned().collect())),
         _ => Err(format!(
@@ -414,12 +414,12 @@ fn numbers(op: &str, a: &Value, b: &Value) -> Result<(f64, f64), String> {
 
 pub fn sub(a: &Value, b: &Value) -> BuiltinResult {
     let (x, y) = numbers("-", a, b)?;
-    Ok(Value::Number(x - y))
+    finite("-", x - y)
 }
 
 pub fn mul(a: &Value, b: &Value) -> BuiltinResult {
     let (x, y) = numbers("*", a, b)?;
-    Ok(Value::Number(x * y))
+    finite("*", x * y)
 }
 
 pub fn div(a: &Value, b: &Value) -> BuiltinResult {
@@ -427,7 +427,17 @@ pub fn div(a: &Value, b: &Value) -> BuiltinResult {
     if y == 0.0 {
         return Err("division by zero".to_owned());
     }
-    Ok(Value::Number(x / y))
+    finite("/", x / y)
+}
+
+/// Arithmetic never yields infinity or NaN: a result too large for a number is an error, so
+/// every value a flow holds can be stored as JSON and read back the same.
+fn finite(op: &str, n: f64) -> BuiltinResult {
+    if n.is_finite() {
+        Ok(Value::Number(n))
+    } else {
+        Err(format!("the result of `{op}` is too large to be a number"))
+    }
 }
 
 /// The remainder of `x / y` with the sign of `x` (Rust's `%` on `f64`).
@@ -787,7 +797,7 @@ pub fn sum(list: &Value) -> BuiltinResult {
             }
         }
     }
-    Ok(Value::Number(total))
+    finite("sum", total)
 }
 
 /// The field `name` of every element: `null` where an element is not a map or lacks it.

@@ -2108,7 +2108,15 @@ fn builtins_on_values_the_syntax_cannot_write() {
     let big = Value::Number(1e308);
     assert_eq!(
         builtins::mul(&big, &Value::Number(10.0)),
-        Ok(Value::Number(f64::INFINITY))
+        Err("the result of `*` is too large to be a number".to_owned())
+    );
+    assert_eq!(
+        builtins::add(&big, &big),
+        Err("the result of `+` is too large to be a number".to_owned())
+    );
+    assert_eq!(
+        builtins::sum(&Value::List(vec![big.clone(), big])),
+        Err("the result of `sum` is too large to be a number".to_owned())
     );
     // A call with the wrong number of arguments (only generated code could make one).
     expect!["`len` takes 1 argument (a string, a list or a map), but got none"]
