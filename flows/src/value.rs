@@ -10,7 +10,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 /// Maps are ordered (`BTreeMap`) so that serialization, display and comparison are
 /// deterministic: the interpreter, the browser preview and generated code must agree byte for byte.
 /// In JSON a value is the natural JSON value (`null`, `true`, `1.5`, `"text"`, `[..]`, `{..}`).
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
 #[serde(untagged)]
 pub enum Value {
     #[default]
@@ -120,6 +120,84 @@ impl Value {
                     .collect(),
             ),
         }
+    }
+}
+
+/// Reads the natural JSON form directly. (A derived `untagged` impl would buffer every value
+/// and try each variant in turn, which made reading a stored session about 20 times slower.)
+impl<'de> Deserialize<'de> for Value {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(ValueVisitor)
+    }
+}
+
+struct ValueVisitor;
+
+impl<'de> serde::de::Visitor<'de> for ValueVisitor {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_none<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_some<D: Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
+        Value::deserialize(deserializer)
+    }
+
+    fn visit_bool<E>(self, b: bool) -> Result<Value, E> {
+        Ok(Value::Bool(b))
+    }
+
+    #[allow(
+        clippy::cast_precision_loss,
+        reason = "the language has one number type, f64, as JSON does"
+    )]
+    fn visit_i64<E>(self, n: i64) -> Result<Value, E> {
+        Ok(Value::Number(n as f64))
+    }
+
+    #[allow(
+        clippy::cast_precision_loss,
+        reason = "the language has one number type, f64, as JSON does"
+    )]
+    fn visit_u64<E>(self, n: u64) -> Result<Value, E> {
+        Ok(Value::Number(n as f64))
+    }
+
+    fn visit_f64<E>(self, n: f64) -> Result<Value, E> {
+        Ok(Value::Number(n))
+    }
+
+    fn visit_str<E>(self, s: &str) -> Result<Value, E> {
+        Ok(Value::String(s.to_owned()))
+    }
+
+    fn visit_string<E>(self, s: String) -> Result<Value, E> {
+        Ok(Value::String(s))
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1024));
+        while let Some(item) = seq.next_element()? {
+            items.push(item);
+        }
+        Ok(Value::List(items))
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut access: A) -> Result<Value, A::Error> {
+        let mut map = BTreeMap::new();
+        while let Some((key, value)) = access.next_entry::<String, Value>()? {
+            map.insert(key, value);
+        }
+        Ok(Value::Map(map))
     }
 }
 
@@ -322,6 +400,20 @@ mod tests {
             .to_string(),
             "1, a"
         );
+    }
+
+    #[test]
+    fn values_read_from_json_like_from_json_trees() {
+        let text =
+            r#"{"a": [1, 2.5, -3, "x", null, true], "b": {"c": {}}, "big": 18446744073709551615}"#;
+        let direct: Value = serde_json::from_str(text).unwrap();
+        let tree: serde_json::Value = serde_json::from_str(text).unwrap();
+        assert_eq!(direct, Value::from_json(&tree));
+        assert_eq!(
+            serde_json::to_string(&direct).unwrap(),
+            r#"{"a":[1.0,2.5,-3.0,"x",null,true],"b":{"c":{}},"big":1.8446744073709552e+19}"#
+        );
+        assert!(serde_json::from_str::<Value>("[1, ]").is_err());
     }
 
     #[test]
