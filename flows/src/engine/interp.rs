@@ -401,16 +401,23 @@ impl<'a> Run<'a> {
             self.s.path.remove(0);
         }
         self.s.path.push(entry);
-        match (&node.kind, &program.nodes[idx]) {
+        match self.enter(program, idx) {
+            Ok(next) => next,
+            Err(message) => self.fail(Some(node.id.clone()), message),
+        }
+    }
+
+    /// What entering node `idx` does; an `Err` is a failure of that node.
+    fn enter(&mut self, program: &'a Program, idx: usize) -> Result<Next, String> {
+        let node = &program.flow.nodes[idx];
+        let id = &node.id;
+        Ok(match (&node.kind, &program.nodes[idx]) {
             (NodeKind::Start(_), _) => self.follow(idx, port::NEXT),
             (NodeKind::Message(message), Compiled::Message(parts)) => {
                 for (part, compiled) in message.parts.iter().zip(parts) {
-                    let output = match self.output(part, compiled) {
-                        Ok(output) => output,
-                        Err(message) => return self.fail(Some(node.id.clone()), message),
-                    };
+                    let output = self.output(part, compiled)?;
                     self.effects.push(Effect::Say {
-                        node: node.id.clone(),
+                        node: id.clone(),
                         output,
                     });
                 }
@@ -429,75 +436,58 @@ impl<'a> Run<'a> {
                     None => {
                         let mut offered = Vec::new();
                         for (option, label) in choice.options.iter().zip(options) {
-                            match self.render(label, None) {
-                                Ok(label) => offered.push(Offered {
-                                    id: option.id.clone(),
-                                    label,
-                                    value: None,
-                                }),
-                                Err(message) => return self.fail(Some(node.id.clone()), message),
-                            }
+                            let label = self.render(label, None)?;
+                            offered.push(Offered {
+                                id: option.id.clone(),
+                                label,
+                                value: None,
+                            });
                         }
                         offered
                     }
                     Some((list, label)) => {
                         let limit = choice.dynamic.as_ref().and_then(|d| d.limit).unwrap_or(10);
-                        match self.dynamic_options(list, label, limit) {
-                            Ok(offered) => offered,
-                            Err(message) => return self.fail(Some(node.id.clone()), message),
-                        }
+                        self.dynamic_options(list, label, limit)?
                     }
                 };
                 if offered.is_empty() {
-                    return self.fail(
-                        Some(node.id.clone()),
-                        "there are no options to offer: the list is empty".into(),
-                    );
+                    return Err("there are no options to offer: the list is empty".into());
                 }
-                let prompt = match self.render(prompt, None) {
-                    Ok(p) => p,
-                    Err(message) => return self.fail(Some(node.id.clone()), message),
-                };
-                self.ask_choice(&node.id, prompt, &offered);
+                let prompt = self.render(prompt, None)?;
+                self.ask_choice(id, prompt, &offered);
                 self.s.waiting = Waiting::Choice {
-                    node: node.id.clone(),
+                    node: id.clone(),
                     options: offered,
                 };
                 self.s.attempts = 0;
                 Next::Stop
             }
             (NodeKind::Input(input), Compiled::Input { prompt, .. }) => {
-                let prompt = match self.render(prompt, None) {
-                    Ok(p) => p,
-                    Err(message) => return self.fail(Some(node.id.clone()), message),
-                };
+                let prompt = self.render(prompt, None)?;
                 self.effects.push(Effect::Ask {
-                    node: node.id.clone(),
+                    node: id.clone(),
                     prompt,
                     expect: Expect::Input {
                         input_type: input.input_type,
                     },
                 });
-                self.s.waiting = Waiting::Input {
-                    node: node.id.clone(),
-                };
+                self.s.waiting = Waiting::Input { node: id.clone() };
                 self.s.attempts = 0;
                 Next::Stop
             }
             (NodeKind::Condition(_), Compiled::Exprs(branches)) => {
-                for (id, when) in branches {
-                    match self.eval(when) {
-                        Ok(Value::Bool(true)) => return self.follow(idx, id),
-                        Ok(Value::Bool(false)) => {}
-                        Ok(other) => {
-                            return self.fail(
-                                Some(node.id.clone()),
-                                format!("the condition of branch `{id}` gave a {} instead of true or false", other.kind_name()),
-                            );
-                        }
-                        Err(message) => {
-                            return self
-                                .fail(Some(node.id.clone()), format!("branch `{id}`: {message}"));
+                for (branch, when) in branches {
+                    match self
+                        .eval(when)
+                        .map_err(|message| format!("branch `{branch}`: {message}"))?
+                    {
+                        Value::Bool(true) => return Ok(self.follow(idx, branch)),
+                        Value::Bool(false) => {}
+                        other => {
+                            return Err(format!(
+                                "the condition of branch `{branch}` gave a {} instead of true or false",
+                                other.kind_name()
+                            ));
                         }
                     }
                 }
@@ -505,45 +495,33 @@ impl<'a> Run<'a> {
             }
             (NodeKind::Set(_), Compiled::Exprs(assignments)) => {
                 for (var, value) in assignments {
-                    let value = match self.eval(value) {
-                        Ok(v) => v,
-                        Err(message) => {
-                            return self.fail(Some(node.id.clone()), format!("`{var}`: {message}"));
-                        }
-                    };
-                    if let Err(message) = self.set_var(var, value) {
-                        return self.fail(Some(node.id.clone()), message);
-                    }
+                    let value = self
+                        .eval(value)
+                        .map_err(|message| format!("`{var}`: {message}"))?;
+                    self.set_var(var, value)?;
                 }
                 self.follow(idx, port::NEXT)
             }
             (NodeKind::Lookup(lookup), Compiled::Exprs(params)) => {
                 let mut values = BTreeMap::new();
                 for (name, param) in params {
-                    match self.eval(param) {
-                        Ok(v) => {
-                            values.insert(name.clone(), v);
-                        }
-                        Err(message) => {
-                            return self.fail(
-                                Some(node.id.clone()),
-                                format!("parameter `{name}`: {message}"),
-                            );
-                        }
-                    }
+                    let value = self
+                        .eval(param)
+                        .map_err(|message| format!("parameter `{name}`: {message}"))?;
+                    values.insert(name.clone(), value);
                 }
                 let request = self.s.next_request;
                 self.s.next_request += 1;
                 self.effects.push(Effect::Lookup(LookupRequest {
                     request,
-                    node: node.id.clone(),
+                    node: id.clone(),
                     connector: lookup.connector.clone(),
                     entity: lookup.entity.clone(),
                     operation: lookup.operation.clone(),
                     params: values,
                 }));
                 self.s.waiting = Waiting::Lookup {
-                    node: node.id.clone(),
+                    node: id.clone(),
                     request,
                 };
                 Next::Stop
@@ -556,117 +534,43 @@ impl<'a> Run<'a> {
                     message,
                 },
             ) => {
-                let rendered = (|| {
-                    let reason = self.render(reason, None)?;
-                    let summary = summary.as_ref().map(|s| self.render(s, None)).transpose()?;
-                    let message = message.as_ref().map(|m| self.render(m, None)).transpose()?;
-                    Ok::<_, String>((reason, summary.unwrap_or_default(), message))
-                })();
-                let (reason, summary, message) = match rendered {
-                    Ok(r) => r,
-                    Err(message) => return self.fail(Some(node.id.clone()), message),
-                };
+                let reason = self.render(reason, None)?;
+                let summary = summary.as_ref().map(|s| self.render(s, None)).transpose()?;
+                let message = message.as_ref().map(|m| self.render(m, None)).transpose()?;
                 if let Some(text) = message {
                     self.effects.push(Effect::Say {
-                        node: node.id.clone(),
+                        node: id.clone(),
                         output: Output::Text { text },
                     });
                 }
                 self.effects.push(Effect::Handoff(Box::new(HandoffRequest {
-                    node: Some(node.id.clone()),
+                    node: Some(id.clone()),
                     queue: handoff.queue.clone(),
                     team: handoff.team.clone(),
                     priority: handoff.priority,
                     reason,
-                    summary,
+                    summary: summary.unwrap_or_default(),
                     variables: self.s.main_vars(),
                     path: self.s.path.clone(),
                 })));
                 self.s.waiting = Waiting::Agent {
-                    resume: Resume::HandoffReturn {
-                        node: node.id.clone(),
-                    },
+                    resume: Resume::HandoffReturn { node: id.clone() },
                 };
                 Next::Stop
             }
             (NodeKind::Wait(wait), _) => {
-                let at = self.s.now.saturating_add(
-                    i64::try_from(wait.seconds.saturating_mul(1000)).unwrap_or(i64::MAX),
-                );
+                let after = i64::try_from(wait.seconds.saturating_mul(1000)).unwrap_or(i64::MAX);
                 self.s.waiting = Waiting::Timer {
-                    node: node.id.clone(),
-                    timer: format!("wait:{}", node.id),
-                    at,
+                    node: id.clone(),
+                    timer: format!("wait:{id}"),
+                    at: self.s.now.saturating_add(after),
                 };
                 Next::Stop
             }
-            (NodeKind::Call(call), Compiled::Exprs(inputs)) => {
-                if self.s.frames.len() >= MAX_CALL_DEPTH {
-                    return self.fail(
-                        Some(node.id.clone()),
-                        format!("sub-flows are nested more than {MAX_CALL_DEPTH} deep"),
-                    );
-                }
-                let Some(callee) = self.it.programs.get(&call.flow) else {
-                    return self.fail(
-                        Some(node.id.clone()),
-                        format!("the sub-flow `{}` is not loaded", call.flow),
-                    );
-                };
-                let mut vars = callee.initial_vars(&BTreeMap::new());
-                let mut assigned = Vec::new();
-                for (name, input) in inputs {
-                    let value = match self.eval(input) {
-                        Ok(v) => v,
-                        Err(message) => {
-                            return self
-                                .fail(Some(node.id.clone()), format!("input `{name}`: {message}"));
-                        }
-                    };
-                    match callee.vars.get(name) {
-                        Some((ty, _)) if value.fits(ty) => {}
-                        Some((ty, _)) => {
-                            return self.fail(
-                                Some(node.id.clone()),
-                                format!(
-                                    "input `{name}` of `{}` is a {ty}, but got a {}",
-                                    call.flow,
-                                    value.kind_name()
-                                ),
-                            );
-                        }
-                        None => {
-                            return self.fail(
-                                Some(node.id.clone()),
-                                format!("`{}` has no input `{name}`", call.flow),
-                            );
-                        }
-                    }
-                    vars.insert(name.clone(), value.clone());
-                    assigned.push((name.clone(), value));
-                }
-                self.s.frames.push(super::Frame {
-                    flow: call.flow.clone(),
-                    call_node: Some(node.id.clone()),
-                    vars,
-                });
-                for (name, value) in assigned {
-                    let scope = callee
-                        .vars
-                        .get(&name)
-                        .map_or(Scope::Conversation, |(_, s)| *s);
-                    self.trace(Trace::VarSet {
-                        flow: call.flow.clone(),
-                        name,
-                        value,
-                        scope,
-                    });
-                }
-                Next::Node(callee.start)
-            }
+            (NodeKind::Call(call), Compiled::Exprs(inputs)) => self.call(id, call, inputs)?,
             (NodeKind::AbSplit(split), _) => {
                 let total: u32 = split.variants.iter().map(|v| v.weight).sum();
-                let mut bucket = support::ab_bucket(&self.s.session_id, &node.id, total);
+                let mut bucket = support::ab_bucket(&self.s.session_id, id, total);
                 let mut chosen = split
                     .variants
                     .last()
@@ -681,21 +585,19 @@ impl<'a> Run<'a> {
                 }
                 self.follow(idx, chosen)
             }
-            (NodeKind::Jump(jump), _) => match program.index.get(&jump.target) {
-                Some(&target) => {
-                    self.trace(Trace::EdgeTaken {
-                        flow: flow_id.clone(),
-                        from: node.id.clone(),
-                        port: "jump".into(),
-                        to: jump.target.clone(),
-                    });
-                    Next::Node(target)
-                }
-                None => self.fail(
-                    Some(node.id.clone()),
-                    format!("jump to a missing node `{}`", jump.target),
-                ),
-            },
+            (NodeKind::Jump(jump), _) => {
+                let target = *program
+                    .index
+                    .get(&jump.target)
+                    .ok_or_else(|| format!("jump to a missing node `{}`", jump.target))?;
+                self.trace(Trace::EdgeTaken {
+                    flow: program.flow.id.clone(),
+                    from: id.clone(),
+                    port: "jump".into(),
+                    to: jump.target.clone(),
+                });
+                Next::Node(target)
+            }
             (NodeKind::End(end), _) => {
                 if self.s.frames.len() > 1 {
                     self.return_from_call()
@@ -704,11 +606,66 @@ impl<'a> Run<'a> {
                 }
             }
             // The program is built from the same flow, so kinds and compiled forms always agree.
-            _ => self.fail(
-                Some(node.id.clone()),
-                "internal: node was not prepared".into(),
-            ),
+            _ => return Err("internal: node was not prepared".into()),
+        })
+    }
+
+    /// Enters the sub-flow of call node `id`: its inputs are evaluated here, checked against
+    /// the callee's variables, and become the new frame's values.
+    fn call(
+        &mut self,
+        id: &str,
+        call: &crate::model::Call,
+        inputs: &[(String, Expr)],
+    ) -> Result<Next, String> {
+        if self.s.frames.len() >= MAX_CALL_DEPTH {
+            return Err(format!(
+                "sub-flows are nested more than {MAX_CALL_DEPTH} deep"
+            ));
         }
+        let callee = self
+            .it
+            .programs
+            .get(&call.flow)
+            .ok_or_else(|| format!("the sub-flow `{}` is not loaded", call.flow))?;
+        let mut vars = callee.initial_vars(&BTreeMap::new());
+        let mut assigned = Vec::new();
+        for (name, input) in inputs {
+            let value = self
+                .eval(input)
+                .map_err(|message| format!("input `{name}`: {message}"))?;
+            match callee.vars.get(name) {
+                Some((ty, _)) if value.fits(ty) => {}
+                Some((ty, _)) => {
+                    return Err(format!(
+                        "input `{name}` of `{}` is a {ty}, but got a {}",
+                        call.flow,
+                        value.kind_name()
+                    ));
+                }
+                None => return Err(format!("`{}` has no input `{name}`", call.flow)),
+            }
+            vars.insert(name.clone(), value.clone());
+            assigned.push((name.clone(), value));
+        }
+        self.s.frames.push(super::Frame {
+            flow: call.flow.clone(),
+            call_node: Some(id.to_owned()),
+            vars,
+        });
+        for (name, value) in assigned {
+            let scope = callee
+                .vars
+                .get(&name)
+                .map_or(Scope::Conversation, |(_, s)| *s);
+            self.trace(Trace::VarSet {
+                flow: call.flow.clone(),
+                name,
+                value,
+                scope,
+            });
+        }
+        Ok(Next::Node(callee.start))
     }
 
     fn output(&self, part: &crate::model::Part, compiled: &CPart) -> Result<Output, String> {
