@@ -155,18 +155,16 @@ impl Scenario {
         let mut session = engine.new_session();
         let mut now = self.now;
         let mut played = Vec::with_capacity(self.steps.len() + 1);
-        let input = self.start_input();
-        let step = engine.step(&mut session, &input, now);
-        played.push(Played {
-            input,
-            now,
-            step,
-            session: session.clone(),
-        });
-        for s in &self.steps {
-            now = now
-                .saturating_add(i64::try_from(s.advance.saturating_mul(1000)).unwrap_or(i64::MAX));
-            let input = self.input_for(s, &session);
+        // The start first, then each step after its pause.
+        for step in std::iter::once(None).chain(self.steps.iter().map(Some)) {
+            let input = match step {
+                None => self.start_input(),
+                Some(s) => {
+                    let pause = i64::try_from(s.advance.saturating_mul(1000)).unwrap_or(i64::MAX);
+                    now = now.saturating_add(pause);
+                    self.input_for(s, &session)
+                }
+            };
             let step = engine.step(&mut session, &input, now);
             played.push(Played {
                 input,

@@ -796,21 +796,8 @@ impl<'a> Run<'a> {
                         let Compiled::Choice { prompt, retry, .. } = &program.nodes[idx] else {
                             return Next::Stop;
                         };
-                        let rendered = (|| {
-                            let retry = match retry {
-                                Some(r) => self.render(r, None)?,
-                                None => {
-                                    Builtin::PickAnOption.text(self.builtin_locale()).to_owned()
-                                }
-                            };
-                            Ok::<_, String>((retry, self.render(prompt, None)?))
-                        })();
-                        match rendered {
-                            Ok((retry, prompt)) => {
-                                self.effects.push(Effect::Say {
-                                    node: node.clone(),
-                                    output: Output::Text { text: retry },
-                                });
+                        match self.say_retry(&node, retry.as_ref(), Builtin::PickAnOption, prompt) {
+                            Ok(prompt) => {
                                 self.ask_choice(&node, prompt, &options);
                                 Next::Stop
                             }
@@ -849,21 +836,13 @@ impl<'a> Run<'a> {
                     self.s.attempts = 0;
                     return self.follow(idx, port::INVALID);
                 }
-                let rendered = (|| {
-                    let retry = match retry {
-                        Some(r) => self.render(r, None)?,
-                        None => Builtin::InvalidAnswer(input.input_type)
-                            .text(self.builtin_locale())
-                            .to_owned(),
-                    };
-                    Ok::<_, String>((retry, self.render(prompt, None)?))
-                })();
-                match rendered {
-                    Ok((retry, prompt)) => {
-                        self.effects.push(Effect::Say {
-                            node: node.clone(),
-                            output: Output::Text { text: retry },
-                        });
+                match self.say_retry(
+                    &node,
+                    retry.as_ref(),
+                    Builtin::InvalidAnswer(input.input_type),
+                    prompt,
+                ) {
+                    Ok(prompt) => {
                         self.effects.push(Effect::Ask {
                             node,
                             prompt,
@@ -892,6 +871,27 @@ impl<'a> Run<'a> {
             }
             _ => Next::Stop,
         }
+    }
+
+    /// After an answer that was not accepted: says the node's retry text (or the built-in
+    /// one) and returns the prompt, rendered again, for asking once more.
+    fn say_retry(
+        &mut self,
+        node: &str,
+        retry: Option<&CText>,
+        builtin: Builtin,
+        prompt: &CText,
+    ) -> Result<String, String> {
+        let retry = match retry {
+            Some(r) => self.render(r, None)?,
+            None => builtin.text(self.builtin_locale()).to_owned(),
+        };
+        let prompt = self.render(prompt, None)?;
+        self.effects.push(Effect::Say {
+            node: node.to_owned(),
+            output: Output::Text { text: retry },
+        });
+        Ok(prompt)
     }
 
     /// The visitor picked offered option `i`.
