@@ -172,18 +172,67 @@ impl Interface {
 
 /// Global events: what visitors can say anywhere, and what happens on silence or failure.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(from = "EventsFile")]
 pub struct Events {
-    #[serde(default = "KeywordEvent::agent")]
     pub agent: KeywordEvent,
-    #[serde(default = "KeywordEvent::restart")]
     pub restart: KeywordEvent,
-    #[serde(default = "KeywordEvent::cancel")]
     pub cancel: KeywordEvent,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub inactivity: Option<Inactivity>,
-    #[serde(default)]
     pub error: ErrorEvent,
+}
+
+/// `events` as written in a file: a keyword event may leave out `keywords` (to turn it off,
+/// say, or only to set a target) and then keeps its built-in ones.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EventsFile {
+    #[serde(default)]
+    agent: Option<KeywordEventFile>,
+    #[serde(default)]
+    restart: Option<KeywordEventFile>,
+    #[serde(default)]
+    cancel: Option<KeywordEventFile>,
+    #[serde(default)]
+    inactivity: Option<Inactivity>,
+    #[serde(default)]
+    error: ErrorEvent,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KeywordEventFile {
+    #[serde(default = "yes")]
+    enabled: bool,
+    #[serde(default)]
+    keywords: Option<Vec<String>>,
+    #[serde(default)]
+    target: Option<NodeId>,
+}
+
+impl KeywordEventFile {
+    fn or(written: Option<KeywordEventFile>, builtin: KeywordEvent) -> KeywordEvent {
+        match written {
+            None => builtin,
+            Some(w) => KeywordEvent {
+                enabled: w.enabled,
+                keywords: w.keywords.unwrap_or(builtin.keywords),
+                target: w.target,
+            },
+        }
+    }
+}
+
+impl From<EventsFile> for Events {
+    fn from(file: EventsFile) -> Self {
+        Events {
+            agent: KeywordEventFile::or(file.agent, KeywordEvent::agent()),
+            restart: KeywordEventFile::or(file.restart, KeywordEvent::restart()),
+            cancel: KeywordEventFile::or(file.cancel, KeywordEvent::cancel()),
+            inactivity: file.inactivity,
+            error: file.error,
+        }
+    }
 }
 
 impl Default for Events {
@@ -200,14 +249,12 @@ impl Default for Events {
 
 /// A global keyword: when the visitor's whole message equals one of `keywords` (ignoring case
 /// and surrounding whitespace) the event fires instead of the local transition.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct KeywordEvent {
-    #[serde(default = "yes")]
     pub enabled: bool,
     pub keywords: Vec<String>,
     /// Where to go instead of the built-in behaviour.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub target: Option<NodeId>,
 }
 

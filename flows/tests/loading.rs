@@ -148,3 +148,30 @@ fn bundled_flows_round_trip_through_json() {
         assert_eq!(&again, flow, "{} changed in a round trip", flow.id);
     }
 }
+
+#[test]
+fn keyword_events_keep_their_builtin_keywords_unless_given() {
+    let with_events = MINIMAL.replace(
+        r#""nodes": ["#,
+        r#""events": {"agent": {"enabled": false}, "cancel": {"target": "bye"}, "restart": {"keywords": ["again"]}}, "nodes": ["#,
+    );
+    let flow = flows::from_json(&with_events).unwrap();
+    assert!(!flow.events.agent.enabled);
+    assert!(!flow.events.agent.matches("人工"));
+    assert!(flow.events.cancel.matches("取消"));
+    assert_eq!(flow.events.cancel.target.as_deref(), Some("bye"));
+    assert!(flow.events.restart.matches("AGAIN"));
+    assert!(!flow.events.restart.matches("restart"));
+    let again = flows::from_json(&flows::to_json(&flow)).unwrap();
+    assert_eq!(again, flow);
+    let typo = MINIMAL.replace(
+        r#""nodes": ["#,
+        r#""events": {"agent": {"keyword": ["x"]}}, "nodes": ["#,
+    );
+    check_error(
+        &typo,
+        &expect![
+            "at `events.agent.keyword` (line 5, column 32): unknown field `keyword`, expected one of `enabled`, `keywords`, `target`"
+        ],
+    );
+}
