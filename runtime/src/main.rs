@@ -48,6 +48,10 @@ enum Command {
         /// Session id (it decides A/B split buckets).
         #[arg(long, default_value = "terminal")]
         session_id: String,
+        /// Pretend the conversation starts at this local time (`2026-01-05` or
+        /// `2026-01-05T10:00`, in `KEFU_TZ_OFFSET_MINUTES`, default UTC+8); time then runs on.
+        #[arg(long)]
+        now: Option<String>,
     },
 }
 
@@ -72,7 +76,14 @@ fn main() -> ExitCode {
             locale,
             fixtures,
             session_id,
-        } => runtime::cli::run::main(&file, &locale, fixtures.as_deref(), &session_id),
+            now,
+        } => runtime::cli::run::main(
+            &file,
+            &locale,
+            fixtures.as_deref(),
+            &session_id,
+            now.as_deref(),
+        ),
     }
 }
 

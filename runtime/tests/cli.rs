@@ -156,3 +156,28 @@ fn run_refuses_a_broken_flow() {
         text(&output)
     );
 }
+
+#[test]
+fn run_can_pretend_another_date() {
+    let flow = repo("flows/library/returns.flow.json");
+    let flow = flow.to_str().unwrap();
+    let then = run_chat(
+        &[flow, "--locale", "en", "--now", "2026-01-06T10:00"],
+        "KF100004\n/quit\n",
+    );
+    assert!(
+        then.contains("was delivered 4 day(s) ago, so it can still be returned"),
+        "{then}"
+    );
+    let output = kefu()
+        .args(["run", flow, "--now", "tomorrow"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        text(&output).contains("--now: expected a time like 2026-01-05"),
+        "{}",
+        text(&output)
+    );
+}

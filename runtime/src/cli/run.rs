@@ -15,7 +15,22 @@ use super::files;
 const HELP: &str = "commands: /timer [id] fires a timer, /handback [node] returns from an agent, \
 /restart, /cancel, /vars shows variables, /quit";
 
-pub fn main(file: &Path, locale: &str, fixtures: Option<&Path>, session_id: &str) -> ExitCode {
+pub fn main(
+    file: &Path,
+    locale: &str,
+    fixtures: Option<&Path>,
+    session_id: &str,
+    now: Option<&str>,
+) -> ExitCode {
+    let offset = local_offset_minutes();
+    let start_at = match now.map(|text| parse_local_time(text, offset)) {
+        None => None,
+        Some(Ok(at)) => Some(at),
+        Some(Err(error)) => {
+            eprintln!("kefu: --now: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
     let loaded = files::load(file);
     let flow = match &loaded.flow {
         Ok(flow) => flow.clone(),
@@ -66,12 +81,15 @@ pub fn main(file: &Path, locale: &str, fixtures: Option<&Path>, session_id: &str
         session_id: session_id.to_owned(),
         locale: locale.to_owned(),
         channel: "terminal".to_owned(),
-        tz_offset_minutes: local_offset_minutes(),
+        tz_offset_minutes: offset,
         user: Default::default(),
     };
     let stdin = std::io::stdin().lock();
     let stdout = std::io::stdout().lock();
-    match chat(&engine, &fixtures, start, wall_clock, stdin, stdout) {
+    // With `--now`, the clock starts there and runs at the wall clock's pace.
+    let shift = start_at.map_or(0, |at| at - wall_clock());
+    let clock = move || wall_clock() + shift;
+    match chat(&engine, &fixtures, start, clock, stdin, stdout) {
         Ok(_) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("kefu: {error}");
@@ -84,6 +102,32 @@ fn wall_clock() -> Millis {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// Reads `YYYY-MM-DD` or `YYYY-MM-DDTHH:MM` as a local time `offset_minutes` east of UTC.
+pub fn parse_local_time(text: &str, offset_minutes: i32) -> Result<Millis, String> {
+    let expected =
+        || format!("expected a time like 2026-01-05 or 2026-01-05T10:00, found `{text}`");
+    let (date, time) = text.split_once(['T', ' ']).unwrap_or((text, "00:00"));
+    let date = flows::engine::support::parse_date(date).ok_or_else(expected)?;
+    let numbers: Vec<i64> = date.split('-').filter_map(|p| p.parse().ok()).collect();
+    let [year, month, day] = numbers[..] else {
+        return Err(expected());
+    };
+    let (hour, minute) = time.split_once(':').ok_or_else(expected)?;
+    let hour: i64 = hour.parse().map_err(|_| expected())?;
+    let minute: i64 = minute.parse().map_err(|_| expected())?;
+    if !(0..24).contains(&hour) || !(0..60).contains(&minute) {
+        return Err(expected());
+    }
+    // Days from civil (proleptic Gregorian), the inverse of `flows::engine::support::civil`.
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * ((month + 9) % 12) + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Ok(((days * 1440 + hour * 60 + minute) - i64::from(offset_minutes)) * 60_000)
 }
 
 /// The terminal has no reliable time zone without a tz database; `KEFU_TZ_OFFSET_MINUTES`
@@ -261,4 +305,28 @@ fn show(
         Effect::SetTimer { .. } | Effect::CancelTimer { .. } | Effect::Trace(_) => {}
     }
     Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_local_time;
+    use flows::engine::support::civil;
+
+    #[test]
+    fn local_times_read_back_through_civil() {
+        let at = parse_local_time("2026-01-05T10:00", 480).unwrap();
+        assert_eq!(at, 1_767_578_400_000);
+        let c = civil(at, 480);
+        assert_eq!(
+            (c.year, c.month, c.day, c.hour, c.minute),
+            (2026, 1, 5, 10, 0)
+        );
+        assert_eq!(
+            parse_local_time("2024-02-29", 0).unwrap(),
+            1_709_164_800_000
+        );
+        assert!(parse_local_time("2026-13-01", 0).is_err());
+        assert!(parse_local_time("2026-01-05T25:00", 0).is_err());
+        assert!(parse_local_time("yesterday", 0).is_err());
+    }
 }
