@@ -7,6 +7,7 @@
 //! byte-identical effects and sessions for the same inputs.
 
 mod interp;
+pub mod machine;
 mod messages;
 mod program;
 mod session;
@@ -16,8 +17,9 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-pub use interp::{INACTIVITY_TIMER, Interpreter, LoadFlowsError, MAX_CALL_DEPTH};
-pub(crate) use program::anchored;
+pub use interp::{Interpreter, LoadFlowsError};
+pub use machine::{INACTIVITY_TIMER, MAX_CALL_DEPTH};
+pub use program::anchored;
 pub use session::{Frame, Offered, Resume, SESSION_FORMAT, Session, Waiting};
 
 use crate::model::{InputType, NodeId, Priority, Scope};

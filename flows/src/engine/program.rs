@@ -5,17 +5,17 @@ use std::collections::BTreeMap;
 
 use regex::Regex;
 
+use super::machine::{Declared, VarTable};
 use crate::expr::{self, Expr, Template};
-use crate::model::{self, Flow, NodeKind, Part, Scope, Text};
-use crate::value::{Type, Value};
+use crate::model::{self, Flow, NodeKind, Part, Text};
 
 pub(crate) struct Program {
     pub flow: Flow,
     pub index: BTreeMap<String, usize>,
-    /// `(node index, port)` → target node index.
-    pub edges: BTreeMap<(usize, String), usize>,
+    /// Per node: port → target node index.
+    pub edges: Vec<BTreeMap<String, usize>>,
     pub nodes: Vec<Compiled>,
-    pub vars: BTreeMap<String, (Type, Scope)>,
+    pub vars: VarTable,
     pub start: usize,
 }
 
@@ -84,7 +84,7 @@ impl Program {
             .enumerate()
             .map(|(i, n)| (n.id.clone(), i))
             .collect();
-        let mut edges = BTreeMap::new();
+        let mut edges = vec![BTreeMap::new(); flow.nodes.len()];
         for edge in &flow.edges {
             let (Some(&from), Some(&to)) = (index.get(&edge.from), index.get(&edge.to)) else {
                 return Err(format!(
@@ -92,18 +92,24 @@ impl Program {
                     edge.from, edge.to
                 ));
             };
-            edges.insert((from, edge.port.clone()), to);
+            edges[from].insert(edge.port.clone(), to);
         }
         let start = flow
             .nodes
             .iter()
             .position(|n| matches!(n.kind, NodeKind::Start(_)))
             .ok_or_else(|| format!("flow `{}` has no start node", flow.id))?;
-        let vars = flow
-            .variables
-            .iter()
-            .map(|v| (v.name.clone(), (v.ty.clone(), v.scope)))
-            .collect();
+        let vars = VarTable::new(
+            flow.variables
+                .iter()
+                .map(|v| Declared {
+                    name: v.name.clone(),
+                    ty: v.ty.clone(),
+                    scope: v.scope,
+                    default: v.default.clone(),
+                })
+                .collect(),
+        );
         let opt = |t: &Option<Text>| t.as_ref().map(CText::new).transpose();
         let exprs = |pairs: Vec<(&String, &String)>| -> Result<Compiled, String> {
             let parsed = pairs
@@ -194,30 +200,10 @@ impl Program {
             start,
         })
     }
-
-    /// The variables of a fresh frame: defaults, else zero values; `user`-scoped ones taken
-    /// from `user` when the remembered value fits the declared type.
-    pub fn initial_vars(&self, user: &BTreeMap<String, Value>) -> BTreeMap<String, Value> {
-        self.flow
-            .variables
-            .iter()
-            .map(|v| {
-                let remembered = (v.scope == Scope::User)
-                    .then(|| user.get(&v.name))
-                    .flatten()
-                    .filter(|x| x.fits(&v.ty));
-                let value = remembered
-                    .cloned()
-                    .or_else(|| v.default.clone())
-                    .unwrap_or_else(|| Value::zero(&v.ty));
-                (v.name.clone(), value)
-            })
-            .collect()
-    }
 }
 
 /// Compiles a validation pattern so that it must match the whole answer.
-pub(crate) fn anchored(pattern: &str) -> Result<Regex, String> {
+pub fn anchored(pattern: &str) -> Result<Regex, String> {
     // The pattern must be a regular expression on its own, or `a)|(?:b` would escape the
     // anchors wrapped around it.
     Regex::new(pattern).map_err(|e| format!("invalid pattern: {e}"))?;

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use regex::Regex;
 
-use super::{Card, Millis, Session};
+use super::{Card, Millis, Offered, Output, Session};
 use crate::model::{InputType, Validation};
 use crate::value::Value;
 
@@ -242,6 +242,53 @@ pub fn card_from(value: &Value) -> Option<Card> {
         image: text("image"),
         url: text("url"),
     })
+}
+
+/// Product cards from the value of a `products` part's `from` expression: one card per row that
+/// is a map, at most `limit`.
+pub fn products(list: &Value, limit: Option<u32>) -> Result<Output, String> {
+    let Value::List(rows) = list else {
+        return Err(format!(
+            "product cards need a list, but got a {}",
+            list.kind_name()
+        ));
+    };
+    let limit = limit.map_or(usize::MAX, |l| l as usize);
+    Ok(Output::Products {
+        cards: rows.iter().filter_map(card_from).take(limit).collect(),
+    })
+}
+
+/// The elements a choice built from a list offers: at most `limit` (default 10).
+pub fn option_items(list: &Value, limit: Option<u32>) -> Result<&[Value], String> {
+    let Value::List(items) = list else {
+        return Err(format!(
+            "the options need a list, but got a {}",
+            list.kind_name()
+        ));
+    };
+    let limit = limit.unwrap_or(10) as usize;
+    Ok(&items[..items.len().min(limit)])
+}
+
+/// A choice must offer at least one option.
+pub fn some_options(offered: &[Offered]) -> Result<(), String> {
+    if offered.is_empty() {
+        Err("there are no options to offer: the list is empty".into())
+    } else {
+        Ok(())
+    }
+}
+
+/// Whether the condition of branch `branch` holds, given what its expression gave.
+pub fn branch_taken(branch: &str, value: Result<Value, String>) -> Result<bool, String> {
+    match value.map_err(|message| format!("branch `{branch}`: {message}"))? {
+        Value::Bool(b) => Ok(b),
+        other => Err(format!(
+            "the condition of branch `{branch}` gave a {} instead of true or false",
+            other.kind_name()
+        )),
+    }
 }
 
 #[cfg(test)]
