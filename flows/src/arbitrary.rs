@@ -6,7 +6,10 @@
 //! get the same [`Script`] and must produce the same [`Played`] steps.
 //!
 //! The pieces:
-//! - [`valid_flow`]: flows that have no validation errors by construction (warnings allowed).
+//! - [`valid_flow`]: flows that have no validation errors by construction (warnings allowed),
+//!   with [`sub_flow`] to call; [`library_for`] puts both in a library.
+//! - [`corpus`]: a fixed, seeded set of such flows for differential tests, and [`coverage`]:
+//!   which node kinds, operators, functions and syntax a set of flows uses.
 //! - [`script`], [`start`], [`actions`]: a conversation as abstract [`Action`]s (press the
 //!   third button, type a valid answer, answer the pending lookup with an error, …), each with
 //!   the time that passes before it.
@@ -17,51 +20,63 @@
 //!
 //! Everything is deterministic given the generated values: no clock, no randomness of its own.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
 use proptest::prelude::*;
 use proptest::sample::Index;
+use proptest::strategy::ValueTree;
+use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
 
 use crate::engine::{
     Effect, Engine, Expect, HandBack, Input, LookupOutcome, LookupRequest, LookupResult, Millis,
     Session, StartInput, Step, Waiting,
 };
+use crate::expr::{BinaryOp, ExprKind, Function, Segment, UnaryOp};
 use crate::fixtures::Fixtures;
+use crate::library::Library;
 use crate::model::{
-    AbSplit, Assignment, Branch, CardSpec, Choice, ChoiceOption, Condition, Edge, End, Events,
-    Flow, Handoff, Inactivity, InputNode, InputType, Jump, KeywordEvent, Layout, Lookup, Message,
-    Node, NodeKind, Part, Position, Priority, SCHEMA_VERSION, Scope, SetNode, Settings, Start,
-    Text, Validation, Variable, Variant, Wait,
+    AbSplit, Assignment, Branch, Call, CardSpec, Choice, ChoiceOption, Condition, DynamicOptions,
+    Edge, End, Events, Flow, Handoff, Inactivity, InputNode, InputType, Interface, Jump,
+    KeywordEvent, Layout, Lookup, Message, Node, NodeKind, Part, Position, Priority,
+    SCHEMA_VERSION, Scope, SetNode, Settings, Start, Text, Validation, Variable, Variant, Wait,
 };
 use crate::scenario::{DEFAULT_START, Played};
 use crate::value::{Type, Value};
 
 // ---- Valid flows -------------------------------------------------------------------------
 
-/// Random flows with no `Severity::Error` diagnostic, by construction.
+/// Random flows with no `Severity::Error` diagnostic, by construction, when validated with
+/// [`sub_flow`] in the library ([`library_for`]).
 ///
 /// What they contain:
-/// - node `n0` is the start; then 2 to 20 further nodes `n1`, `n2`, … of every kind but
-///   `call` (messages with every part type, static choices, inputs of every type with
-///   validation, conditions, sets, lookups, handoffs, waits, A/B splits, jumps, ends); the
-///   last node is always an `end`;
+/// - node `n0` is the start; then 2 to 20 further nodes `n1`, `n2`, … of every kind (messages
+///   with every part type, static and dynamic choices, inputs of every type with validation,
+///   conditions, sets, lookups, handoffs, waits, calls of [`sub_flow`], A/B splits, jumps,
+///   ends); the last node is always an `end`;
 /// - variables `num0`, `num1` (number), `str0`, `str1` (string), `flag0`, `flag1` (bool),
 ///   `tags0`, `tags1` (`list<string>`) and `rows0` (`list<map>`, for lookup rows and product
 ///   cards), one or two of each, mostly with defaults, some `user`-scoped;
 /// - texts with `{{ … }}` holes over those variables and `sys`, some with `zh-CN` and `en`
-///   variants; typed expressions in conditions, assignments and lookup parameters;
+///   variants; typed expressions in conditions, assignments, lookup parameters, call inputs,
+///   dynamic choice lists and product-card sources, using every operator and function, list
+///   literals, field access and indexing (see [`coverage`]);
+/// - `call` nodes that give [`sub_flow`] all its inputs and copy some of its outputs into
+///   variables of the same type;
 /// - sometimes targets for the global events (agent, cancel, restart, error, inactivity).
 ///
 /// The shape: every required port is connected, to a *later* node or back to a node that waits
 /// for the outside world (choice, input, lookup, handoff, wait). A turn therefore enters each
-/// node at most once before it waits or ends, so these flows never exhaust the step budget:
-/// any budget error while running one is an engine bug. Some nodes may be unreachable and some
-/// variables may be read before they are set; those are warnings.
+/// node at most once before it waits or ends. [`sub_flow`] always waits before it returns, so
+/// a turn runs at most the rest of one call and the start of another besides: these flows
+/// never exhaust the step budget, and any budget error while running one is an engine bug.
+/// Some nodes may be unreachable and some variables may be read before they are set; those
+/// are warnings.
 ///
 /// Expressions are well typed, but a run can still fail for real reasons (dividing by a
-/// variable that is zero, an agent setting a variable to `null`): that is an `Effect::Error`
-/// the engine handles, not a bug.
+/// variable that is zero, an agent setting a variable to `null`, a dynamic choice over an
+/// empty list, a lookup row whose `price` is no number): that is an `Effect::Error` the
+/// engine handles, not a bug.
 pub fn valid_flow() -> impl Strategy<Value = Flow> {
     valid_flow_sized(2..=20)
 }
@@ -213,6 +228,10 @@ enum E {
     Bin(&'static str, Box<E>, Box<E>),
     Un(&'static str, Box<E>),
     List(Vec<E>),
+    /// `target.name`; the target is a variable or a call, so it needs no parentheses.
+    Field(Box<E>, &'static str),
+    /// `target[index]`; the target is a variable or a call.
+    Index(Box<E>, Box<E>),
 }
 
 impl E {
@@ -254,6 +273,17 @@ impl E {
                 }
                 out.push(']');
             }
+            E::Field(target, name) => {
+                target.render(vars, out);
+                out.push('.');
+                out.push_str(name);
+            }
+            E::Index(target, index) => {
+                target.render(vars, out);
+                out.push('[');
+                index.render(vars, out);
+                out.push(']');
+            }
         }
     }
 
@@ -279,6 +309,46 @@ fn bin(op: &'static str, a: E, b: E) -> E {
 
 fn lit(text: impl Into<String>) -> E {
     E::Lit(text.into())
+}
+
+fn field(target: E, name: &'static str) -> E {
+    E::Field(Box::new(target), name)
+}
+
+fn index(target: E, at: E) -> E {
+    E::Index(Box::new(target), Box::new(at))
+}
+
+/// A list index: mostly in range of short lists, sometimes negative, fractional or computed
+/// (out of range reads as `null`).
+fn index_expr(depth: u32) -> BoxedStrategy<E> {
+    prop_oneof![
+        4 => among(&["0", "1", "2", "5"]).prop_map(lit),
+        1 => among(&["-1", "0.5"]).prop_map(lit),
+        1 => num_expr(depth.saturating_sub(1)),
+    ]
+    .boxed()
+}
+
+/// A field of a lookup row (type `any`): `rows0[0].name`, `last(rows0)['price']`, …
+fn row_field() -> impl Strategy<Value = E> {
+    let row = prop_oneof![
+        3 => (var(VarTy::Rows), index_expr(0)).prop_map(|(rows, at)| index(rows, at)),
+        1 => (among(&["first", "last"]), var(VarTy::Rows))
+            .prop_map(|(f, rows)| call(f, vec![rows])),
+    ];
+    (
+        row,
+        among(&["id", "name", "price", "status", "missing"]),
+        any::<bool>(),
+    )
+        .prop_map(|(row, name, dotted)| {
+            if dotted {
+                field(row, name)
+            } else {
+                index(row, lit(format!("'{name}'")))
+            }
+        })
 }
 
 fn var(ty: VarTy) -> impl Strategy<Value = E> {
@@ -316,6 +386,14 @@ fn num_expr(depth: u32) -> BoxedStrategy<E> {
         1 => (among(&["min", "max"]), n(), n()).prop_map(|(f, a, b)| call(f, vec![a, b])),
         1 => prop::collection::vec(n(), 0..3).prop_map(|items| call("sum", vec![E::List(items)])),
         1 => among(&["'12'", "' 3.5 '", "'-1e2'"]).prop_map(|s| call("number", vec![lit(s)])),
+        1 => (among(&["first", "last"]), prop::collection::vec(n(), 1..3))
+            .prop_map(|(f, items)| call(f, vec![E::List(items)])),
+        1 => (var(VarTy::Tags), index_expr(depth))
+            .prop_map(|(t, at)| call("len", vec![call("default", vec![index(t, at), lit("''")])])),
+        1 => row_field().prop_map(|f| call("len", vec![call("string", vec![f])])),
+        1 => (var(VarTy::Rows), index_expr(0)).prop_map(|(rows, at)| {
+            call("number", vec![call("default", vec![field(index(rows, at), "price"), lit("0")])])
+        }),
     ]
     .boxed()
 }
@@ -338,8 +416,11 @@ fn str_expr(depth: u32) -> BoxedStrategy<E> {
             .prop_map(|(t, sep)| call("join", vec![t, lit(sep)])),
         1 => num_expr(depth - 1).prop_map(|n| call("string", vec![n])),
         1 => (s(), str_lit()).prop_map(|(a, b)| call("default", vec![a, b])),
-        1 => (var(VarTy::Tags), str_lit())
-            .prop_map(|(t, b)| call("default", vec![call("first", vec![t]), b])),
+        1 => (among(&["first", "last"]), tags_expr(depth - 1), str_lit())
+            .prop_map(|(f, t, b)| call("default", vec![call(f, vec![t]), b])),
+        1 => (var(VarTy::Tags), index_expr(depth), str_lit())
+            .prop_map(|(t, at, b)| call("default", vec![index(t, at), b])),
+        1 => row_field().prop_map(|f| call("string", vec![f])),
         1 => var(VarTy::Rows)
             .prop_map(|r| call("join", vec![call("pluck", vec![r, lit("'name'")]), lit("', '")])),
     ]
@@ -357,7 +438,7 @@ fn bool_expr(depth: u32) -> BoxedStrategy<E> {
     let s = || str_expr(depth - 1);
     prop_oneof![
         3 => leaf,
-        1 => b().prop_map(|a| E::Un("!", Box::new(a))),
+        1 => (among(&["!", "not "]), b()).prop_map(|(op, a)| E::Un(op, Box::new(a))),
         1 => (among(&["&&", "||", "and", "or"]), b(), b()).prop_map(|(op, x, y)| bin(op, x, y)),
         2 => (among(&["<", "<=", ">", ">=", "==", "!="]), n(), n())
             .prop_map(|(op, x, y)| bin(op, x, y)),
@@ -368,6 +449,10 @@ fn bool_expr(depth: u32) -> BoxedStrategy<E> {
         1 => s().prop_map(|x| call("is_empty", vec![x])),
         1 => tags_expr(depth - 1).prop_map(|t| call("is_empty", vec![t])),
         1 => var(VarTy::Rows).prop_map(|r| call("is_empty", vec![r])),
+        1 => (among(&["==", "!="]), s()).prop_map(|(op, x)| bin(op, x, lit("null"))),
+        1 => (among(&["==", "!="]), row_field(), str_lit()).prop_map(|(op, f, x)| bin(op, f, x)),
+        1 => (among(&["==", "!="]), tags_expr(depth - 1), tags_expr(depth - 1))
+            .prop_map(|(op, x, y)| bin(op, x, y)),
     ]
     .boxed()
 }
@@ -416,6 +501,8 @@ fn any_expr() -> BoxedStrategy<E> {
 enum Piece {
     Word(&'static str),
     Hole(E, bool),
+    /// A hole reading `item`, only in the labels of dynamic choices.
+    Item(&'static str),
 }
 
 const ZH_WORDS: &[&str] = &[
@@ -454,6 +541,34 @@ fn pieces(words: &'static [&'static str]) -> impl Strategy<Value = Vec<Piece>> {
     prop::collection::vec(piece, 1..5)
 }
 
+/// The label of a dynamic choice's buttons: words, holes over `item` (a string, or a lookup
+/// row when `rows`) and ordinary holes.
+fn item_pieces(rows: bool) -> impl Strategy<Value = Vec<Piece>> {
+    let item: &'static [&'static str] = if rows {
+        &[
+            "item.name",
+            "item['id']",
+            "string(item.price)",
+            "default(item.status, '-')",
+            "item",
+        ]
+    } else {
+        &[
+            "item",
+            "upper(item)",
+            "len(item)",
+            "item + '!'",
+            "default(item, '?')",
+        ]
+    };
+    let piece = prop_oneof![
+        2 => among(EN_WORDS).prop_map(Piece::Word),
+        3 => among(item).prop_map(Piece::Item),
+        1 => (any_expr(), any::<bool>()).prop_map(|(e, spaced)| Piece::Hole(e, spaced)),
+    ];
+    prop::collection::vec(piece, 1..4)
+}
+
 #[derive(Debug, Clone)]
 struct TextSpec {
     zh: Vec<Piece>,
@@ -473,6 +588,9 @@ fn render_pieces(pieces: &[Piece], vars: &Vars) -> String {
     for piece in pieces {
         match piece {
             Piece::Word(w) => out.push_str(w),
+            Piece::Item(source) => {
+                let _ = write!(out, "{{{{ {source} }}}}");
+            }
             Piece::Hole(e, spaced) => {
                 let source = e.source(vars);
                 if *spaced {
@@ -525,7 +643,8 @@ fn target() -> impl Strategy<Value = Target> {
 enum PartSpec {
     Text(TextSpec),
     Image(Option<TextSpec>),
-    Products(Option<u32>),
+    /// Product cards from a `list<map>` expression, with a limit.
+    Products(E, Option<u32>),
     Carousel(Vec<(TextSpec, Option<TextSpec>, bool)>),
 }
 
@@ -542,6 +661,8 @@ enum KindSpec {
     Choice {
         prompt: TextSpec,
         options: Vec<TextSpec>,
+        /// Buttons from a list instead of `options`.
+        dynamic: Option<DynamicSpec>,
         save: Option<usize>,
         retry: Option<TextSpec>,
     },
@@ -575,9 +696,25 @@ enum KindSpec {
         save: Option<usize>,
         reply: bool,
     },
+    /// A call of [`sub_flow`]: its four inputs (a number, a string, a bool and a list of
+    /// strings, in that order) and, for each of its outputs, maybe a variable slot to copy it to.
+    Call {
+        inputs: [E; 4],
+        outputs: [Option<usize>; 4],
+    },
     AbSplit(Vec<u32>),
     Jump,
     End(Option<&'static str>),
+}
+
+/// The options of a choice built from a list: of strings (picked into a string variable) or
+/// of lookup rows (no generated variable can hold the picked map, so it is not saved).
+#[derive(Debug, Clone)]
+struct DynamicSpec {
+    rows: bool,
+    list: E,
+    label: Vec<Piece>,
+    limit: Option<u32>,
 }
 
 #[derive(Debug, Clone)]
@@ -592,7 +729,8 @@ fn part_spec() -> impl Strategy<Value = PartSpec> {
     prop_oneof![
         6 => text_spec().prop_map(PartSpec::Text),
         1 => prop::option::of(text_spec()).prop_map(PartSpec::Image),
-        1 => prop::option::of(1u32..4).prop_map(PartSpec::Products),
+        1 => (rows_expr(), prop::option::of(1u32..4))
+            .prop_map(|(from, limit)| PartSpec::Products(from, limit)),
         1 => prop::collection::vec(card_spec(), 1..3).prop_map(PartSpec::Carousel),
     ]
 }
@@ -653,18 +791,59 @@ fn priority() -> impl Strategy<Value = Priority> {
     ])
 }
 
+fn dynamic_spec() -> impl Strategy<Value = DynamicSpec> {
+    let limit = || prop::option::weighted(0.5, 1u32..6);
+    let strings = prop_oneof![
+        2 => tags_expr(EXPR_DEPTH),
+        // Mostly lists with at least one element, so that there are buttons to offer.
+        3 => (tags_expr(EXPR_DEPTH - 1), str_lit())
+            .prop_map(|(t, s)| bin("+", t, E::List(vec![s]))),
+    ];
+    prop_oneof![
+        3 => (strings, item_pieces(false), limit()).prop_map(|(list, label, limit)| DynamicSpec {
+            rows: false,
+            list,
+            label,
+            limit,
+        }),
+        1 => (rows_expr(), item_pieces(true), limit()).prop_map(|(list, label, limit)| DynamicSpec {
+            rows: true,
+            list,
+            label,
+            limit,
+        }),
+    ]
+}
+
 fn choice_spec() -> impl Strategy<Value = KindSpec> {
     (
         text_spec(),
         prop::collection::vec(text_spec(), 1..=4),
+        prop::option::weighted(0.25, dynamic_spec()),
         prop::option::of(any::<usize>()),
         prop::option::weighted(0.3, text_spec()),
     )
-        .prop_map(|(prompt, options, save, retry)| KindSpec::Choice {
+        .prop_map(|(prompt, options, dynamic, save, retry)| KindSpec::Choice {
             prompt,
             options,
+            dynamic,
             save,
             retry,
+        })
+}
+
+fn call_spec() -> impl Strategy<Value = KindSpec> {
+    let output = || prop::option::weighted(0.6, any::<usize>());
+    (
+        num_expr(EXPR_DEPTH),
+        str_expr(EXPR_DEPTH),
+        bool_expr(EXPR_DEPTH),
+        tags_expr(EXPR_DEPTH),
+        [output(), output(), output(), output()],
+    )
+        .prop_map(|(qty, who, rush, tags, outputs)| KindSpec::Call {
+            inputs: [qty, who, rush, tags],
+            outputs,
         })
 }
 
@@ -750,6 +929,7 @@ fn kind_spec() -> impl Strategy<Value = KindSpec> {
             }
             KindSpec::AbSplit(weights)
         }),
+        1 => call_spec(),
         1 => Just(KindSpec::Jump),
         1 => prop::option::of(among(&["resolved", "abandoned", "handed_off"]))
             .prop_map(KindSpec::End),
@@ -985,7 +1165,7 @@ fn build(
             "zh-CN".into()
         },
         variables,
-        interface: crate::model::Interface::default(),
+        interface: Interface::default(),
         events,
         settings: Settings {
             default_queue: meta.queue.into(),
@@ -1044,8 +1224,8 @@ impl KindSpec {
                             url: format!("https://shop.example/img/{p}.png"),
                             alt: opt(alt),
                         },
-                        PartSpec::Products(limit) => Part::Products {
-                            from: vars.name(VarTy::Rows, 0),
+                        PartSpec::Products(from, limit) => Part::Products {
+                            from: from.source(vars),
                             limit: *limit,
                         },
                         PartSpec::Carousel(cards) => Part::Carousel {
@@ -1066,7 +1246,27 @@ impl KindSpec {
             }),
             KindSpec::Choice {
                 prompt,
+                options: _,
+                dynamic: Some(dynamic),
+                save,
+                retry,
+            } => NodeKind::Choice(Choice {
+                prompt: text(prompt),
+                options: Vec::new(),
+                dynamic: Some(DynamicOptions {
+                    list: dynamic.list.source(vars),
+                    label: Text::Plain(render_pieces(&dynamic.label, vars)),
+                    limit: dynamic.limit,
+                }),
+                save_as: save
+                    .filter(|_| !dynamic.rows)
+                    .map(|slot| vars.name(VarTy::Str, slot)),
+                retry_prompt: opt(retry),
+            }),
+            KindSpec::Choice {
+                prompt,
                 options,
+                dynamic: None,
                 save,
                 retry,
             } => NodeKind::Choice(Choice {
@@ -1181,6 +1381,21 @@ impl KindSpec {
                 seconds: *seconds,
                 save_as: save.map(|slot| vars.name(VarTy::Str, slot)),
             }),
+            KindSpec::Call { inputs, outputs } => NodeKind::Call(Call {
+                flow: SUB_FLOW.into(),
+                inputs: SUB_INPUTS
+                    .iter()
+                    .zip(inputs)
+                    .map(|((name, _), e)| ((*name).to_owned(), e.source(vars)))
+                    .collect(),
+                outputs: SUB_OUTPUTS
+                    .iter()
+                    .zip(outputs)
+                    .filter_map(|((name, ty), slot)| {
+                        slot.map(|slot| (vars.name(*ty, slot), (*name).to_owned()))
+                    })
+                    .collect(),
+            }),
             KindSpec::AbSplit(weights) => NodeKind::AbSplit(AbSplit {
                 variants: weights
                     .iter()
@@ -1199,6 +1414,537 @@ impl KindSpec {
             }),
         }
     }
+}
+
+// ---- The sub-flow generated flows call -------------------------------------------------
+
+/// The id of [`sub_flow`], which generated `call` nodes call.
+pub const SUB_FLOW: &str = "arb-sub";
+
+/// The inputs of [`sub_flow`] and the kinds of generated variables that fit them, in the order
+/// of `KindSpec::Call::inputs`.
+const SUB_INPUTS: [(&str, VarTy); 4] = [
+    ("qty", VarTy::Num),
+    ("who", VarTy::Str),
+    ("rush", VarTy::Flag),
+    ("tags", VarTy::Tags),
+];
+
+/// The outputs of [`sub_flow`] and the kinds of generated variables they can be copied to.
+const SUB_OUTPUTS: [(&str, VarTy); 4] = [
+    ("total", VarTy::Num),
+    ("answer", VarTy::Str),
+    ("done", VarTy::Flag),
+    ("picked", VarTy::Tags),
+];
+
+/// The fixed sub-flow `arb-sub` that generated `call` nodes call: inputs `qty` (number), `who`
+/// (string), `rush` (bool) and `tags` (`list<string>`); outputs `total`, `answer`, `done` and
+/// `picked` of the same types.
+///
+/// It greets, then always waits at the choice `s_pick` before anything else, so a call never
+/// returns in the turn it starts and generated flows keep far from the step budget. From there
+/// it asks for a number (`s_more`, whose `invalid` port goes back to the choice), offers the
+/// input tags as buttons (`s_tag`, a dynamic choice), or checks `rush && qty > 10` and waits
+/// (`s_wait`), then sets its outputs and returns. It has no validation errors, with or without
+/// other flows in the library.
+pub fn sub_flow() -> Flow {
+    let both = |zh: &str, en: &str| {
+        Text::Localized(
+            [
+                ("zh-CN".to_owned(), zh.to_owned()),
+                ("en".to_owned(), en.to_owned()),
+            ]
+            .into(),
+        )
+    };
+    let variable = |name: &str, ty: Type, default: Option<Value>| Variable {
+        name: name.into(),
+        ty,
+        scope: Scope::Conversation,
+        default,
+        description: None,
+    };
+    let strings = || Type::List(Box::new(Type::String));
+    let node = |id: &str, kind: NodeKind| Node {
+        id: id.into(),
+        label: None,
+        kind,
+    };
+    let edge = |from: &str, port: &str, to: &str| Edge {
+        from: from.into(),
+        port: port.into(),
+        to: to.into(),
+    };
+    let option = |id: &str, zh: &str, en: &str| ChoiceOption {
+        id: id.into(),
+        label: both(zh, en),
+    };
+    let nodes = vec![
+        node("s_start", NodeKind::Start(Start {})),
+        node(
+            "s_hello",
+            NodeKind::Message(Message {
+                parts: vec![Part::Text {
+                    text: both(
+                        "{{who}}，您要 {{qty}} 件：{{ join(tags, '、') }}",
+                        "{{who}}, you want {{qty}}: {{ join(tags, ', ') }}",
+                    ),
+                }],
+            }),
+        ),
+        node(
+            "s_pick",
+            NodeKind::Choice(Choice {
+                prompt: both("怎么处理？", "What now?"),
+                options: vec![
+                    option("keep", "保留", "Keep"),
+                    option("more", "改数量", "Change the amount"),
+                    option("tag", "选标签", "Pick a tag"),
+                    option("skip", "跳过", "Skip"),
+                ],
+                dynamic: None,
+                save_as: Some("answer".into()),
+                retry_prompt: None,
+            }),
+        ),
+        node(
+            "s_check",
+            NodeKind::Condition(Condition {
+                branches: vec![Branch {
+                    id: "rush".into(),
+                    label: None,
+                    when: "rush && qty > 10".into(),
+                }],
+            }),
+        ),
+        node(
+            "s_more",
+            NodeKind::Input(InputNode {
+                prompt: both("要多少件？", "How many?"),
+                input_type: InputType::Number,
+                save_as: "total".into(),
+                validation: Validation {
+                    min: Some(0.0),
+                    max: Some(999.0),
+                    ..Validation::default()
+                },
+                retries: 1,
+                retry_prompt: Some(both(
+                    "请输入 0 到 999 之间的数字。",
+                    "A number from 0 to 999, please.",
+                )),
+            }),
+        ),
+        node(
+            "s_tag",
+            NodeKind::Choice(Choice {
+                prompt: both("选一个：", "Pick one:"),
+                options: Vec::new(),
+                dynamic: Some(DynamicOptions {
+                    list: "tags + ['其他']".into(),
+                    label: Text::Plain("{{ upper(item) }}".into()),
+                    limit: Some(5),
+                }),
+                save_as: Some("answer".into()),
+                retry_prompt: None,
+            }),
+        ),
+        node(
+            "s_wait",
+            NodeKind::Wait(Wait {
+                seconds: 30,
+                save_as: Some("answer".into()),
+            }),
+        ),
+        node(
+            "s_set",
+            NodeKind::Set(SetNode {
+                assignments: [
+                    ("total", "max(total, qty)"),
+                    ("picked", "tags + [answer]"),
+                    ("done", "total > 0 && !is_empty(answer)"),
+                ]
+                .into_iter()
+                .map(|(var, value)| Assignment {
+                    var: var.into(),
+                    value: value.into(),
+                })
+                .collect(),
+            }),
+        ),
+        node(
+            "s_done",
+            NodeKind::End(End {
+                outcome: Some("returned".into()),
+            }),
+        ),
+    ];
+    let edges = vec![
+        edge("s_start", "next", "s_hello"),
+        edge("s_hello", "next", "s_pick"),
+        edge("s_pick", "keep", "s_check"),
+        edge("s_pick", "more", "s_more"),
+        edge("s_pick", "tag", "s_tag"),
+        edge("s_pick", "skip", "s_done"),
+        edge("s_check", "rush", "s_wait"),
+        edge("s_check", "default", "s_set"),
+        edge("s_more", "next", "s_set"),
+        edge("s_more", "invalid", "s_pick"),
+        edge("s_tag", "selected", "s_set"),
+        edge("s_wait", "timeout", "s_set"),
+        edge("s_wait", "reply", "s_set"),
+        edge("s_set", "next", "s_done"),
+    ];
+    let layout = Layout {
+        nodes: nodes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| {
+                #[allow(clippy::cast_precision_loss, reason = "nine nodes")]
+                let x = (i * 220) as f64;
+                (n.id.clone(), Position { x, y: 0.0 })
+            })
+            .collect(),
+        ..Layout::default()
+    };
+    Flow {
+        schema_version: SCHEMA_VERSION,
+        id: SUB_FLOW.into(),
+        version: 1,
+        name: both("生成流程的子流程", "Sub-flow of generated flows"),
+        description: None,
+        default_locale: "zh-CN".into(),
+        variables: vec![
+            variable("qty", Type::Number, None),
+            variable("who", Type::String, None),
+            variable("rush", Type::Bool, None),
+            variable("tags", strings(), None),
+            variable("total", Type::Number, Some(Value::Number(0.0))),
+            variable("answer", Type::String, Some(Value::String(String::new()))),
+            variable("done", Type::Bool, Some(Value::Bool(false))),
+            variable("picked", strings(), Some(Value::List(Vec::new()))),
+        ],
+        interface: Interface {
+            inputs: SUB_INPUTS
+                .iter()
+                .map(|(name, _)| (*name).to_owned())
+                .collect(),
+            outputs: SUB_OUTPUTS
+                .iter()
+                .map(|(name, _)| (*name).to_owned())
+                .collect(),
+        },
+        events: Events::default(),
+        settings: Settings::default(),
+        nodes,
+        edges,
+        layout,
+    }
+}
+
+/// A library to validate and run a generated `flow` with: the flow and [`sub_flow`].
+pub fn library_for(flow: &Flow) -> Library {
+    let mut library = Library::new();
+    library.insert(sub_flow());
+    library.insert(flow.clone());
+    library
+}
+
+// ---- A seeded corpus and what it covers ---------------------------------------------------
+
+/// `count` flows from [`valid_flow`], named `gen-0000`, `gen-0001`, …: the same for the same
+/// `seed` on every 64-bit machine (proptest's ChaCha generator, seeded with `seed` in
+/// little-endian order; slots are drawn as `usize`). A shorter corpus from the same seed is a
+/// prefix of a longer one. Changing the strategies, or proptest, changes the corpus.
+///
+/// The differential tests of compiled flows use this corpus, so it must cover what every
+/// engine has to implement; see [`coverage`].
+pub fn corpus(seed: u64, count: usize) -> Vec<Flow> {
+    let mut seed_bytes = [0u8; 32];
+    seed_bytes[..8].copy_from_slice(&seed.to_le_bytes());
+    let rng = TestRng::from_seed(RngAlgorithm::ChaCha, &seed_bytes);
+    let mut runner = TestRunner::new_with_rng(Config::default(), rng);
+    let strategy = valid_flow();
+    let mut flows = Vec::with_capacity(count);
+    for i in 0..count {
+        // `valid_flow` has no filters, so drawing a value cannot be rejected.
+        let Ok(tree) = strategy.new_tree(&mut runner) else {
+            break;
+        };
+        let mut flow = tree.current();
+        flow.id = format!("gen-{i:04}");
+        flows.push(flow);
+    }
+    flows
+}
+
+/// Every node kind, by its name in flow files. [`NodeKind::name`] and the exhaustive match in
+/// `expressions_of` make a new kind fail to compile until it is handled there; add it here too.
+pub const NODE_KINDS: [&str; 13] = [
+    "start",
+    "message",
+    "choice",
+    "input",
+    "condition",
+    "set",
+    "lookup",
+    "handoff",
+    "wait",
+    "call",
+    "ab_split",
+    "jump",
+    "end",
+];
+
+/// Every binary operator. The match makes a new operator fail to compile here.
+fn binary_ops() -> [BinaryOp; 13] {
+    let listed = |op: BinaryOp| match op {
+        BinaryOp::Or
+        | BinaryOp::And
+        | BinaryOp::Eq
+        | BinaryOp::Ne
+        | BinaryOp::Lt
+        | BinaryOp::Le
+        | BinaryOp::Gt
+        | BinaryOp::Ge
+        | BinaryOp::Add
+        | BinaryOp::Sub
+        | BinaryOp::Mul
+        | BinaryOp::Div
+        | BinaryOp::Rem => op,
+    };
+    [
+        BinaryOp::Or,
+        BinaryOp::And,
+        BinaryOp::Eq,
+        BinaryOp::Ne,
+        BinaryOp::Lt,
+        BinaryOp::Le,
+        BinaryOp::Gt,
+        BinaryOp::Ge,
+        BinaryOp::Add,
+        BinaryOp::Sub,
+        BinaryOp::Mul,
+        BinaryOp::Div,
+        BinaryOp::Rem,
+    ]
+    .map(listed)
+}
+
+/// Every unary operator. The match makes a new operator fail to compile here.
+fn unary_ops() -> [UnaryOp; 2] {
+    let listed = |op: UnaryOp| match op {
+        UnaryOp::Not | UnaryOp::Neg => op,
+    };
+    [UnaryOp::Not, UnaryOp::Neg].map(listed)
+}
+
+/// Syntax besides operators and calls that every engine must implement.
+pub const SYNTAX: [&str; 4] = ["list literal", "field access", "index", "dynamic choice"];
+
+/// What a set of flows uses: for each node kind, operator, function and piece of [`SYNTAX`],
+/// how many of the flows use it at least once.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Coverage {
+    /// How many flows were looked at.
+    pub flows: usize,
+    /// By node kind name (`ab_split`).
+    pub kinds: BTreeMap<&'static str, usize>,
+    pub binary: BTreeMap<BinaryOp, usize>,
+    pub unary: BTreeMap<UnaryOp, usize>,
+    pub functions: BTreeMap<Function, usize>,
+    /// By the names in [`SYNTAX`].
+    pub syntax: BTreeMap<&'static str, usize>,
+}
+
+impl Coverage {
+    /// Everything no flow uses, as `kind call`, `binary %`, `unary -`, `function last` or
+    /// `syntax index`; empty when the flows cover it all.
+    pub fn missing(&self) -> Vec<String> {
+        let mut missing = Vec::new();
+        for kind in NODE_KINDS {
+            if !self.kinds.contains_key(kind) {
+                missing.push(format!("kind {kind}"));
+            }
+        }
+        for op in binary_ops() {
+            if !self.binary.contains_key(&op) {
+                missing.push(format!("binary {}", op.symbol()));
+            }
+        }
+        for op in unary_ops() {
+            if !self.unary.contains_key(&op) {
+                missing.push(format!("unary {}", op.symbol()));
+            }
+        }
+        for function in Function::ALL {
+            if !self.functions.contains_key(&function) {
+                missing.push(format!("function {}", function.name()));
+            }
+        }
+        for syntax in SYNTAX {
+            if !self.syntax.contains_key(syntax) {
+                missing.push(format!("syntax {syntax}"));
+            }
+        }
+        missing
+    }
+}
+
+impl std::fmt::Display for Coverage {
+    /// One line per group, each entry with its count of flows.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        fn line<K>(
+            f: &mut std::fmt::Formatter<'_>,
+            what: &str,
+            counts: &BTreeMap<K, usize>,
+            name: impl Fn(&K) -> &str,
+        ) -> std::fmt::Result {
+            let entries: Vec<String> = counts
+                .iter()
+                .map(|(key, count)| format!("{} {count}", name(key)))
+                .collect();
+            writeln!(f, "{what}: {}", entries.join(", "))
+        }
+        writeln!(f, "{} flows", self.flows)?;
+        line(f, "kinds", &self.kinds, |k| k)?;
+        line(f, "binary", &self.binary, |op| op.symbol())?;
+        line(f, "unary", &self.unary, |op| op.symbol())?;
+        line(f, "functions", &self.functions, |function| function.name())?;
+        line(f, "syntax", &self.syntax, |s| s)
+    }
+}
+
+/// What `flows` use: node kinds, and the operators, functions and syntax of every expression
+/// and template hole they contain (conditions, assignments, lookup parameters, call inputs,
+/// dynamic choice lists and labels, product-card sources, and every text).
+pub fn coverage<'a>(flows: impl IntoIterator<Item = &'a Flow>) -> Coverage {
+    let mut coverage = Coverage::default();
+    for flow in flows {
+        coverage.flows += 1;
+        let mut kinds = BTreeSet::new();
+        let mut binary = BTreeSet::new();
+        let mut unary = BTreeSet::new();
+        let mut functions = BTreeSet::new();
+        let mut syntax = BTreeSet::new();
+        for node in &flow.nodes {
+            kinds.insert(node.kind.name());
+            if let NodeKind::Choice(Choice {
+                dynamic: Some(_), ..
+            }) = &node.kind
+            {
+                syntax.insert("dynamic choice");
+            }
+            let (exprs, texts) = expressions_of(&node.kind);
+            let mut roots = Vec::new();
+            for source in exprs {
+                if let Ok(e) = crate::expr::parse(source) {
+                    roots.push(e.root().clone());
+                }
+            }
+            for text in texts {
+                for (_, variant) in text.variants() {
+                    if let Ok(template) = crate::expr::parse_template(variant) {
+                        for segment in template.segments() {
+                            if let Segment::Hole(e) = segment {
+                                roots.push(e.root().clone());
+                            }
+                        }
+                    }
+                }
+            }
+            for root in &roots {
+                root.walk(&mut |n| match &n.kind {
+                    ExprKind::Literal(_) | ExprKind::Var(_) => {}
+                    ExprKind::List(_) => {
+                        syntax.insert("list literal");
+                    }
+                    ExprKind::Field { .. } => {
+                        syntax.insert("field access");
+                    }
+                    ExprKind::Index { .. } => {
+                        syntax.insert("index");
+                    }
+                    ExprKind::Unary { op, .. } => {
+                        unary.insert(*op);
+                    }
+                    ExprKind::Binary { op, .. } => {
+                        binary.insert(*op);
+                    }
+                    ExprKind::Call { function, .. } => {
+                        functions.insert(*function);
+                    }
+                });
+            }
+        }
+        count(&mut coverage.kinds, kinds);
+        count(&mut coverage.binary, binary);
+        count(&mut coverage.unary, unary);
+        count(&mut coverage.functions, functions);
+        count(&mut coverage.syntax, syntax);
+    }
+    coverage
+}
+
+/// Adds one to the count of every key in `seen`.
+fn count<K: Ord>(into: &mut BTreeMap<K, usize>, seen: BTreeSet<K>) {
+    for key in seen {
+        *into.entry(key).or_default() += 1;
+    }
+}
+
+/// The expressions and the texts (templates) of a node.
+fn expressions_of(kind: &NodeKind) -> (Vec<&str>, Vec<&Text>) {
+    let mut exprs: Vec<&str> = Vec::new();
+    let mut texts: Vec<&Text> = Vec::new();
+    match kind {
+        NodeKind::Start(_)
+        | NodeKind::Wait(_)
+        | NodeKind::AbSplit(_)
+        | NodeKind::Jump(_)
+        | NodeKind::End(_) => {}
+        NodeKind::Message(message) => {
+            for part in &message.parts {
+                match part {
+                    Part::Text { text } => texts.push(text),
+                    Part::Image { alt, .. } => texts.extend(alt),
+                    Part::Products { from, .. } => exprs.push(from),
+                    Part::Carousel { cards } => {
+                        for card in cards {
+                            texts.push(&card.title);
+                            texts.extend(&card.subtitle);
+                        }
+                    }
+                }
+            }
+        }
+        NodeKind::Choice(choice) => {
+            texts.push(&choice.prompt);
+            texts.extend(&choice.retry_prompt);
+            texts.extend(choice.options.iter().map(|o| &o.label));
+            if let Some(dynamic) = &choice.dynamic {
+                exprs.push(&dynamic.list);
+                texts.push(&dynamic.label);
+            }
+        }
+        NodeKind::Input(input) => {
+            texts.push(&input.prompt);
+            texts.extend(&input.retry_prompt);
+        }
+        NodeKind::Condition(condition) => {
+            exprs.extend(condition.branches.iter().map(|b| b.when.as_str()));
+        }
+        NodeKind::Set(set) => exprs.extend(set.assignments.iter().map(|a| a.value.as_str())),
+        NodeKind::Lookup(lookup) => exprs.extend(lookup.params.values().map(String::as_str)),
+        NodeKind::Handoff(handoff) => {
+            texts.push(&handoff.reason);
+            texts.extend(&handoff.summary);
+            texts.extend(&handoff.message);
+        }
+        NodeKind::Call(call) => exprs.extend(call.inputs.values().map(String::as_str)),
+    }
+    (exprs, texts)
 }
 
 // ---- Conversations -----------------------------------------------------------------------

@@ -7,6 +7,7 @@
 
 #[cfg(feature = "arbitrary")]
 pub mod arbitrary;
+pub mod compiled;
 pub mod engine;
 pub mod expr;
 pub mod fixtures;

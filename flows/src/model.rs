@@ -108,17 +108,30 @@ pub fn pick_locale<'a, T>(
     locale: &str,
     fallback: &str,
 ) -> Option<&'a T> {
+    let i = pick_locale_index(map.keys().map(String::as_str), locale, fallback)?;
+    map.values().nth(i)
+}
+
+/// The position, among `keys` (in sorted order), of the variant [`pick_locale`] chooses: the
+/// exact locale, else the first of the same language, else `fallback`, else the first.
+pub fn pick_locale_index<'k>(
+    keys: impl Iterator<Item = &'k str> + Clone,
+    locale: &str,
+    fallback: &str,
+) -> Option<usize> {
     fn language(tag: &str) -> &str {
         tag.split(['-', '_']).next().unwrap_or(tag)
     }
-    map.get(locale)
+    let mut keys = keys.enumerate();
+    keys.clone()
+        .find(|(_, k)| *k == locale)
         .or_else(|| {
-            map.iter()
-                .find(|(k, _)| language(k).eq_ignore_ascii_case(language(locale)))
-                .map(|(_, v)| v)
+            keys.clone()
+                .find(|(_, k)| language(k).eq_ignore_ascii_case(language(locale)))
         })
-        .or_else(|| map.get(fallback))
-        .or_else(|| map.values().next())
+        .or_else(|| keys.clone().find(|(_, k)| *k == fallback))
+        .or_else(|| keys.next())
+        .map(|(i, _)| i)
 }
 
 impl From<&str> for Text {

@@ -1,7 +1,9 @@
 //! Properties of the engine over random conversations (`flows::arbitrary`): on every bundled
 //! flow and on random valid flows nothing panics, no turn runs away, sessions survive
 //! serialization exactly, restoring a session changes nothing, and refused inputs leave the
-//! session as it was. Also the regression tests for what the fuzz targets found.
+//! session as it was. The generator keeps its promises: every node kind, calls that wait in
+//! the sub-flow, and a seeded corpus that is deterministic and uses every operator, function
+//! and piece of syntax. Also the regression tests for what the fuzz targets found.
 //!
 //! Case counts are modest so that the module runs in seconds; `PROPTEST_CASES=10000` raises
 //! them all. Failing cases are saved in `proptest-regressions/properties.txt` and replayed
@@ -10,7 +12,7 @@
 use std::sync::OnceLock;
 
 use flows::arbitrary::{self, Player, Script, World};
-use flows::engine::{Effect, Engine, Input, Interpreter, Session, Status, Waiting};
+use flows::engine::{Effect, Engine, Input, Interpreter, Session, Status, Trace, Waiting};
 use flows::fixtures::Fixtures;
 use flows::model::NodeKind;
 use flows::scenario::Played;
@@ -197,10 +199,9 @@ proptest! {
     }
 }
 
-/// Validates `flow` and prepares it to run.
+/// Validates `flow` and prepares it to run, with the sub-flow its `call` nodes call.
 fn engine_for(flow: &Flow) -> Result<Interpreter, TestCaseError> {
-    let mut library = Library::new();
-    library.insert(flow.clone());
+    let library = arbitrary::library_for(flow);
     let errors: Vec<String> = flows::validate(flow, &library)
         .into_iter()
         .filter(|d| d.severity == Severity::Error)
@@ -249,9 +250,9 @@ fn sample<S: Strategy>(strategy: S, n: usize) -> Vec<S::Value> {
         .collect()
 }
 
-/// The generator reaches what it promises: every node kind but `call`, back edges to wait
-/// points, localized texts and event targets. A narrowed generator would make the properties
-/// above pass vacuously.
+/// The generator reaches what it promises: every node kind, back edges to wait points,
+/// localized texts and event targets. A narrowed generator would make the properties above
+/// pass vacuously.
 #[test]
 fn generated_flows_cover_every_node_kind() {
     let flows = sample(arbitrary::valid_flow(), 200);
@@ -293,6 +294,7 @@ fn generated_flows_cover_every_node_kind() {
         "lookup",
         "handoff",
         "wait",
+        "call",
         "ab_split",
         "jump",
         "end",
@@ -310,12 +312,23 @@ fn generated_conversations_reach_every_state() {
     let cases = sample((arbitrary::valid_flow(), arbitrary::script()), 200);
     let mut statuses = std::collections::BTreeSet::new();
     let mut accepted = std::collections::BTreeSet::new();
-    let (mut steps, mut refused) = (0, 0);
+    let (mut steps, mut refused, mut in_sub_flow) = (0, 0, 0);
+    let mut sub_nodes = std::collections::BTreeSet::new();
     for (flow, script) in &cases {
         let engine = engine_for(flow).unwrap();
         for played in arbitrary::play(&engine, script, World::default()) {
             steps += 1;
             statuses.insert(format!("{:?}", played.step.status));
+            if played.session.frames.len() > 1 && played.step.status != Status::Ended {
+                in_sub_flow += 1;
+            }
+            for effect in &played.step.effects {
+                if let Effect::Trace(Trace::NodeEntered { flow, node }) = effect
+                    && flow == arbitrary::SUB_FLOW
+                {
+                    sub_nodes.insert(node.clone());
+                }
+            }
             if played
                 .step
                 .effects
@@ -369,6 +382,18 @@ fn generated_conversations_reach_every_state() {
         refused > 0 && refused * 2 < steps,
         "{refused} of {steps} refused"
     );
+    // Calls really start the sub-flow, conversations wait inside it and go everywhere in it,
+    // and calls return.
+    assert!(
+        in_sub_flow * 50 > steps,
+        "{in_sub_flow} of {steps} steps wait in a sub-flow"
+    );
+    let every_sub_node: std::collections::BTreeSet<String> = arbitrary::sub_flow()
+        .nodes
+        .iter()
+        .map(|n| n.id.clone())
+        .collect();
+    assert_eq!(sub_nodes, every_sub_node);
 }
 
 /// Sessions waiting for something keep the node they wait at, so a restored session can go on.
@@ -377,8 +402,12 @@ fn a_restored_session_waits_where_it_was() {
     let cases = sample((arbitrary::valid_flow(), arbitrary::script()), 50);
     for (flow, script) in &cases {
         let engine = engine_for(flow).unwrap();
+        let library = arbitrary::library_for(flow);
         for played in arbitrary::play(&engine, script, World::default()) {
             let restored = Session::from_json(&played.session.to_json()).unwrap();
+            // The node is in the flow of the current frame: the main flow or the sub-flow.
+            let current = restored.frames.last().map(|f| f.flow.as_str());
+            let current = library.get(current.unwrap_or(&flow.id)).unwrap();
             let node = match &restored.waiting {
                 Waiting::Choice { node, .. }
                 | Waiting::Input { node }
@@ -387,10 +416,115 @@ fn a_restored_session_waits_where_it_was() {
                 _ => None,
             };
             if let Some(node) = node {
-                assert!(flow.node(node).is_some(), "waiting at unknown node {node}");
+                assert!(
+                    current.node(node).is_some(),
+                    "waiting at unknown node {node} of {}",
+                    current.id
+                );
             }
         }
     }
+}
+
+/// The seed of the corpus the differential tests of compiled flows use.
+const CORPUS_SEED: u64 = 20_260_105;
+
+/// The seeded corpus is the same on every run, covers every node kind, operator, function
+/// and piece of syntax, and every flow in it is valid and can be prepared to run.
+#[test]
+fn the_corpus_is_deterministic_and_covers_the_language() {
+    let corpus = arbitrary::corpus(CORPUS_SEED, 200);
+    let again = arbitrary::corpus(CORPUS_SEED, 200);
+    assert_eq!(corpus.len(), 200);
+    let json = |flows: &[Flow]| flows.iter().map(flows::to_json).collect::<Vec<_>>();
+    assert_eq!(json(&corpus), json(&again));
+    // A shorter corpus is a prefix; another seed gives other flows.
+    assert_eq!(
+        json(&arbitrary::corpus(CORPUS_SEED, 10)),
+        json(&corpus[..10])
+    );
+    assert_ne!(
+        json(&arbitrary::corpus(CORPUS_SEED + 1, 10)),
+        json(&corpus[..10])
+    );
+    let ids: std::collections::BTreeSet<&str> = corpus.iter().map(|f| f.id.as_str()).collect();
+    assert_eq!(ids.len(), 200);
+    assert!(
+        ids.contains("gen-0000") && ids.contains("gen-0199"),
+        "{ids:?}"
+    );
+    for flow in &corpus {
+        engine_for(flow).unwrap();
+    }
+    let coverage = arbitrary::coverage(&corpus);
+    assert_eq!(coverage.missing(), Vec::<String>::new(), "{coverage}");
+    assert!(
+        coverage.kinds["call"] >= 20,
+        "only {} flows call the sub-flow",
+        coverage.kinds["call"]
+    );
+}
+
+/// The sub-flow is valid on its own, and `coverage` reports what a flow lacks.
+#[test]
+fn the_sub_flow_is_valid_and_coverage_reports_gaps() {
+    let sub = arbitrary::sub_flow();
+    let mut library = Library::new();
+    library.insert(sub.clone());
+    let diagnostics = flows::validate(&sub, &library);
+    assert!(diagnostics.is_empty(), "{diagnostics:?}");
+    Interpreter::new(&library, &sub.id).unwrap();
+
+    let coverage = arbitrary::coverage([&sub]);
+    expect_test::expect![[r#"
+        1 flows
+        kinds: choice 1, condition 1, end 1, input 1, message 1, set 1, start 1, wait 1
+        binary: && 1, > 1, + 1
+        unary: ! 1
+        functions: upper 1, join 1, max 1, is_empty 1
+        syntax: dynamic choice 1, list literal 1
+    "#]]
+    .assert_eq(&coverage.to_string());
+    expect_test::expect![[r#"
+        kind lookup
+        kind handoff
+        kind call
+        kind ab_split
+        kind jump
+        binary ||
+        binary ==
+        binary !=
+        binary <
+        binary <=
+        binary >=
+        binary -
+        binary *
+        binary /
+        binary %
+        unary -
+        function len
+        function contains
+        function lower
+        function trim
+        function starts_with
+        function ends_with
+        function split
+        function first
+        function last
+        function round
+        function floor
+        function ceil
+        function abs
+        function min
+        function number
+        function string
+        function sum
+        function pluck
+        function where
+        function default
+        syntax field access
+        syntax index"#]]
+    .assert_eq(&coverage.missing().join("\n"));
 }
 
 // ---- Regressions -------------------------------------------------------------------------

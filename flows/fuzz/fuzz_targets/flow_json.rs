@@ -50,6 +50,8 @@ fuzz_target!(|data: &[u8]| {
     // The bundled flows are there to be called (`returns` calls `return-reason`); the fuzzed
     // flow replaces any of the same id.
     let mut library = bundled().clone();
+    // Generated seeds call the fixed sub-flow of `flows::arbitrary`.
+    library.insert(flows::arbitrary::sub_flow());
     library.insert(flow.clone());
     let diagnostics = flows::validate(&flow, &library);
     if diagnostics.iter().any(|d| d.severity == Severity::Error) {

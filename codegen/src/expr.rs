@@ -1,0 +1,272 @@
+//! Expressions and templates into native Rust: each syntax-tree node becomes a direct call of
+//! the builtin it means (`ops::gt`, `ops::field`, …), with the evaluator's error locations.
+
+use flows::expr::{BinaryOp, ExprKind, ExprNode, Function, Segment, Span, Template, UnaryOp};
+use flows::value::{Type, Value};
+use proc_macro2::{Literal, TokenStream};
+use quote::{format_ident, quote};
+
+/// Whether generated code yields a `&Value` (borrowed from variables) or an owned `Value`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Form {
+    Ref,
+    Owned,
+}
+
+/// Translates one expression or template; remembers whether the code reads `run` or `item`,
+/// so that generated functions name unused parameters `_run` and `_item`.
+pub struct ExprGen {
+    /// Inside a dynamic choice label, where `item` is the list element.
+    item_ctx: bool,
+    pub uses_run: bool,
+    pub uses_item: bool,
+}
+
+impl ExprGen {
+    pub fn new(item_ctx: bool) -> ExprGen {
+        ExprGen {
+            item_ctx,
+            uses_run: false,
+            uses_item: false,
+        }
+    }
+
+    /// Code of type `Value` for the whole expression.
+    pub fn owned(&mut self, node: &ExprNode) -> TokenStream {
+        let (code, form) = self.expr(node);
+        match form {
+            Form::Owned => code,
+            Form::Ref => quote!(#code.clone()),
+        }
+    }
+
+    /// Code of type `String` for a template (without choosing a locale).
+    pub fn template(&mut self, template: &Template) -> TokenStream {
+        let segments = template.segments();
+        if segments.iter().all(|s| matches!(s, Segment::Text(_))) {
+            let text: String = segments
+                .iter()
+                .filter_map(|s| match s {
+                    Segment::Text(t) => Some(t.as_str()),
+                    Segment::Hole(_) => None,
+                })
+                .collect();
+            return if text.is_empty() {
+                quote!(String::new())
+            } else {
+                quote!(String::from(#text))
+            };
+        }
+        let mut pushes = Vec::new();
+        for segment in segments {
+            pushes.push(match segment {
+                Segment::Text(text) => quote!(out.push_str(#text);),
+                Segment::Hole(expr) => {
+                    let value = self.borrowed(expr.root());
+                    quote!(rt::show(&mut out, #value);)
+                }
+            });
+        }
+        quote!({
+            let mut out = String::new();
+            #(#pushes)*
+            out
+        })
+    }
+
+    /// Code of type `&Value`.
+    fn borrowed(&mut self, node: &ExprNode) -> TokenStream {
+        let (code, form) = self.expr(node);
+        match form {
+            Form::Ref => code,
+            Form::Owned => quote!(&#code),
+        }
+    }
+
+    fn expr(&mut self, node: &ExprNode) -> (TokenStream, Form) {
+        let at = at(node.span);
+        match &node.kind {
+            ExprKind::Literal(value) => (value_tokens(value), Form::Owned),
+            ExprKind::List(items) => {
+                let items: Vec<TokenStream> = items.iter().map(|i| self.owned(i)).collect();
+                if items.is_empty() {
+                    (quote!(Value::List(Vec::new())), Form::Owned)
+                } else {
+                    (quote!(Value::List(Vec::from([#(#items),*]))), Form::Owned)
+                }
+            }
+            ExprKind::Var(name) => {
+                if name == "item" && self.item_ctx {
+                    self.uses_item = true;
+                    (quote!(item), Form::Ref)
+                } else if name == "sys" {
+                    self.uses_run = true;
+                    (quote!(run.sys()), Form::Ref)
+                } else {
+                    self.uses_run = true;
+                    (quote!(rt::var(run, #name).map_err(#at)?), Form::Ref)
+                }
+            }
+            ExprKind::Field {
+                target,
+                name,
+                name_span,
+            } => {
+                let at = self::at(*name_span);
+                match self.expr(target) {
+                    (t, Form::Ref) => (quote!(ops::field(#t, #name).map_err(#at)?), Form::Ref),
+                    (t, Form::Owned) => (
+                        quote!(ops::field(&#t, #name).map_err(#at)?.clone()),
+                        Form::Owned,
+                    ),
+                }
+            }
+            ExprKind::Index { target, index } => {
+                let (t, form) = self.expr(target);
+                let i = self.borrowed(index);
+                match form {
+                    Form::Ref => (quote!(ops::index(#t, #i).map_err(#at)?), Form::Ref),
+                    Form::Owned => (
+                        quote!(ops::index(&#t, #i).map_err(#at)?.clone()),
+                        Form::Owned,
+                    ),
+                }
+            }
+            ExprKind::Unary { op, operand } => {
+                let f = match op {
+                    UnaryOp::Not => quote!(ops::not),
+                    UnaryOp::Neg => quote!(ops::neg),
+                };
+                let x = self.borrowed(operand);
+                (quote!(#f(#x).map_err(#at)?), Form::Owned)
+            }
+            ExprKind::Binary {
+                op: op @ (BinaryOp::And | BinaryOp::Or),
+                lhs,
+                rhs,
+                ..
+            } => {
+                let symbol = op.symbol();
+                let (l_at, r_at) = (self::at(lhs.span), self::at(rhs.span));
+                let l = self.borrowed(lhs);
+                let r = self.borrowed(rhs);
+                let joint = if *op == BinaryOp::And {
+                    quote!(&&)
+                } else {
+                    quote!(||)
+                };
+                (
+                    quote!(Value::Bool(
+                        ops::bool_operand(#symbol, #l).map_err(#l_at)?
+                            #joint ops::bool_operand(#symbol, #r).map_err(#r_at)?
+                    )),
+                    Form::Owned,
+                )
+            }
+            ExprKind::Binary { op, lhs, rhs, .. } => {
+                let f = format_ident!(
+                    "{}",
+                    match op {
+                        BinaryOp::Eq => "eq",
+                        BinaryOp::Ne => "ne",
+                        BinaryOp::Lt => "lt",
+                        BinaryOp::Le => "le",
+                        BinaryOp::Gt => "gt",
+                        BinaryOp::Ge => "ge",
+                        BinaryOp::Add => "add",
+                        BinaryOp::Sub => "sub",
+                        BinaryOp::Mul => "mul",
+                        BinaryOp::Div => "div",
+                        BinaryOp::Rem => "rem",
+                        // Handled above; kept total so a new operator fails to compile here.
+                        BinaryOp::And | BinaryOp::Or => "binary",
+                    }
+                );
+                let l = self.borrowed(lhs);
+                let r = self.borrowed(rhs);
+                (quote!(ops::#f(#l, #r).map_err(#at)?), Form::Owned)
+            }
+            ExprKind::Call { function, args, .. } => {
+                let args: Vec<TokenStream> = args.iter().map(|a| self.borrowed(a)).collect();
+                let call = match (function, args.as_slice()) {
+                    (Function::Round, [x]) => quote!(ops::round(#x, None)),
+                    (Function::Round, [x, digits]) => quote!(ops::round(#x, Some(#digits))),
+                    (f, args) => {
+                        let name = function_ident(*f);
+                        quote!(ops::#name(#(#args),*))
+                    }
+                };
+                (quote!(#call.map_err(#at)?), Form::Owned)
+            }
+        }
+    }
+}
+
+fn function_ident(function: Function) -> proc_macro2::Ident {
+    match function {
+        Function::Where => format_ident!("r#where"),
+        Function::StartsWith => format_ident!("starts_with"),
+        Function::EndsWith => format_ident!("ends_with"),
+        Function::IsEmpty => format_ident!("is_empty"),
+        other => format_ident!("{}", other.name()),
+    }
+}
+
+/// `rt::at(line, column)`: turns a builtin's message into a located one.
+fn at(span: Span) -> TokenStream {
+    let line = Literal::u32_unsuffixed(span.line);
+    let column = Literal::u32_unsuffixed(span.column);
+    quote!(rt::at(#line, #column))
+}
+
+/// A number literal that reads back as the same `f64`.
+pub fn number(n: f64) -> TokenStream {
+    let lit = Literal::f64_unsuffixed(n.abs());
+    if n.is_sign_negative() {
+        quote!(-#lit)
+    } else {
+        quote!(#lit)
+    }
+}
+
+/// Code building `value`.
+pub fn value_tokens(value: &Value) -> TokenStream {
+    match value {
+        Value::Null => quote!(Value::Null),
+        Value::Bool(b) => quote!(Value::Bool(#b)),
+        Value::Number(n) => {
+            let n = number(*n);
+            quote!(Value::Number(#n))
+        }
+        Value::String(s) => quote!(Value::String(String::from(#s))),
+        Value::List(items) => {
+            if items.is_empty() {
+                return quote!(Value::List(Vec::new()));
+            }
+            let items = items.iter().map(value_tokens);
+            quote!(Value::List(Vec::from([#(#items),*])))
+        }
+        Value::Map(map) => {
+            let entries = map.iter().map(|(k, v)| {
+                let v = value_tokens(v);
+                quote!((String::from(#k), #v))
+            });
+            quote!(Value::Map(BTreeMap::from([#(#entries),*])))
+        }
+    }
+}
+
+/// Code building type `ty`.
+pub fn type_tokens(ty: &Type) -> TokenStream {
+    match ty {
+        Type::Any => quote!(Type::Any),
+        Type::Bool => quote!(Type::Bool),
+        Type::Number => quote!(Type::Number),
+        Type::String => quote!(Type::String),
+        Type::Map => quote!(Type::Map),
+        Type::List(elem) => {
+            let elem = type_tokens(elem);
+            quote!(Type::List(Box::new(#elem)))
+        }
+    }
+}
