@@ -185,6 +185,7 @@ impl<'f> Emitter<'f> {
 
             /// The nodes, numbered as in the flow file.
             #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+            #[allow(clippy::enum_variant_names, reason = "named after the flow's node ids")]
             enum Node {
                 #(#variant_docs #variants,)*
             }
@@ -304,7 +305,7 @@ impl<'f> Emitter<'f> {
                         Part::Products { from, limit } => {
                             let list = self.expression(node, &format!("{what}_products"), from)?;
                             let limit = option_u32(*limit);
-                            quote!(support::products(&#list, #limit)?)
+                            quote!(support::products(&#list?, #limit)?)
                         }
                         Part::Carousel { cards } => {
                             let mut built = Vec::new();
@@ -579,6 +580,8 @@ impl<'f> Emitter<'f> {
         let docs = waits.iter().map(|(_, n)| doc(&node_summary(n)));
         let mut specs = Vec::new();
         let mut reprompts = Vec::new();
+        let mut asking = Vec::new();
+        let mut inputs = Vec::new();
         self.reads_run = false;
         let mut checks = Vec::new();
         for ((_, node), v) in waits.iter().zip(&variants) {
@@ -589,6 +592,7 @@ impl<'f> Emitter<'f> {
                     let retry = self.optional_text(node, "retry", c.retry_prompt.as_ref())?;
                     let prompt = self.text(node, "prompt", &c.prompt)?;
                     reprompts.push(reprompt_arm(v, &retry, &prompt));
+                    asking.push(v.clone());
                     quote!(WaitSpec::Choice { save_as: #save_as, dynamic: #dynamic })
                 }
                 NodeKind::Input(input) => {
@@ -598,6 +602,8 @@ impl<'f> Emitter<'f> {
                     let retry = self.optional_text(node, "retry", input.retry_prompt.as_ref())?;
                     let prompt = self.text(node, "prompt", &input.prompt)?;
                     reprompts.push(reprompt_arm(v, &retry, &prompt));
+                    asking.push(v.clone());
+                    inputs.push(v.clone());
                     checks.push(self.check(node, v, input)?);
                     quote!(WaitSpec::Input { save_as: #save_as, retries: #retries, input_type: #ty })
                 }
@@ -619,6 +625,11 @@ impl<'f> Emitter<'f> {
             specs.push(quote!(WaitPoint::#v => #spec,));
         }
         let at_arms = variants.iter().map(|v| quote!(Node::#v => WaitPoint::#v,));
+        let others: Vec<&Ident> = self
+            .variants
+            .iter()
+            .filter(|v| !variants.contains(v))
+            .collect();
         let reprompt = if reprompts.is_empty() {
             quote! {
                 fn reprompt(&self, _run: &Run<'_>, _node: usize) -> Result<(Option<String>, String), String> {
@@ -631,11 +642,17 @@ impl<'f> Emitter<'f> {
             } else {
                 quote!(_run)
             };
+            let silent: Vec<&Ident> = variants.iter().filter(|v| !asking.contains(v)).collect();
+            let none = if silent.is_empty() {
+                quote!(None)
+            } else {
+                quote!(None #(| Some(WaitPoint::#silent))*)
+            };
             quote! {
                 fn reprompt(&self, #run: &Run<'_>, node: usize) -> Result<(Option<String>, String), String> {
                     match WaitPoint::at(node) {
                         #(#reprompts)*
-                        _ => Err(String::from("internal: node was not prepared")),
+                        #none => Err(String::from("internal: node was not prepared")),
                     }
                 }
             }
@@ -647,11 +664,18 @@ impl<'f> Emitter<'f> {
                 }
             }
         } else {
+            // The other wait points, named: no wildcard that a new variant would fall into.
+            let others: Vec<&Ident> = variants.iter().filter(|v| !inputs.contains(v)).collect();
+            let others = if others.is_empty() {
+                TokenStream::new()
+            } else {
+                quote!(#(WaitPoint::#others)|* => None,)
+            };
             quote! {
                 fn check_answer(&self, node: usize, text: &str) -> Option<Value> {
                     match WaitPoint::at(node)? {
                         #(#checks)*
-                        _ => None,
+                        #others
                     }
                 }
             }
@@ -661,6 +685,7 @@ impl<'f> Emitter<'f> {
                 /// Where a conversation in this flow can wait (for the visitor, a connector, an
                 /// agent, a timer or a sub-flow): the states a session can be in between steps.
                 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+                #[allow(clippy::enum_variant_names, reason = "named after the flow's node ids")]
                 enum WaitPoint {
                     #(#docs #variants,)*
                 }
@@ -669,7 +694,7 @@ impl<'f> Emitter<'f> {
                     fn at(node: usize) -> Option<WaitPoint> {
                         Some(match NODES.get(node)? {
                             #(#at_arms)*
-                            _ => return None,
+                            #(Node::#others)|* => return None,
                         })
                     }
                 }
@@ -742,18 +767,18 @@ impl<'f> Emitter<'f> {
         let parsed =
             expr::parse(source).map_err(|e| error(self.flow, node, format!("`{what}`: {e}")))?;
         let mut generator = ExprGen::new(false);
-        let body = generator.owned(parsed.root());
+        let body = generator.result(parsed.root());
         let name = self.names.snake(&[&node.id, what]);
         let run = if generator.uses_run {
             quote!(run)
         } else {
             quote!(_run)
         };
-        let docs = doc(&format!("`{source}`"));
+        let docs = doc(&format!("`{}`", source.escape_debug()));
         self.helpers.push(quote! {
             #docs
             fn #name(#run: &Run<'_>) -> Result<Value, String> {
-                Ok(#body)
+                #body
             }
         });
         self.reads_run = true;
@@ -848,7 +873,7 @@ impl<'f> Emitter<'f> {
         } else {
             quote!(_run)
         };
-        let docs = doc(&format!("\"{}\"", source.replace('\n', " ")));
+        let docs = doc(&format!("`{source:?}`"));
         self.reads_run = true;
         if item_ctx {
             let item = if generator.uses_item {
@@ -926,7 +951,7 @@ fn node_summary(node: &Node) -> String {
     let kind = node.kind.name();
     match &node.label {
         Some(label) if !label.is_empty() => {
-            format!("`{}` \"{}\" ({kind})", node.id, label.replace('\n', " "))
+            format!("`{}` \"{}\" ({kind})", node.id, label.escape_debug())
         }
         _ => format!("`{}` ({kind})", node.id),
     }

@@ -6,11 +6,13 @@ use flows::value::{Type, Value};
 use proc_macro2::{Literal, TokenStream};
 use quote::{format_ident, quote};
 
-/// Whether generated code yields a `&Value` (borrowed from variables) or an owned `Value`.
+/// What type generated code has: `&Value` (borrowed from variables), `Value`, or
+/// `Result<Value, String>` (a builtin's result before `?`).
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Form {
     Ref,
     Owned,
+    Try,
 }
 
 /// Translates one expression or template; remembers whether the code reads `run` or `item`,
@@ -31,11 +33,22 @@ impl ExprGen {
         }
     }
 
-    /// Code of type `Value` for the whole expression.
-    pub fn owned(&mut self, node: &ExprNode) -> TokenStream {
+    /// Code of type `Result<Value, String>` for the whole expression.
+    pub fn result(&mut self, node: &ExprNode) -> TokenStream {
+        let (code, form) = self.expr(node);
+        match form {
+            Form::Try => code,
+            Form::Owned => quote!(Ok(#code)),
+            Form::Ref => quote!(Ok(#code.clone())),
+        }
+    }
+
+    /// Code of type `Value`.
+    fn owned(&mut self, node: &ExprNode) -> TokenStream {
         let (code, form) = self.expr(node);
         match form {
             Form::Owned => code,
+            Form::Try => quote!(#code?),
             Form::Ref => quote!(#code.clone()),
         }
     }
@@ -60,6 +73,10 @@ impl ExprGen {
         let mut pushes = Vec::new();
         for segment in segments {
             pushes.push(match segment {
+                Segment::Text(text) if text.chars().count() == 1 => {
+                    let c = text.chars().next().unwrap_or_default();
+                    quote!(out.push(#c);)
+                }
                 Segment::Text(text) => quote!(out.push_str(#text);),
                 Segment::Hole(expr) => {
                     let value = self.borrowed(expr.root());
@@ -80,6 +97,7 @@ impl ExprGen {
         match form {
             Form::Ref => code,
             Form::Owned => quote!(&#code),
+            Form::Try => quote!(&#code?),
         }
     }
 
@@ -119,6 +137,10 @@ impl ExprGen {
                         quote!(ops::field(&#t, #name).map_err(#at)?.clone()),
                         Form::Owned,
                     ),
+                    (t, Form::Try) => (
+                        quote!(ops::field(&#t?, #name).map_err(#at)?.clone()),
+                        Form::Owned,
+                    ),
                 }
             }
             ExprKind::Index { target, index } => {
@@ -130,6 +152,10 @@ impl ExprGen {
                         quote!(ops::index(&#t, #i).map_err(#at)?.clone()),
                         Form::Owned,
                     ),
+                    Form::Try => (
+                        quote!(ops::index(&#t?, #i).map_err(#at)?.clone()),
+                        Form::Owned,
+                    ),
                 }
             }
             ExprKind::Unary { op, operand } => {
@@ -138,7 +164,7 @@ impl ExprGen {
                     UnaryOp::Neg => quote!(ops::neg),
                 };
                 let x = self.borrowed(operand);
-                (quote!(#f(#x).map_err(#at)?), Form::Owned)
+                (quote!(#f(#x).map_err(#at)), Form::Try)
             }
             ExprKind::Binary {
                 op: op @ (BinaryOp::And | BinaryOp::Or),
@@ -184,7 +210,7 @@ impl ExprGen {
                 );
                 let l = self.borrowed(lhs);
                 let r = self.borrowed(rhs);
-                (quote!(ops::#f(#l, #r).map_err(#at)?), Form::Owned)
+                (quote!(ops::#f(#l, #r).map_err(#at)), Form::Try)
             }
             ExprKind::Call { function, args, .. } => {
                 let args: Vec<TokenStream> = args.iter().map(|a| self.borrowed(a)).collect();
@@ -196,7 +222,7 @@ impl ExprGen {
                         quote!(ops::#name(#(#args),*))
                     }
                 };
-                (quote!(#call.map_err(#at)?), Form::Owned)
+                (quote!(#call.map_err(#at)), Form::Try)
             }
         }
     }
