@@ -1,4 +1,4 @@
-//! `kefu`: the server (the default) and the developer commands `validate` and `run`.
+//! `kefu`: the server (the default) and the developer commands `validate`, `run` and `export`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -53,6 +53,14 @@ enum Command {
         #[arg(long)]
         now: Option<String>,
     },
+    /// Compile a flow into a Rust module (the flows it calls included) and print it.
+    Export {
+        /// The flow file. Sub-flows are looked up among the flow files in the same folder.
+        file: PathBuf,
+        /// Write the module to this file instead (or into this folder, named after the flow).
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -84,6 +92,7 @@ fn main() -> ExitCode {
             &session_id,
             now.as_deref(),
         ),
+        Command::Export { file, output } => runtime::cli::export::main(&file, output.as_deref()),
     }
 }
 

@@ -1,11 +1,11 @@
-//! The HTTP server: a health page and the flow API. `app()` builds the router so tests can
-//! call it without a socket.
+//! The HTTP server: a health page and the flow API (list, fetch, validate, export as Rust).
+//! `app()` builds the router so tests can call it without a socket.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -13,17 +13,31 @@ use flows::{Diagnostic, Library};
 use serde::Serialize;
 use serde_json::json;
 
-/// Shared, read-only server state.
+use crate::engines::Engines;
+
+/// Shared server state.
 pub struct AppState {
-    pub library: Library,
+    /// The flows served and run, and the engine that runs each (compiled or interpreted).
+    pub engines: Engines,
 }
 
 impl AppState {
-    /// State with the bundled flows.
+    /// State over `engines`: its library, and the compiled flows the embedding program
+    /// registered.
+    pub fn new(engines: Engines) -> AppState {
+        AppState { engines }
+    }
+
+    /// State with the bundled flows, all interpreted.
     pub fn bundled() -> Result<AppState, String> {
         let library =
             Library::bundled().map_err(|(file, e)| format!("bundled flow {file}: {e}"))?;
-        Ok(AppState { library })
+        Ok(AppState::new(Engines::new(library)))
+    }
+
+    /// The flows the server holds (the current version of each).
+    pub fn library(&self) -> &Library {
+        self.engines.library()
     }
 }
 
@@ -34,10 +48,11 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/api/flows", get(list_flows))
         .route("/api/flows/validate", post(validate_flow))
         .route("/api/flows/{id}", get(get_flow))
+        .route("/api/flows/{id}/versions/{version}/rust", get(flow_as_rust))
         .with_state(state)
 }
 
-/// Starts the server and blocks until Ctrl-C or SIGTERM.
+/// Starts the server with the bundled flows and blocks until Ctrl-C or SIGTERM.
 pub fn serve_blocking(addr: SocketAddr) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -45,13 +60,19 @@ pub fn serve_blocking(addr: SocketAddr) -> anyhow::Result<()> {
     runtime.block_on(async move {
         let state = Arc::new(AppState::bundled().map_err(anyhow::Error::msg)?);
         let listener = tokio::net::TcpListener::bind(addr).await?;
-        tracing::info!(addr = %listener.local_addr()?, "kefu is listening");
-        axum::serve(listener, app(state))
-            .with_graceful_shutdown(shutdown_signal())
-            .await?;
-        tracing::info!("kefu stopped");
-        Ok(())
+        serve(listener, state).await
     })
+}
+
+/// Serves `state` on `listener` until Ctrl-C or SIGTERM: for programs that build their own
+/// state (their flows, their compiled modules registered in `state.engines`).
+pub async fn serve(listener: tokio::net::TcpListener, state: Arc<AppState>) -> anyhow::Result<()> {
+    tracing::info!(addr = %listener.local_addr()?, "kefu is listening");
+    axum::serve(listener, app(state))
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
+    tracing::info!("kefu stopped");
+    Ok(())
 }
 
 async fn shutdown_signal() {
@@ -87,6 +108,15 @@ pub struct ApiError {
     message: String,
 }
 
+impl ApiError {
+    fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            message: message.into(),
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         (self.status, Json(json!({ "error": self.message }))).into_response()
@@ -112,7 +142,7 @@ struct FlowSummary {
 
 async fn list_flows(State(state): State<Arc<AppState>>) -> Json<Vec<FlowSummary>> {
     let flows = state
-        .library
+        .library()
         .flows()
         .map(|f| FlowSummary {
             id: f.id.clone(),
@@ -130,14 +160,15 @@ async fn get_flow(
     Path(id): Path<String>,
 ) -> Result<Json<flows::Flow>, ApiError> {
     state
-        .library
+        .library()
         .get(&id)
         .cloned()
         .map(Json)
-        .ok_or_else(|| ApiError {
-            status: StatusCode::NOT_FOUND,
-            message: format!("no flow `{id}`"),
-        })
+        .ok_or_else(|| no_flow(&id))
+}
+
+fn no_flow(id: &str) -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, format!("no flow `{id}`"))
 }
 
 #[derive(Serialize)]
@@ -153,20 +184,120 @@ async fn validate_flow(
     State(state): State<Arc<AppState>>,
     body: String,
 ) -> Result<Json<ValidateResponse>, ApiError> {
-    let flow = flows::from_json(&body).map_err(|e| ApiError {
-        status: StatusCode::UNPROCESSABLE_ENTITY,
-        message: e.to_string(),
-    })?;
-    let mut library = state.library.clone();
+    let flow = flows::from_json(&body)
+        .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))?;
+    let mut library = state.library().clone();
     library.insert(flow.clone());
-    let diagnostics = flows::validate(&flow, &library);
-    let errors = diagnostics
-        .iter()
-        .filter(|d| d.severity == flows::Severity::Error)
-        .count();
-    Ok(Json(ValidateResponse {
-        errors,
-        warnings: diagnostics.len() - errors,
-        diagnostics,
-    }))
+    Ok(Json(ValidateResponse::new(flows::validate(
+        &flow, &library,
+    ))))
+}
+
+impl ValidateResponse {
+    fn new(diagnostics: Vec<Diagnostic>) -> ValidateResponse {
+        let errors = diagnostics
+            .iter()
+            .filter(|d| d.severity == flows::Severity::Error)
+            .count();
+        ValidateResponse {
+            errors,
+            warnings: diagnostics.len() - errors,
+            diagnostics,
+        }
+    }
+}
+
+/// Why codegen refused a flow: the validate endpoint's body, with the flow that has the
+/// errors (the requested one or a sub-flow it calls) and a message like every other error.
+#[derive(Serialize)]
+struct RefusedResponse {
+    error: String,
+    flow: String,
+    #[serde(flatten)]
+    report: ValidateResponse,
+}
+
+/// The flow `id` compiled to a Rust module (what `kefu export` writes), as a download. The
+/// server keeps only the current version of each flow, so any other version is not found.
+async fn flow_as_rust(
+    State(state): State<Arc<AppState>>,
+    Path((id, version)): Path<(String, String)>,
+) -> Result<Response, Response> {
+    let version: u32 = version.parse().map_err(|_| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("version `{version}` is not a number"),
+        )
+        .into_response()
+    })?;
+    let flow = state
+        .library()
+        .get(&id)
+        .ok_or_else(|| no_flow(&id).into_response())?;
+    if flow.version != version {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!(
+                "flow `{id}` has no version {version}; the server holds version {} only",
+                flow.version
+            ),
+        )
+        .into_response());
+    }
+    let flow = flow.clone();
+    // Generating and formatting a module takes milliseconds of CPU: off the async workers.
+    let compiled = tokio::task::spawn_blocking({
+        let state = Arc::clone(&state);
+        move || {
+            codegen::compile(
+                &flow,
+                &codegen::Options::with_library(state.library().clone()),
+            )
+        }
+    })
+    .await;
+    match compiled {
+        Ok(Ok(code)) => Ok((
+            [
+                (header::CONTENT_TYPE, "text/plain; charset=utf-8".to_owned()),
+                (
+                    header::CONTENT_DISPOSITION,
+                    format!("attachment; filename=\"{}\"", codegen::file_name(&id)),
+                ),
+            ],
+            code,
+        )
+            .into_response()),
+        Ok(Err(codegen::CodegenError::Invalid { flow, diagnostics })) => {
+            let error = if flow == id {
+                format!("flow `{id}` has errors; fix them before exporting it")
+            } else {
+                format!("flow `{id}` calls `{flow}`, which has errors; fix them before exporting")
+            };
+            Err((
+                StatusCode::UNPROCESSABLE_ENTITY,
+                Json(RefusedResponse {
+                    error,
+                    flow,
+                    report: ValidateResponse::new(diagnostics),
+                }),
+            )
+                .into_response())
+        }
+        Ok(Err(error @ codegen::CodegenError::Syntax(_))) => {
+            tracing::error!(flow = %id, %error, "code generation failed");
+            Err(internal_error())
+        }
+        Ok(Err(error)) => {
+            Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, error.to_string()).into_response())
+        }
+        Err(error) => {
+            tracing::error!(flow = %id, %error, "code generation panicked");
+            Err(internal_error())
+        }
+    }
+}
+
+fn internal_error() -> Response {
+    ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response()
 }

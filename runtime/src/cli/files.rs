@@ -32,13 +32,30 @@ pub fn load(path: &Path) -> Loaded {
 /// A library of the given flows plus every other readable `*.flow.json` in their folders,
 /// so that `call` nodes find their sub-flows. The given files win over their neighbours.
 pub fn library_for(loaded: &[Loaded]) -> Library {
+    library_of(loaded, &neighbours(loaded))
+}
+
+/// The library [`library_for`] builds, from the neighbours already read.
+pub fn library_of(loaded: &[Loaded], neighbours: &[Loaded]) -> Library {
     let mut library = Library::new();
+    for l in neighbours.iter().chain(loaded) {
+        if let Ok(flow) = &l.flow {
+            library.insert(flow.clone());
+        }
+    }
+    library
+}
+
+/// Every readable flow file (`*.flow.json`) in the folders of `loaded`, by folder and name:
+/// where sub-flows are looked for.
+pub fn neighbours(loaded: &[Loaded]) -> Vec<Loaded> {
     let mut folders: Vec<PathBuf> = loaded
         .iter()
         .map(|l| l.path.parent().map(Path::to_owned).unwrap_or_default())
         .collect();
     folders.sort();
     folders.dedup();
+    let mut found = Vec::new();
     for folder in folders {
         let folder = if folder.as_os_str().is_empty() {
             PathBuf::from(".")
@@ -51,19 +68,30 @@ pub fn library_for(loaded: &[Loaded]) -> Library {
         let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
         paths.sort();
         for path in paths {
-            if path.to_string_lossy().ends_with(".flow.json")
-                && let Ok(flow) = load(&path).flow
-            {
-                library.insert(flow);
+            if path.to_string_lossy().ends_with(".flow.json") {
+                let neighbour = load(&path);
+                if neighbour.flow.is_ok() {
+                    found.push(neighbour);
+                }
             }
         }
     }
-    for l in loaded {
-        if let Ok(flow) = &l.flow {
-            library.insert(flow.clone());
-        }
-    }
-    library
+    found
+}
+
+/// The file that flow `id` came from in [`library_of`]`(loaded, neighbours)`: the given files
+/// first, then the neighbour read last.
+pub fn source_of<'a>(
+    id: &str,
+    loaded: &'a [Loaded],
+    neighbours: &'a [Loaded],
+) -> Option<&'a Loaded> {
+    let has = |l: &&Loaded| l.flow.as_ref().is_ok_and(|f| f.id == id);
+    loaded
+        .iter()
+        .rev()
+        .find(has)
+        .or_else(|| neighbours.iter().rev().find(has))
 }
 
 /// The 1-based line on which node `id` is declared in `text` (its `"id"` inside an element of

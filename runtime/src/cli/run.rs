@@ -8,9 +8,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use flows::engine::{Effect, Expect, Input, LookupResult, Millis, Output, StartInput, Waiting};
 use flows::fixtures::Fixtures;
-use flows::{Engine, Interpreter, Session};
+use flows::{Engine, Session};
 
 use super::files;
+use crate::engines::Engines;
 
 const HELP: &str = "commands: /timer [id] fires a timer, /handback [node] returns from an agent, \
 /restart, /cancel, /vars shows variables, /quit";
@@ -39,8 +40,8 @@ pub fn main(
             return ExitCode::FAILURE;
         }
     };
-    let library = files::library_for(std::slice::from_ref(&loaded));
-    let engine = match Interpreter::new(&library, &flow.id) {
+    let engines = Engines::new(files::library_for(std::slice::from_ref(&loaded)));
+    let engine = match engines.engine_for(&flow.id) {
         Ok(engine) => engine,
         Err(flows::engine::LoadFlowsError::Invalid { flow, diagnostics }) => {
             eprintln!(
@@ -89,7 +90,7 @@ pub fn main(
     // With `--now`, the clock starts there and runs at the wall clock's pace.
     let shift = start_at.map_or(0, |at| at - wall_clock());
     let clock = move || wall_clock() + shift;
-    match chat(&engine, &fixtures, start, clock, stdin, stdout) {
+    match chat(&*engine, &fixtures, start, clock, stdin, stdout) {
         Ok(_) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("kefu: {error}");
