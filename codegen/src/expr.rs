@@ -189,6 +189,27 @@ impl ExprGen {
                     Form::Owned,
                 )
             }
+            ExprKind::Binary {
+                op: op @ (BinaryOp::Eq | BinaryOp::Ne),
+                lhs,
+                rhs,
+                ..
+            } if string_literal(lhs).is_some() || string_literal(rhs).is_some() => {
+                // Comparing with a string literal needs no string value built: equality never
+                // fails, and a literal has nothing to evaluate.
+                let (text, other) = match string_literal(rhs) {
+                    Some(text) => (text, lhs),
+                    None => (string_literal(lhs).unwrap_or_default(), rhs),
+                };
+                let other = self.borrowed(other);
+                let test = quote!(rt::is_str(#other, #text));
+                let test = if *op == BinaryOp::Ne {
+                    quote!(!#test)
+                } else {
+                    test
+                };
+                (quote!(Value::Bool(#test)), Form::Owned)
+            }
             ExprKind::Binary { op, lhs, rhs, .. } => {
                 let f = format_ident!(
                     "{}",
@@ -225,6 +246,13 @@ impl ExprGen {
                 (quote!(#call.map_err(#at)), Form::Try)
             }
         }
+    }
+}
+
+fn string_literal(node: &ExprNode) -> Option<&str> {
+    match &node.kind {
+        ExprKind::Literal(Value::String(s)) => Some(s),
+        _ => None,
     }
 }
 

@@ -41,6 +41,12 @@ pub fn var<'r>(run: &'r Run<'_>, name: &str) -> Result<&'r Value, String> {
         .ok_or_else(|| format!("the variable `{name}` does not exist"))
 }
 
+/// `value == 'text'` without building the string value: what `ops::eq` gives for a string
+/// literal on one side.
+pub fn is_str(value: &Value, text: &str) -> bool {
+    matches!(value, Value::String(s) if s == text)
+}
+
 /// Locates a message at `line`, `column` of an expression, as evaluation errors are shown.
 pub fn at(line: u32, column: u32) -> impl Fn(String) -> String {
     move |message| format!("line {line}, column {column}: {message}")

@@ -275,6 +275,18 @@ fn yes() -> bool {
     true
 }
 
+/// `a.to_lowercase() == b.to_lowercase()`, without allocating in the common case (every
+/// visitor message is compared with every keyword).
+fn same_lowercase(a: &str, b: &str) -> bool {
+    // `to_lowercase` turns a word-final `Σ` into `ς`, which the char-by-char mapping does not.
+    if a.contains('Σ') || b.contains('Σ') {
+        return a.to_lowercase() == b.to_lowercase();
+    }
+    a.chars()
+        .flat_map(char::to_lowercase)
+        .eq(b.chars().flat_map(char::to_lowercase))
+}
+
 impl KeywordEvent {
     fn with(keywords: &[&str]) -> Self {
         KeywordEvent {
@@ -296,11 +308,7 @@ impl KeywordEvent {
     /// Whether `text` triggers this event.
     pub fn matches(&self, text: &str) -> bool {
         let text = text.trim();
-        self.enabled
-            && self
-                .keywords
-                .iter()
-                .any(|k| k.trim().to_lowercase() == text.to_lowercase())
+        self.enabled && self.keywords.iter().any(|k| same_lowercase(k.trim(), text))
     }
 }
 

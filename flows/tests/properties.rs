@@ -621,3 +621,23 @@ fn an_overflowing_number_fails_instead_of_storing_infinity() {
     );
     assert_eq!(Session::from_json(&session.to_json()).unwrap(), session);
 }
+
+proptest! {
+    /// Keywords match ignoring case, as `to_lowercase` on both sides would (the engine compares
+    /// without allocating; `Σ` at the end of a word is the case that differs char by char).
+    #[test]
+    fn keywords_match_like_lowercased_strings(
+        keyword in "[ aAbBΣσς İi人工]{0,6}",
+        text in "[ aAbBΣσς İi人工]{0,6}",
+    ) {
+        let event = flows::model::KeywordEvent {
+            enabled: true,
+            keywords: vec![keyword.clone()],
+            target: None,
+        };
+        prop_assert_eq!(
+            event.matches(&text),
+            keyword.trim().to_lowercase() == text.trim().to_lowercase()
+        );
+    }
+}

@@ -180,12 +180,14 @@ impl Engine for Machine {
         let mut run = Run {
             m: self,
             main,
+            cur: main,
             budget: main.settings().step_budget,
             handling_error: false,
             sys: OnceCell::new(),
             effects: Vec::new(),
             s: session,
         };
+        run.refresh();
         if let Err(reason) = run.admit(input) {
             return Step {
                 effects: vec![Effect::Rejected { reason }],
@@ -209,6 +211,8 @@ impl Engine for Machine {
 pub struct Run<'a> {
     m: &'a Machine,
     main: &'a dyn FlowCode,
+    /// The current (last) frame's flow; kept in step with `s.frames` by `refresh`.
+    cur: &'a dyn FlowCode,
     s: &'a mut Session,
     effects: Vec<Effect>,
     budget: u32,
@@ -276,12 +280,18 @@ impl<'a> Run<'a> {
     // ---- What nodes do ---------------------------------------------------------------------
 
     fn code(&self) -> &'a dyn FlowCode {
+        self.cur
+    }
+
+    /// Finds the current frame's flow again, after frames were pushed or popped.
+    fn refresh(&mut self) {
         let m: &'a Machine = self.m;
-        self.s
+        self.cur = self
+            .s
             .frames
             .last()
             .and_then(|f| m.code(&f.flow))
-            .unwrap_or(self.main)
+            .unwrap_or(self.main);
     }
 
     fn node_id(&self, node: usize) -> String {
@@ -407,6 +417,7 @@ impl<'a> Run<'a> {
             call_node: Some(id),
             vars: call.vars,
         });
+        self.cur = callee;
         for (name, value) in call.assigned {
             let scope = callee
                 .vars()
@@ -664,6 +675,7 @@ impl<'a> Run<'a> {
                     call_node: None,
                     vars: main.vars().initial(&start.user),
                 }];
+                self.refresh();
                 Next::Node(main.start())
             }
             other => self.event(other),
@@ -1003,6 +1015,7 @@ impl<'a> Run<'a> {
     fn restart(&mut self) -> Next {
         let main = self.main;
         self.s.frames.truncate(1);
+        self.refresh();
         let user: BTreeMap<String, Value> = main
             .vars()
             .iter()
@@ -1044,6 +1057,7 @@ impl<'a> Run<'a> {
     /// Leaves every sub-flow and continues at `target` in the main flow (global event targets).
     fn goto_main(&mut self, target: &str) -> Next {
         self.s.frames.truncate(1);
+        self.refresh();
         self.s.attempts = 0;
         match self.main.node_index(target) {
             Some(node) => Next::Node(node),
@@ -1055,6 +1069,7 @@ impl<'a> Run<'a> {
         let Some(frame) = self.s.frames.pop() else {
             return Next::Stop;
         };
+        self.refresh();
         let code = self.code();
         let Some(call_node) = frame.call_node.as_deref().and_then(|n| code.node_index(n)) else {
             return Next::Stop;
@@ -1133,37 +1148,39 @@ impl<'a> Run<'a> {
     /// while the bot waits for an answer (choice or input), the wait node's own timer while it
     /// waits. Only differences become effects.
     fn sync_timers(&mut self) {
-        let mut wanted = BTreeMap::new();
-        match &self.s.waiting {
+        // At most one timer is wanted at a time.
+        let wanted: Option<(&str, Millis)> = match &self.s.waiting {
             Waiting::Choice { .. } | Waiting::Input { .. } => {
-                if let Some(inactivity) = &self.main.events().inactivity {
+                self.main.events().inactivity.as_ref().map(|inactivity| {
                     let after =
                         i64::try_from(inactivity.seconds.saturating_mul(1000)).unwrap_or(i64::MAX);
-                    wanted.insert(
-                        INACTIVITY_TIMER.to_owned(),
-                        self.s.now.saturating_add(after),
-                    );
-                }
+                    (INACTIVITY_TIMER, self.s.now.saturating_add(after))
+                })
             }
-            Waiting::Timer { timer, at, .. } => {
-                wanted.insert(timer.clone(), *at);
-            }
-            _ => {}
+            Waiting::Timer { timer, at, .. } => Some((timer.as_str(), *at)),
+            _ => None,
+        };
+        let unchanged = match wanted {
+            Some((id, at)) => self.s.timers.len() == 1 && self.s.timers.get(id) == Some(&at),
+            None => self.s.timers.is_empty(),
+        };
+        if unchanged {
+            return;
         }
+        let wanted = wanted.map(|(id, at)| (id.to_owned(), at));
         for id in self.s.timers.keys() {
-            if !wanted.contains_key(id) {
+            if wanted.as_ref().is_none_or(|(w, _)| w != id) {
                 self.effects.push(Effect::CancelTimer { id: id.clone() });
             }
         }
-        for (id, at) in &wanted {
-            if self.s.timers.get(id) != Some(at) {
-                self.effects.push(Effect::SetTimer {
-                    id: id.clone(),
-                    at: *at,
-                });
+        let mut timers = BTreeMap::new();
+        if let Some((id, at)) = wanted {
+            if self.s.timers.get(&id) != Some(&at) {
+                self.effects.push(Effect::SetTimer { id: id.clone(), at });
             }
+            timers.insert(id, at);
         }
-        self.s.timers = wanted;
+        self.s.timers = timers;
     }
 }
 

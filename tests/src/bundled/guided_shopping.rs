@@ -1310,20 +1310,20 @@ mod flow_guided_shopping {
 
     /// `category == \"phones\"`
     fn route_preference_phones(run: &Run<'_>) -> Result<Value, String> {
-        ops::eq(
-                rt::var(run, "category").map_err(rt::at(1, 1))?,
-                &Value::String(String::from("phones")),
-            )
-            .map_err(rt::at(1, 1))
+        Ok(
+            Value::Bool(
+                rt::is_str(rt::var(run, "category").map_err(rt::at(1, 1))?, "phones"),
+            ),
+        )
     }
 
     /// `category == \"laptops\"`
     fn route_preference_laptops(run: &Run<'_>) -> Result<Value, String> {
-        ops::eq(
-                rt::var(run, "category").map_err(rt::at(1, 1))?,
-                &Value::String(String::from("laptops")),
-            )
-            .map_err(rt::at(1, 1))
+        Ok(
+            Value::Bool(
+                rt::is_str(rt::var(run, "category").map_err(rt::at(1, 1))?, "laptops"),
+            ),
+        )
     }
 
     /// `"拍照"`

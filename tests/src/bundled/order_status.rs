@@ -843,32 +843,41 @@ mod flow_order_status {
 
     /// `order.status == \"shipped\"`
     fn status_branch_shipped(run: &Run<'_>) -> Result<Value, String> {
-        ops::eq(
-                ops::field(rt::var(run, "order").map_err(rt::at(1, 1))?, "status")
-                    .map_err(rt::at(1, 7))?,
-                &Value::String(String::from("shipped")),
-            )
-            .map_err(rt::at(1, 1))
+        Ok(
+            Value::Bool(
+                rt::is_str(
+                    ops::field(rt::var(run, "order").map_err(rt::at(1, 1))?, "status")
+                        .map_err(rt::at(1, 7))?,
+                    "shipped",
+                ),
+            ),
+        )
     }
 
     /// `order.status == \"delayed\"`
     fn status_branch_delayed(run: &Run<'_>) -> Result<Value, String> {
-        ops::eq(
-                ops::field(rt::var(run, "order").map_err(rt::at(1, 1))?, "status")
-                    .map_err(rt::at(1, 7))?,
-                &Value::String(String::from("delayed")),
-            )
-            .map_err(rt::at(1, 1))
+        Ok(
+            Value::Bool(
+                rt::is_str(
+                    ops::field(rt::var(run, "order").map_err(rt::at(1, 1))?, "status")
+                        .map_err(rt::at(1, 7))?,
+                    "delayed",
+                ),
+            ),
+        )
     }
 
     /// `order.status == \"processing\"`
     fn status_branch_processing(run: &Run<'_>) -> Result<Value, String> {
-        ops::eq(
-                ops::field(rt::var(run, "order").map_err(rt::at(1, 1))?, "status")
-                    .map_err(rt::at(1, 7))?,
-                &Value::String(String::from("processing")),
-            )
-            .map_err(rt::at(1, 1))
+        Ok(
+            Value::Bool(
+                rt::is_str(
+                    ops::field(rt::var(run, "order").map_err(rt::at(1, 1))?, "status")
+                        .map_err(rt::at(1, 7))?,
+                    "processing",
+                ),
+            ),
+        )
     }
 
     /// `"订单 {{order_no}}（{{order.item_name}}）已发货 📦\n承运商：{{order.carrier}}\n运单号：{{order.tracking_no}}\n预计送达：{{order.eta}}"`

@@ -521,11 +521,14 @@ mod flow_return_reason {
 
     /// `category == \"electronics\"`
     fn is_electronics_electronics(run: &Run<'_>) -> Result<Value, String> {
-        ops::eq(
-                rt::var(run, "category").map_err(rt::at(1, 1))?,
-                &Value::String(String::from("electronics")),
-            )
-            .map_err(rt::at(1, 1))
+        Ok(
+            Value::Bool(
+                rt::is_str(
+                    rt::var(run, "category").map_err(rt::at(1, 1))?,
+                    "electronics",
+                ),
+            ),
+        )
     }
 
     /// `"温馨提示：电子产品无理由退货需要包装完好、配件齐全且未激活，否则可能会被退回。"`

@@ -1180,12 +1180,15 @@ mod flow_returns {
 
     /// `order.status == \"delivered\"`
     fn delivered_check_delivered(run: &Run<'_>) -> Result<Value, String> {
-        ops::eq(
-                ops::field(rt::var(run, "order").map_err(rt::at(1, 1))?, "status")
-                    .map_err(rt::at(1, 7))?,
-                &Value::String(String::from("delivered")),
-            )
-            .map_err(rt::at(1, 1))
+        Ok(
+            Value::Bool(
+                rt::is_str(
+                    ops::field(rt::var(run, "order").map_err(rt::at(1, 1))?, "status")
+                        .map_err(rt::at(1, 7))?,
+                    "delivered",
+                ),
+            ),
+        )
     }
 
     /// `floor((sys.now - order.delivered_at) / 86400000)`
@@ -1229,15 +1232,16 @@ mod flow_returns {
                     .map_err(rt::at(1, 1))?
                     && ops::bool_operand(
                             "&&",
-                            &ops::ne(
+                            &Value::Bool(
+                                !rt::is_str(
                                     ops::field(
                                             rt::var(run, "order").map_err(rt::at(1, 21))?,
                                             "category",
                                         )
                                         .map_err(rt::at(1, 27))?,
-                                    &Value::String(String::from("electronics")),
-                                )
-                                .map_err(rt::at(1, 21))?,
+                                    "electronics",
+                                ),
+                            ),
                         )
                         .map_err(rt::at(1, 21))?,
             ),
@@ -1306,11 +1310,11 @@ mod flow_returns {
 
     /// `reason == \"damaged\"`
     fn reason_branch_damaged(run: &Run<'_>) -> Result<Value, String> {
-        ops::eq(
-                rt::var(run, "reason").map_err(rt::at(1, 1))?,
-                &Value::String(String::from("damaged")),
-            )
-            .map_err(rt::at(1, 1))
+        Ok(
+            Value::Bool(
+                rt::is_str(rt::var(run, "reason").map_err(rt::at(1, 1))?, "damaged"),
+            ),
+        )
     }
 
     /// `details`
@@ -2961,11 +2965,14 @@ mod flow_return_reason {
 
     /// `category == \"electronics\"`
     fn is_electronics_electronics(run: &Run<'_>) -> Result<Value, String> {
-        ops::eq(
-                rt::var(run, "category").map_err(rt::at(1, 1))?,
-                &Value::String(String::from("electronics")),
-            )
-            .map_err(rt::at(1, 1))
+        Ok(
+            Value::Bool(
+                rt::is_str(
+                    rt::var(run, "category").map_err(rt::at(1, 1))?,
+                    "electronics",
+                ),
+            ),
+        )
     }
 
     /// `"温馨提示：电子产品无理由退货需要包装完好、配件齐全且未激活，否则可能会被退回。"`
