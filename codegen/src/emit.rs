@@ -774,7 +774,7 @@ impl<'f> Emitter<'f> {
         } else {
             quote!(_run)
         };
-        let docs = doc(&format!("`{}`", source.escape_debug()));
+        let docs = doc(&format!("`{}`", doc_escape(source)));
         self.helpers.push(quote! {
             #docs
             fn #name(#run: &Run<'_>) -> Result<Value, String> {
@@ -873,7 +873,7 @@ impl<'f> Emitter<'f> {
         } else {
             quote!(_run)
         };
-        let docs = doc(&format!("`{source:?}`"));
+        let docs = doc(&format!("\"{}\"", doc_escape(&source)));
         self.reads_run = true;
         if item_ctx {
             let item = if generator.uses_item {
@@ -951,10 +951,23 @@ fn node_summary(node: &Node) -> String {
     let kind = node.kind.name();
     match &node.label {
         Some(label) if !label.is_empty() => {
-            format!("`{}` \"{}\" ({kind})", node.id, label.escape_debug())
+            format!("`{}` \"{}\" ({kind})", node.id, doc_escape(label))
         }
         _ => format!("`{}` ({kind})", node.id),
     }
+}
+
+/// Text shown in a doc comment on one line: control characters (tabs, line breaks) escaped.
+fn doc_escape(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_debug().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }
 
 fn doc(text: &str) -> TokenStream {

@@ -13,6 +13,8 @@ enum Form {
     Ref,
     Owned,
     Try,
+    /// A plain `bool` (what comparisons with string literals and `&&`/`||` give).
+    Bool,
 }
 
 /// Translates one expression or template; remembers whether the code reads `run` or `item`,
@@ -40,6 +42,7 @@ impl ExprGen {
             Form::Try => code,
             Form::Owned => quote!(Ok(#code)),
             Form::Ref => quote!(Ok(#code.clone())),
+            Form::Bool => quote!(Ok(Value::Bool(#code))),
         }
     }
 
@@ -50,6 +53,7 @@ impl ExprGen {
             Form::Owned => code,
             Form::Try => quote!(#code?),
             Form::Ref => quote!(#code.clone()),
+            Form::Bool => quote!(Value::Bool(#code)),
         }
     }
 
@@ -98,6 +102,25 @@ impl ExprGen {
             Form::Ref => code,
             Form::Owned => quote!(&#code),
             Form::Try => quote!(&#code?),
+            Form::Bool => quote!(&Value::Bool(#code)),
+        }
+    }
+
+    /// Code of type `bool` for an operand of `&&` or `||` (`op` as the message names it); a
+    /// non-bool operand fails at the operand, as in the evaluator.
+    fn truth_at(&mut self, op: &str, node: &ExprNode) -> TokenStream {
+        let at = at(node.span);
+        match self.expr(node) {
+            (code, Form::Bool) => code,
+            (code, form) => {
+                let value = match form {
+                    Form::Ref => code,
+                    Form::Owned => quote!(&#code),
+                    Form::Try => quote!(&#code?),
+                    Form::Bool => quote!(&Value::Bool(#code)),
+                };
+                quote!(ops::bool_operand(#op, #value).map_err(#at)?)
+            }
         }
     }
 
@@ -131,7 +154,7 @@ impl ExprGen {
                 name_span,
             } => {
                 let at = self::at(*name_span);
-                match self.expr(target) {
+                match unbool(self.expr(target)) {
                     (t, Form::Ref) => (quote!(ops::field(#t, #name).map_err(#at)?), Form::Ref),
                     (t, Form::Owned) => (
                         quote!(ops::field(&#t, #name).map_err(#at)?.clone()),
@@ -141,10 +164,11 @@ impl ExprGen {
                         quote!(ops::field(&#t?, #name).map_err(#at)?.clone()),
                         Form::Owned,
                     ),
+                    (_, Form::Bool) => unreachable!("unbool leaves no bool form"),
                 }
             }
             ExprKind::Index { target, index } => {
-                let (t, form) = self.expr(target);
+                let (t, form) = unbool(self.expr(target));
                 let i = self.borrowed(index);
                 match form {
                     Form::Ref => (quote!(ops::index(#t, #i).map_err(#at)?), Form::Ref),
@@ -156,6 +180,39 @@ impl ExprGen {
                         quote!(ops::index(&#t?, #i).map_err(#at)?.clone()),
                         Form::Owned,
                     ),
+                    Form::Bool => unreachable!("unbool leaves no bool form"),
+                }
+            }
+            ExprKind::Unary {
+                op: UnaryOp::Not,
+                operand,
+            } => {
+                // `!x` fails exactly when `x` is not a bool, at the `!`.
+                let span = node.span;
+                let inner = match self.expr(operand) {
+                    (code, Form::Bool) => code,
+                    (code, form) => {
+                        let value = match form {
+                            Form::Ref => code,
+                            Form::Owned => quote!(&#code),
+                            Form::Try => quote!(&#code?),
+                            Form::Bool => quote!(&Value::Bool(#code)),
+                        };
+                        let at = self::at(span);
+                        quote!(ops::bool_operand("!", #value).map_err(#at)?)
+                    }
+                };
+                if is_negation(operand) {
+                    // `!!x` reads badly (and clippy says so): negate the value instead.
+                    let at = self::at(span);
+                    (
+                        quote!(ops::not(&Value::Bool(#inner)).map_err(#at)),
+                        Form::Try,
+                    )
+                } else if is_compound(operand) {
+                    (quote!(!(#inner)), Form::Bool)
+                } else {
+                    (quote!(!#inner), Form::Bool)
                 }
             }
             ExprKind::Unary { op, operand } => {
@@ -173,21 +230,16 @@ impl ExprGen {
                 ..
             } => {
                 let symbol = op.symbol();
-                let (l_at, r_at) = (self::at(lhs.span), self::at(rhs.span));
-                let l = self.borrowed(lhs);
-                let r = self.borrowed(rhs);
+                let l = self.truth_at(symbol, lhs);
+                let r = self.truth_at(symbol, rhs);
+                let l = if is_compound(lhs) { quote!((#l)) } else { l };
+                let r = if is_compound(rhs) { quote!((#r)) } else { r };
                 let joint = if *op == BinaryOp::And {
                     quote!(&&)
                 } else {
                     quote!(||)
                 };
-                (
-                    quote!(Value::Bool(
-                        ops::bool_operand(#symbol, #l).map_err(#l_at)?
-                            #joint ops::bool_operand(#symbol, #r).map_err(#r_at)?
-                    )),
-                    Form::Owned,
-                )
+                (quote!(#l #joint #r), Form::Bool)
             }
             ExprKind::Binary {
                 op: op @ (BinaryOp::Eq | BinaryOp::Ne),
@@ -208,7 +260,7 @@ impl ExprGen {
                 } else {
                     test
                 };
-                (quote!(Value::Bool(#test)), Form::Owned)
+                (test, Form::Bool)
             }
             ExprKind::Binary { op, lhs, rhs, .. } => {
                 let f = format_ident!(
@@ -246,6 +298,48 @@ impl ExprGen {
                 (quote!(#call.map_err(#at)), Form::Try)
             }
         }
+    }
+}
+
+/// Whether the code for `node` is a bare `a && b`, `a || b` or `a != 'x'` (a negation),
+/// which needs parentheses inside another boolean operator.
+fn is_compound(node: &ExprNode) -> bool {
+    match &node.kind {
+        ExprKind::Binary {
+            op: BinaryOp::And | BinaryOp::Or,
+            ..
+        } => true,
+        ExprKind::Binary {
+            op: BinaryOp::Ne,
+            lhs,
+            rhs,
+            ..
+        } => string_literal(lhs).is_some() || string_literal(rhs).is_some(),
+        _ => false,
+    }
+}
+
+/// Whether the code for `node` starts with `!`.
+fn is_negation(node: &ExprNode) -> bool {
+    match &node.kind {
+        ExprKind::Unary {
+            op: UnaryOp::Not, ..
+        } => true,
+        ExprKind::Binary {
+            op: BinaryOp::Ne,
+            lhs,
+            rhs,
+            ..
+        } => string_literal(lhs).is_some() || string_literal(rhs).is_some(),
+        _ => false,
+    }
+}
+
+/// A `bool` form as a `Value`, for the few places that take a value apart.
+fn unbool((code, form): (TokenStream, Form)) -> (TokenStream, Form) {
+    match form {
+        Form::Bool => (quote!(Value::Bool(#code)), Form::Owned),
+        other => (code, other),
     }
 }
 

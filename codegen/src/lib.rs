@@ -226,42 +226,22 @@ pub fn compile(flow: &Flow, options: &Options) -> Result<String, CodegenError> {
 /// Puts a blank line between items (prettyplease leaves none), so the module reads like
 /// hand-written code: after an item's closing line, before the next item at the same depth.
 fn spaced(code: &str) -> String {
+    const ITEM_STARTS: [&str; 11] = [
+        "///", "#[", "fn ", "pub ", "impl ", "mod ", "const ", "static ", "enum ", "struct ",
+        "use ",
+    ];
+    let indent = |l: &str| l.len() - l.trim_start().len();
     let lines: Vec<&str> = code.lines().collect();
     let mut out = String::with_capacity(code.len() + code.len() / 16);
     for (i, line) in lines.iter().enumerate() {
         out.push_str(line);
         out.push('\n');
         let Some(next) = lines.get(i + 1) else { break };
-        let indent = |l: &str| l.len() - l.trim_start().len();
         let trimmed = line.trim();
-        let closes_item = trimmed == "}"
-            || (trimmed.ends_with(';') && !line.starts_with(' '))
-            || (trimmed.ends_with(';')
-                && (trimmed.starts_with("use ")
-                    || trimmed.starts_with("const ")
-                    || trimmed.starts_with("static ")
-                    || trimmed.starts_with("pub const ")));
-        let next_trimmed = next.trim();
-        let starts_item = !next_trimmed.starts_with('}')
-            && !next_trimmed.starts_with(')')
-            && !next_trimmed.starts_with(']')
-            && !next_trimmed.starts_with("else")
-            && !next_trimmed.is_empty();
-        if closes_item && starts_item && indent(line) == indent(next) {
-            let statement_level = !(next_trimmed.starts_with("///")
-                || next_trimmed.starts_with("#[")
-                || next_trimmed.starts_with("fn ")
-                || next_trimmed.starts_with("pub ")
-                || next_trimmed.starts_with("impl ")
-                || next_trimmed.starts_with("mod ")
-                || next_trimmed.starts_with("const ")
-                || next_trimmed.starts_with("static ")
-                || next_trimmed.starts_with("enum ")
-                || next_trimmed.starts_with("struct ")
-                || next_trimmed.starts_with("use "));
-            if !statement_level {
-                out.push('\n');
-            }
+        let ends_item = trimmed == "}" || trimmed.ends_with(';');
+        let starts_item = ITEM_STARTS.iter().any(|s| next.trim_start().starts_with(s));
+        if ends_item && starts_item && indent(line) == indent(next) {
+            out.push('\n');
         }
     }
     out

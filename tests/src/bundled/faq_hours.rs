@@ -52,6 +52,7 @@ mod flow_faq_hours {
 
     /// This flow's behaviour, for the shared step driver.
     pub struct Code;
+
     /// The nodes, numbered as in the flow file.
     #[derive(Clone, Copy, Debug, PartialEq, Eq)]
     #[allow(clippy::enum_variant_names, reason = "named after the flow's node ids")]
@@ -144,6 +145,7 @@ mod flow_faq_hours {
         Node::SayIdleBye,
         Node::EndIdle,
     ];
+
     const IDS: [&str; 28] = [
         "start",
         "welcome",
@@ -174,6 +176,7 @@ mod flow_faq_hours {
         "say_idle_bye",
         "end_idle",
     ];
+
     /// Where a conversation in this flow can wait (for the visitor, a connector, an
     /// agent, a timer or a sub-flow): the states a session can be in between steps.
     #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -268,6 +271,7 @@ mod flow_faq_hours {
             },
         ]),
     ));
+
     static EVENTS: LazyLock<Events> = LazyLock::new(|| Events {
         agent: KeywordEvent {
             enabled: true,
@@ -296,11 +300,13 @@ mod flow_faq_hours {
         }),
         error: ErrorEvent { target: None },
     });
+
     static SETTINGS: LazyLock<Settings> = LazyLock::new(|| Settings {
         step_budget: 100,
         default_queue: String::from("support"),
         utc_offset_minutes: Some(480),
     });
+
     impl FlowCode for Code {
         fn id(&self) -> &str {
             "faq-hours"
@@ -923,7 +929,7 @@ mod flow_faq_hours {
         Ok(run.end_node(Some("inactive")))
     }
 
-    /// `"您好！我是 kefu 智能客服 🤖 常见问题点一下就能看到答案。"`
+    /// "您好！我是 kefu 智能客服 🤖 常见问题点一下就能看到答案。"
     fn welcome_part1(run: &Run<'_>) -> Result<String, String> {
         Ok(
             match rt::pick(&["en", "zh-CN"], run, "zh-CN") {
@@ -942,7 +948,7 @@ mod flow_faq_hours {
         )
     }
 
-    /// `"配送与运费"`
+    /// "配送与运费"
     fn faq_menu_shipping_label(run: &Run<'_>) -> Result<String, String> {
         Ok(
             match rt::pick(&["en", "zh-CN"], run, "zh-CN") {
@@ -953,7 +959,7 @@ mod flow_faq_hours {
         )
     }
 
-    /// `"支付方式"`
+    /// "支付方式"
     fn faq_menu_payment_label(run: &Run<'_>) -> Result<String, String> {
         Ok(
             match rt::pick(&["en", "zh-CN"], run, "zh-CN") {
@@ -964,7 +970,7 @@ mod flow_faq_hours {
         )
     }
 
-    /// `"保修政策"`
+    /// "保修政策"
     fn faq_menu_warranty_label(run: &Run<'_>) -> Result<String, String> {
         Ok(
             match rt::pick(&["en", "zh-CN"], run, "zh-CN") {
@@ -975,7 +981,7 @@ mod flow_faq_hours {
         )
     }
 
-    /// `"退换货"`
+    /// "退换货"
     fn faq_menu_returns_label(run: &Run<'_>) -> Result<String, String> {
         Ok(
             match rt::pick(&["en", "zh-CN"], run, "zh-CN") {
@@ -986,7 +992,7 @@ mod flow_faq_hours {
         )
     }
 
-    /// `"发票"`
+    /// "发票"
     fn faq_menu_invoice_label(run: &Run<'_>) -> Result<String, String> {
         Ok(
             match rt::pick(&["en", "zh-CN"], run, "zh-CN") {
@@ -997,7 +1003,7 @@ mod flow_faq_hours {
         )
     }
 
-    /// `"联系人工客服"`
+    /// "联系人工客服"
     fn faq_menu_human_label(run: &Run<'_>) -> Result<String, String> {
         Ok(
             match rt::pick(&["en", "zh-CN"], run, "zh-CN") {
@@ -1008,7 +1014,7 @@ mod flow_faq_hours {
         )
     }
 
-    /// `"请问您想了解哪方面的问题？"`
+    /// "请问您想了解哪方面的问题？"
     fn faq_menu_prompt(run: &Run<'_>) -> Result<String, String> {
         Ok(
             match rt::pick(&["en", "zh-CN"], run, "zh-CN") {
@@ -1019,7 +1025,7 @@ mod flow_faq_hours {
         )
     }
 
-    /// `"📦 配送：现货商品下单后 48 小时内发货，默认顺丰或京东物流，全国包邮。一般 1–3 天送达，偏远地区 3–5 天。发货后会短信通知运单号。"`
+    /// "📦 配送：现货商品下单后 48 小时内发货，默认顺丰或京东物流，全国包邮。一般 1–3 天送达，偏远地区 3–5 天。发货后会短信通知运单号。"
     fn ans_shipping_part1(run: &Run<'_>) -> Result<String, String> {
         Ok(
             match rt::pick(&["en", "zh-CN"], run, "zh-CN") {
@@ -1038,7 +1044,7 @@ mod flow_faq_hours {
         )
     }
 
-    /// `"💳 支付：支持微信支付、支付宝、银联卡，以及花呗和信用卡 3/6/12 期分期。企业客户可以申请对公转账。"`
+    /// "💳 支付：支持微信支付、支付宝、银联卡，以及花呗和信用卡 3/6/12 期分期。企业客户可以申请对公转账。"
     fn ans_payment_part1(run: &Run<'_>) -> Result<String, String> {
         Ok(
             match rt::pick(&["en", "zh-CN"], run, "zh-CN") {
@@ -1057,7 +1063,7 @@ mod flow_faq_hours {
         )
     }
 
-    /// `"支持的支付方式"`
+    /// "支持的支付方式"
     fn ans_payment_part2_alt(run: &Run<'_>) -> Result<String, String> {
         Ok(
             match rt::pick(&["en", "zh-CN"], run, "zh-CN") {
@@ -1068,7 +1074,7 @@ mod flow_faq_hours {
         )
     }
 
-    /// `"🛡\u{fe0f} 保修：手机和笔记本电脑享受 1 年官方保修，耳机 6 个月。保修期内非人为损坏免费维修，凭订单号即可申请，无需发票。"`
+    /// "🛡️ 保修：手机和笔记本电脑享受 1 年官方保修，耳机 6 个月。保修期内非人为损坏免费维修，凭订单号即可申请，无需发票。"
     fn ans_warranty_part1(run: &Run<'_>) -> Result<String, String> {
         Ok(
             match rt::pick(&["en", "zh-CN"], run, "zh-CN") {
@@ -1087,7 +1093,7 @@ mod flow_faq_hours {
         )
     }
 
-    /// `"↩\u{fe0f} 退换货：签收后 7 天内所有商品支持无理由退货（电子产品需包装完好、未激活），非电子产品 30 天内可退。质量问题 15 天内可换新。"`
+    /// "↩️ 退换货：签收后 7 天内所有商品支持无理由退货（电子产品需包装完好、未激活），非电子产品 30 天内可退。质量问题 15 天内可换新。"
     fn ans_returns_part1(run: &Run<'_>) -> Result<String, String> {
         Ok(
             match rt::pick(&["en", "zh-CN"], run, "zh-CN") {
@@ -1106,7 +1112,7 @@ mod flow_faq_hours {
         )
     }
 
-    /// `"🧾 发票：可开电子普通发票或增值税专用发票。请在“订单详情 → 申请发票”中提交，1–3 个工作日内发送到您的邮箱。"`
+    /// "🧾 发票：可开电子普通发票或增值税专用发票。请在“订单详情 → 申请发票”中提交，1–3 个工作日内发送到您的邮箱。"
     fn ans_invoice_part1(run: &Run<'_>) -> Result<String, String> {
         Ok(
             match rt::pick(&["en", "zh-CN"], run, "zh-CN") {
@@ -1125,7 +1131,7 @@ mod flow_faq_hours {
         )
     }
 
-    /// `"看看其他问题"`
+    /// "看看其他问题"
     fn anything_else_more_label(run: &Run<'_>) -> Result<String, String> {
         Ok(
             match rt::pick(&["en", "zh-CN"], run, "zh-CN") {
@@ -1136,7 +1142,7 @@ mod flow_faq_hours {
         )
     }
 
-    /// `"联系人工客服"`
+    /// "联系人工客服"
     fn anything_else_human_label(run: &Run<'_>) -> Result<String, String> {
         Ok(
             match rt::pick(&["en", "zh-CN"], run, "zh-CN") {
@@ -1147,7 +1153,7 @@ mod flow_faq_hours {
         )
     }
 
-    /// `"没有了，谢谢"`
+    /// "没有了，谢谢"
     fn anything_else_done_label(run: &Run<'_>) -> Result<String, String> {
         Ok(
             match rt::pick(&["en", "zh-CN"], run, "zh-CN") {
@@ -1158,7 +1164,7 @@ mod flow_faq_hours {
         )
     }
 
-    /// `"这个回答对您有帮助吗？还有其他问题吗？"`
+    /// "这个回答对您有帮助吗？还有其他问题吗？"
     fn anything_else_prompt(run: &Run<'_>) -> Result<String, String> {
         Ok(
             match rt::pick(&["en", "zh-CN"], run, "zh-CN") {
@@ -1173,7 +1179,7 @@ mod flow_faq_hours {
         )
     }
 
-    /// `"不客气，祝您购物愉快！有问题随时来找我 😊"`
+    /// "不客气，祝您购物愉快！有问题随时来找我 😊"
     fn say_bye_part1(run: &Run<'_>) -> Result<String, String> {
         Ok(
             match rt::pick(&["en", "zh-CN"], run, "zh-CN") {
@@ -1196,30 +1202,24 @@ mod flow_faq_hours {
     fn hours_check_weekday_hours(run: &Run<'_>) -> Result<Value, String> {
         Ok(
             Value::Bool(
-                ops::bool_operand(
+                (ops::bool_operand(
                         "&&",
-                        &Value::Bool(
-                            ops::bool_operand(
-                                    "&&",
-                                    &ops::le(
-                                            ops::field(run.sys(), "weekday").map_err(rt::at(1, 5))?,
-                                            &Value::Number(5.0),
-                                        )
-                                        .map_err(rt::at(1, 1))?,
-                                )
-                                .map_err(rt::at(1, 1))?
-                                && ops::bool_operand(
-                                        "&&",
-                                        &ops::ge(
-                                                ops::field(run.sys(), "hour").map_err(rt::at(1, 25))?,
-                                                &Value::Number(9.0),
-                                            )
-                                            .map_err(rt::at(1, 21))?,
-                                    )
-                                    .map_err(rt::at(1, 21))?,
-                        ),
+                        &ops::le(
+                                ops::field(run.sys(), "weekday").map_err(rt::at(1, 5))?,
+                                &Value::Number(5.0),
+                            )
+                            .map_err(rt::at(1, 1))?,
                     )
                     .map_err(rt::at(1, 1))?
+                    && ops::bool_operand(
+                            "&&",
+                            &ops::ge(
+                                    ops::field(run.sys(), "hour").map_err(rt::at(1, 25))?,
+                                    &Value::Number(9.0),
+                                )
+                                .map_err(rt::at(1, 21))?,
+                        )
+                        .map_err(rt::at(1, 21))?)
                     && ops::bool_operand(
                             "&&",
                             &ops::lt(
@@ -1237,30 +1237,24 @@ mod flow_faq_hours {
     fn hours_check_saturday_hours(run: &Run<'_>) -> Result<Value, String> {
         Ok(
             Value::Bool(
-                ops::bool_operand(
+                (ops::bool_operand(
                         "&&",
-                        &Value::Bool(
-                            ops::bool_operand(
-                                    "&&",
-                                    &ops::eq(
-                                            ops::field(run.sys(), "weekday").map_err(rt::at(1, 5))?,
-                                            &Value::Number(6.0),
-                                        )
-                                        .map_err(rt::at(1, 1))?,
-                                )
-                                .map_err(rt::at(1, 1))?
-                                && ops::bool_operand(
-                                        "&&",
-                                        &ops::ge(
-                                                ops::field(run.sys(), "hour").map_err(rt::at(1, 25))?,
-                                                &Value::Number(10.0),
-                                            )
-                                            .map_err(rt::at(1, 21))?,
-                                    )
-                                    .map_err(rt::at(1, 21))?,
-                        ),
+                        &ops::eq(
+                                ops::field(run.sys(), "weekday").map_err(rt::at(1, 5))?,
+                                &Value::Number(6.0),
+                            )
+                            .map_err(rt::at(1, 1))?,
                     )
                     .map_err(rt::at(1, 1))?
+                    && ops::bool_operand(
+                            "&&",
+                            &ops::ge(
+                                    ops::field(run.sys(), "hour").map_err(rt::at(1, 25))?,
+                                    &Value::Number(10.0),
+                                )
+                                .map_err(rt::at(1, 21))?,
+                        )
+                        .map_err(rt::at(1, 21))?)
                     && ops::bool_operand(
                             "&&",
                             &ops::lt(
@@ -1274,7 +1268,7 @@ mod flow_faq_hours {
         )
     }
 
-    /// `"访客在常见问题中要求人工服务"`
+    /// "访客在常见问题中要求人工服务"
     fn handoff_support_reason(run: &Run<'_>) -> Result<String, String> {
         Ok(
             match rt::pick(&["en", "zh-CN"], run, "zh-CN") {
@@ -1285,7 +1279,7 @@ mod flow_faq_hours {
         )
     }
 
-    /// `"最近点选的菜单项：{{default(topic, \"（无）\")}}｜{{sys.date}} {{sys.hour}} 点｜渠道：{{sys.channel}}"`
+    /// "最近点选的菜单项：{{default(topic, "（无）")}}｜{{sys.date}} {{sys.hour}} 点｜渠道：{{sys.channel}}"
     fn handoff_support_summary(run: &Run<'_>) -> Result<String, String> {
         Ok(
             match rt::pick(&["en", "zh-CN"], run, "zh-CN") {
@@ -1350,7 +1344,7 @@ mod flow_faq_hours {
         )
     }
 
-    /// `"正在为您转接人工客服，通常 2 分钟内就会有人回复您，请稍候。"`
+    /// "正在为您转接人工客服，通常 2 分钟内就会有人回复您，请稍候。"
     fn handoff_support_message(run: &Run<'_>) -> Result<String, String> {
         Ok(
             match rt::pick(&["en", "zh-CN"], run, "zh-CN") {
@@ -1369,7 +1363,7 @@ mod flow_faq_hours {
         )
     }
 
-    /// `"客服已把对话交回给我。"`
+    /// "客服已把对话交回给我。"
     fn back_from_agent_part1(run: &Run<'_>) -> Result<String, String> {
         Ok(
             match rt::pick(&["en", "zh-CN"], run, "zh-CN") {
@@ -1380,7 +1374,7 @@ mod flow_faq_hours {
         )
     }
 
-    /// `"现在是人工客服的休息时间（周一至周五 9:00–18:00，周六 10:00–16:00，周日休息）。您可以给我们留言，客服会在下一个工作时间通过邮件回复您。"`
+    /// "现在是人工客服的休息时间（周一至周五 9:00–18:00，周六 10:00–16:00，周日休息）。您可以给我们留言，客服会在下一个工作时间通过邮件回复您。"
     fn say_closed_part1(run: &Run<'_>) -> Result<String, String> {
         Ok(
             match rt::pick(&["en", "zh-CN"], run, "zh-CN") {
@@ -1399,7 +1393,7 @@ mod flow_faq_hours {
         )
     }
 
-    /// `"留言"`
+    /// "留言"
     fn leave_choice_leave_label(run: &Run<'_>) -> Result<String, String> {
         Ok(
             match rt::pick(&["en", "zh-CN"], run, "zh-CN") {
@@ -1410,7 +1404,7 @@ mod flow_faq_hours {
         )
     }
 
-    /// `"不用了"`
+    /// "不用了"
     fn leave_choice_no_label(run: &Run<'_>) -> Result<String, String> {
         Ok(
             match rt::pick(&["en", "zh-CN"], run, "zh-CN") {
@@ -1421,7 +1415,7 @@ mod flow_faq_hours {
         )
     }
 
-    /// `"要留言吗？"`
+    /// "要留言吗？"
     fn leave_choice_prompt(run: &Run<'_>) -> Result<String, String> {
         Ok(
             match rt::pick(&["en", "zh-CN"], run, "zh-CN") {
@@ -1432,7 +1426,7 @@ mod flow_faq_hours {
         )
     }
 
-    /// `"请留下您的邮箱地址，方便我们回复您："`
+    /// "请留下您的邮箱地址，方便我们回复您："
     fn ask_email_prompt(run: &Run<'_>) -> Result<String, String> {
         Ok(
             match rt::pick(&["en", "zh-CN"], run, "zh-CN") {
@@ -1449,7 +1443,7 @@ mod flow_faq_hours {
         )
     }
 
-    /// `"请简单描述您的问题（至少 5 个字）："`
+    /// "请简单描述您的问题（至少 5 个字）："
     fn ask_note_prompt(run: &Run<'_>) -> Result<String, String> {
         Ok(
             match rt::pick(&["en", "zh-CN"], run, "zh-CN") {
@@ -1491,7 +1485,7 @@ mod flow_faq_hours {
         Ok(rt::var(run, "topic").map_err(rt::at(1, 1))?.clone())
     }
 
-    /// `"留言已收到 ✅ 工单号：{{ticket.ticket_no}}。客服会在下一个工作时间回复到 {{email}}，感谢您的耐心！"`
+    /// "留言已收到 ✅ 工单号：{{ticket.ticket_no}}。客服会在下一个工作时间回复到 {{email}}，感谢您的耐心！"
     fn say_ticket_part1(run: &Run<'_>) -> Result<String, String> {
         Ok(
             match rt::pick(&["en", "zh-CN"], run, "zh-CN") {
@@ -1534,7 +1528,7 @@ mod flow_faq_hours {
         )
     }
 
-    /// `"抱歉，这次没能为您提交留言。您可以直接发邮件到 support@kefu.example，客服会在工作时间尽快回复您。"`
+    /// "抱歉，这次没能为您提交留言。您可以直接发邮件到 support@kefu.example，客服会在工作时间尽快回复您。"
     fn say_no_ticket_part1(run: &Run<'_>) -> Result<String, String> {
         Ok(
             match rt::pick(&["en", "zh-CN"], run, "zh-CN") {
@@ -1553,7 +1547,7 @@ mod flow_faq_hours {
         )
     }
 
-    /// `"您还在吗？如果还有问题，直接回复我就好～"`
+    /// "您还在吗？如果还有问题，直接回复我就好～"
     fn still_there_part1(run: &Run<'_>) -> Result<String, String> {
         Ok(
             match rt::pick(&["en", "zh-CN"], run, "zh-CN") {
@@ -1572,7 +1566,7 @@ mod flow_faq_hours {
         )
     }
 
-    /// `"收到“{{idle_reply}}”。请从下面的主题里选择最接近的一项，或选择“联系人工客服”："`
+    /// "收到“{{idle_reply}}”。请从下面的主题里选择最接近的一项，或选择“联系人工客服”："
     fn say_resume_part1(run: &Run<'_>) -> Result<String, String> {
         Ok(
             match rt::pick(&["en", "zh-CN"], run, "zh-CN") {
@@ -1605,7 +1599,7 @@ mod flow_faq_hours {
         )
     }
 
-    /// `"看您可能已经离开，本次会话先结束啦。需要帮助时随时再来！"`
+    /// "看您可能已经离开，本次会话先结束啦。需要帮助时随时再来！"
     fn say_idle_bye_part1(run: &Run<'_>) -> Result<String, String> {
         Ok(
             match rt::pick(&["en", "zh-CN"], run, "zh-CN") {
@@ -1624,7 +1618,7 @@ mod flow_faq_hours {
         )
     }
 
-    /// `"我暂时只能回答下面这些问题，请点击其中一个，或选择“联系人工客服”。"`
+    /// "我暂时只能回答下面这些问题，请点击其中一个，或选择“联系人工客服”。"
     fn faq_menu_retry(run: &Run<'_>) -> Result<String, String> {
         Ok(
             match rt::pick(&["en", "zh-CN"], run, "zh-CN") {
@@ -1643,7 +1637,7 @@ mod flow_faq_hours {
         )
     }
 
-    /// `"这个邮箱地址好像不太对，请再检查一下（例如 name@example.com）。"`
+    /// "这个邮箱地址好像不太对，请再检查一下（例如 name@example.com）。"
     fn ask_email_retry(run: &Run<'_>) -> Result<String, String> {
         Ok(
             match rt::pick(&["en", "zh-CN"], run, "zh-CN") {
@@ -1662,7 +1656,7 @@ mod flow_faq_hours {
         )
     }
 
-    /// `"请多写几个字，让客服更好地了解您的问题（5–1000 字）。"`
+    /// "请多写几个字，让客服更好地了解您的问题（5–1000 字）。"
     fn ask_note_retry(run: &Run<'_>) -> Result<String, String> {
         Ok(
             match rt::pick(&["en", "zh-CN"], run, "zh-CN") {

@@ -52,6 +52,7 @@ mod flow_guided_shopping {
 
     /// This flow's behaviour, for the shared step driver.
     pub struct Code;
+
     /// The nodes, numbered as in the flow file.
     #[derive(Clone, Copy, Debug, PartialEq, Eq)]
     #[allow(clippy::enum_variant_names, reason = "named after the flow's node ids")]
@@ -144,6 +145,7 @@ mod flow_guided_shopping {
         Node::SayInactive,
         Node::EndInactive,
     ];
+
     const IDS: [&str; 28] = [
         "start",
         "welcome_split",
@@ -174,6 +176,7 @@ mod flow_guided_shopping {
         "say_inactive",
         "end_inactive",
     ];
+
     /// Where a conversation in this flow can wait (for the visitor, a connector, an
     /// agent, a timer or a sub-flow): the states a session can be in between steps.
     #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -292,6 +295,7 @@ mod flow_guided_shopping {
             },
         ]),
     ));
+
     static EVENTS: LazyLock<Events> = LazyLock::new(|| Events {
         agent: KeywordEvent {
             enabled: true,
@@ -320,11 +324,13 @@ mod flow_guided_shopping {
         }),
         error: ErrorEvent { target: None },
     });
+
     static SETTINGS: LazyLock<Settings> = LazyLock::new(|| Settings {
         step_budget: 100,
         default_queue: String::from("sales"),
         utc_offset_minutes: None,
     });
+
     impl FlowCode for Code {
         fn id(&self) -> &str {
             "guided-shopping"
@@ -1089,7 +1095,7 @@ mod flow_guided_shopping {
         Ok(run.end_node(Some("inactive")))
     }
 
-    /// `"您好，欢迎光临 kefu 数码商城！我是导购助手小K 😊 回答几个小问题，我就能帮您挑出最合适的商品。"`
+    /// "您好，欢迎光临 kefu 数码商城！我是导购助手小K 😊 回答几个小问题，我就能帮您挑出最合适的商品。"
     fn welcome_warm_part1(run: &Run<'_>) -> Result<String, String> {
         Ok(
             match rt::pick(&["en", "zh-CN"], run, "zh-CN") {
@@ -1108,7 +1114,7 @@ mod flow_guided_shopping {
         )
     }
 
-    /// `"您好！三步帮您选好物：选品类 → 说预算 → 挑偏好。"`
+    /// "您好！三步帮您选好物：选品类 → 说预算 → 挑偏好。"
     fn welcome_quick_part1(run: &Run<'_>) -> Result<String, String> {
         Ok(
             match rt::pick(&["en", "zh-CN"], run, "zh-CN") {
@@ -1127,7 +1133,7 @@ mod flow_guided_shopping {
         )
     }
 
-    /// `"手机"`
+    /// "手机"
     fn welcome_quick_part2_card1_title(run: &Run<'_>) -> Result<String, String> {
         Ok(
             match rt::pick(&["en", "zh-CN"], run, "zh-CN") {
@@ -1138,7 +1144,7 @@ mod flow_guided_shopping {
         )
     }
 
-    /// `"拍照、续航、性价比"`
+    /// "拍照、续航、性价比"
     fn welcome_quick_part2_card1_subtitle(run: &Run<'_>) -> Result<String, String> {
         Ok(
             match rt::pick(&["en", "zh-CN"], run, "zh-CN") {
@@ -1149,7 +1155,7 @@ mod flow_guided_shopping {
         )
     }
 
-    /// `"笔记本电脑"`
+    /// "笔记本电脑"
     fn welcome_quick_part2_card2_title(run: &Run<'_>) -> Result<String, String> {
         Ok(
             match rt::pick(&["en", "zh-CN"], run, "zh-CN") {
@@ -1160,7 +1166,7 @@ mod flow_guided_shopping {
         )
     }
 
-    /// `"性能、轻薄、性价比"`
+    /// "性能、轻薄、性价比"
     fn welcome_quick_part2_card2_subtitle(run: &Run<'_>) -> Result<String, String> {
         Ok(
             match rt::pick(&["en", "zh-CN"], run, "zh-CN") {
@@ -1171,7 +1177,7 @@ mod flow_guided_shopping {
         )
     }
 
-    /// `"耳机"`
+    /// "耳机"
     fn welcome_quick_part2_card3_title(run: &Run<'_>) -> Result<String, String> {
         Ok(
             match rt::pick(&["en", "zh-CN"], run, "zh-CN") {
@@ -1182,7 +1188,7 @@ mod flow_guided_shopping {
         )
     }
 
-    /// `"降噪、运动、性价比"`
+    /// "降噪、运动、性价比"
     fn welcome_quick_part2_card3_subtitle(run: &Run<'_>) -> Result<String, String> {
         Ok(
             match rt::pick(&["en", "zh-CN"], run, "zh-CN") {
@@ -1193,7 +1199,7 @@ mod flow_guided_shopping {
         )
     }
 
-    /// `"手机"`
+    /// "手机"
     fn ask_category_phones_label(run: &Run<'_>) -> Result<String, String> {
         Ok(
             match rt::pick(&["en", "zh-CN"], run, "zh-CN") {
@@ -1204,7 +1210,7 @@ mod flow_guided_shopping {
         )
     }
 
-    /// `"笔记本电脑"`
+    /// "笔记本电脑"
     fn ask_category_laptops_label(run: &Run<'_>) -> Result<String, String> {
         Ok(
             match rt::pick(&["en", "zh-CN"], run, "zh-CN") {
@@ -1215,7 +1221,7 @@ mod flow_guided_shopping {
         )
     }
 
-    /// `"耳机"`
+    /// "耳机"
     fn ask_category_earphones_label(run: &Run<'_>) -> Result<String, String> {
         Ok(
             match rt::pick(&["en", "zh-CN"], run, "zh-CN") {
@@ -1226,7 +1232,7 @@ mod flow_guided_shopping {
         )
     }
 
-    /// `"您想看看哪类商品？"`
+    /// "您想看看哪类商品？"
     fn ask_category_prompt(run: &Run<'_>) -> Result<String, String> {
         Ok(
             match rt::pick(&["en", "zh-CN"], run, "zh-CN") {
@@ -1237,7 +1243,7 @@ mod flow_guided_shopping {
         )
     }
 
-    /// `"您的预算大概是多少元？直接输入数字即可，例如 3000。"`
+    /// "您的预算大概是多少元？直接输入数字即可，例如 3000。"
     fn ask_budget_prompt(run: &Run<'_>) -> Result<String, String> {
         Ok(
             match rt::pick(&["en", "zh-CN"], run, "zh-CN") {
@@ -1270,7 +1276,7 @@ mod flow_guided_shopping {
         )
     }
 
-    /// `"¥{{item}} 以内"`
+    /// "¥{{item}} 以内"
     fn budget_ranges_option_label(
         run: &Run<'_>,
         item: &Value,
@@ -1295,7 +1301,7 @@ mod flow_guided_shopping {
         )
     }
 
-    /// `"没关系，选一个大致的预算范围吧："`
+    /// "没关系，选一个大致的预算范围吧："
     fn budget_ranges_prompt(run: &Run<'_>) -> Result<String, String> {
         Ok(
             match rt::pick(&["en", "zh-CN"], run, "zh-CN") {
@@ -1308,7 +1314,7 @@ mod flow_guided_shopping {
         )
     }
 
-    /// `category == \"phones\"`
+    /// `category == "phones"`
     fn route_preference_phones(run: &Run<'_>) -> Result<Value, String> {
         Ok(
             Value::Bool(
@@ -1317,7 +1323,7 @@ mod flow_guided_shopping {
         )
     }
 
-    /// `category == \"laptops\"`
+    /// `category == "laptops"`
     fn route_preference_laptops(run: &Run<'_>) -> Result<Value, String> {
         Ok(
             Value::Bool(
@@ -1326,7 +1332,7 @@ mod flow_guided_shopping {
         )
     }
 
-    /// `"拍照"`
+    /// "拍照"
     fn pref_phones_camera_label(run: &Run<'_>) -> Result<String, String> {
         Ok(
             match rt::pick(&["en", "zh-CN"], run, "zh-CN") {
@@ -1337,7 +1343,7 @@ mod flow_guided_shopping {
         )
     }
 
-    /// `"续航"`
+    /// "续航"
     fn pref_phones_battery_label(run: &Run<'_>) -> Result<String, String> {
         Ok(
             match rt::pick(&["en", "zh-CN"], run, "zh-CN") {
@@ -1348,7 +1354,7 @@ mod flow_guided_shopping {
         )
     }
 
-    /// `"性价比"`
+    /// "性价比"
     fn pref_phones_value_label(run: &Run<'_>) -> Result<String, String> {
         Ok(
             match rt::pick(&["en", "zh-CN"], run, "zh-CN") {
@@ -1359,7 +1365,7 @@ mod flow_guided_shopping {
         )
     }
 
-    /// `"选手机时您最看重什么？"`
+    /// "选手机时您最看重什么？"
     fn pref_phones_prompt(run: &Run<'_>) -> Result<String, String> {
         Ok(
             match rt::pick(&["en", "zh-CN"], run, "zh-CN") {
@@ -1370,7 +1376,7 @@ mod flow_guided_shopping {
         )
     }
 
-    /// `"性能"`
+    /// "性能"
     fn pref_laptops_performance_label(run: &Run<'_>) -> Result<String, String> {
         Ok(
             match rt::pick(&["en", "zh-CN"], run, "zh-CN") {
@@ -1381,7 +1387,7 @@ mod flow_guided_shopping {
         )
     }
 
-    /// `"轻薄便携"`
+    /// "轻薄便携"
     fn pref_laptops_portable_label(run: &Run<'_>) -> Result<String, String> {
         Ok(
             match rt::pick(&["en", "zh-CN"], run, "zh-CN") {
@@ -1392,7 +1398,7 @@ mod flow_guided_shopping {
         )
     }
 
-    /// `"性价比"`
+    /// "性价比"
     fn pref_laptops_value_label(run: &Run<'_>) -> Result<String, String> {
         Ok(
             match rt::pick(&["en", "zh-CN"], run, "zh-CN") {
@@ -1403,7 +1409,7 @@ mod flow_guided_shopping {
         )
     }
 
-    /// `"选笔记本时您最看重什么？"`
+    /// "选笔记本时您最看重什么？"
     fn pref_laptops_prompt(run: &Run<'_>) -> Result<String, String> {
         Ok(
             match rt::pick(&["en", "zh-CN"], run, "zh-CN") {
@@ -1414,7 +1420,7 @@ mod flow_guided_shopping {
         )
     }
 
-    /// `"主动降噪"`
+    /// "主动降噪"
     fn pref_earphones_anc_label(run: &Run<'_>) -> Result<String, String> {
         Ok(
             match rt::pick(&["en", "zh-CN"], run, "zh-CN") {
@@ -1425,7 +1431,7 @@ mod flow_guided_shopping {
         )
     }
 
-    /// `"运动防水"`
+    /// "运动防水"
     fn pref_earphones_sport_label(run: &Run<'_>) -> Result<String, String> {
         Ok(
             match rt::pick(&["en", "zh-CN"], run, "zh-CN") {
@@ -1436,7 +1442,7 @@ mod flow_guided_shopping {
         )
     }
 
-    /// `"性价比"`
+    /// "性价比"
     fn pref_earphones_value_label(run: &Run<'_>) -> Result<String, String> {
         Ok(
             match rt::pick(&["en", "zh-CN"], run, "zh-CN") {
@@ -1447,7 +1453,7 @@ mod flow_guided_shopping {
         )
     }
 
-    /// `"选耳机时您最看重什么？"`
+    /// "选耳机时您最看重什么？"
     fn pref_earphones_prompt(run: &Run<'_>) -> Result<String, String> {
         Ok(
             match rt::pick(&["en", "zh-CN"], run, "zh-CN") {
@@ -1473,7 +1479,7 @@ mod flow_guided_shopping {
         Ok(rt::var(run, "preference").map_err(rt::at(1, 1))?.clone())
     }
 
-    /// `"为您精选了这几款（预算 ¥{{budget}} 以内）："`
+    /// "为您精选了这几款（预算 ¥{{budget}} 以内）："
     fn show_products_part1(run: &Run<'_>) -> Result<String, String> {
         Ok(
             match rt::pick(&["en", "zh-CN"], run, "zh-CN") {
@@ -1506,7 +1512,7 @@ mod flow_guided_shopping {
         Ok(rt::var(run, "products").map_err(rt::at(1, 1))?.clone())
     }
 
-    /// `"加入购物车：{{item.name}}"`
+    /// "加入购物车：{{item.name}}"
     fn pick_product_option_label(run: &Run<'_>, item: &Value) -> Result<String, String> {
         Ok(
             match rt::pick(&["en", "zh-CN"], run, "zh-CN") {
@@ -1528,7 +1534,7 @@ mod flow_guided_shopping {
         )
     }
 
-    /// `"喜欢哪一款？点一下即可加入购物车。都不合适的话，输入“人工”让导购帮您挑。"`
+    /// "喜欢哪一款？点一下即可加入购物车。都不合适的话，输入“人工”让导购帮您挑。"
     fn pick_product_prompt(run: &Run<'_>) -> Result<String, String> {
         Ok(
             match rt::pick(&["en", "zh-CN"], run, "zh-CN") {
@@ -1568,7 +1574,7 @@ mod flow_guided_shopping {
             .map_err(rt::at(1, 1))
     }
 
-    /// `"已将 {{picked.name}}（¥{{picked.price}}）加入购物车 🛒 购物车共 {{len(cart)}} 件，合计 ¥{{cart_total}}。"`
+    /// "已将 {{picked.name}}（¥{{picked.price}}）加入购物车 🛒 购物车共 {{len(cart)}} 件，合计 ¥{{cart_total}}。"
     fn cart_updated_part1(run: &Run<'_>) -> Result<String, String> {
         Ok(
             match rt::pick(&["en", "zh-CN"], run, "zh-CN") {
@@ -1639,7 +1645,7 @@ mod flow_guided_shopping {
         )
     }
 
-    /// `"去结算"`
+    /// "去结算"
     fn next_step_checkout_label(run: &Run<'_>) -> Result<String, String> {
         Ok(
             match rt::pick(&["en", "zh-CN"], run, "zh-CN") {
@@ -1650,7 +1656,7 @@ mod flow_guided_shopping {
         )
     }
 
-    /// `"继续逛逛"`
+    /// "继续逛逛"
     fn next_step_keep_shopping_label(run: &Run<'_>) -> Result<String, String> {
         Ok(
             match rt::pick(&["en", "zh-CN"], run, "zh-CN") {
@@ -1661,7 +1667,7 @@ mod flow_guided_shopping {
         )
     }
 
-    /// `"咨询导购"`
+    /// "咨询导购"
     fn next_step_sales_label(run: &Run<'_>) -> Result<String, String> {
         Ok(
             match rt::pick(&["en", "zh-CN"], run, "zh-CN") {
@@ -1672,7 +1678,7 @@ mod flow_guided_shopping {
         )
     }
 
-    /// `"接下来您想？"`
+    /// "接下来您想？"
     fn next_step_prompt(run: &Run<'_>) -> Result<String, String> {
         Ok(
             match rt::pick(&["en", "zh-CN"], run, "zh-CN") {
@@ -1683,7 +1689,7 @@ mod flow_guided_shopping {
         )
     }
 
-    /// `"太好了！点击链接完成结算：/demo/checkout?items={{join(pluck(cart, \"id\"), \",\")}}（共 {{len(cart)}} 件，合计 ¥{{cart_total}}）。感谢光临，祝您购物愉快！"`
+    /// "太好了！点击链接完成结算：/demo/checkout?items={{join(pluck(cart, "id"), ",")}}（共 {{len(cart)}} 件，合计 ¥{{cart_total}}）。感谢光临，祝您购物愉快！"
     fn checkout_part1(run: &Run<'_>) -> Result<String, String> {
         Ok(
             match rt::pick(&["en", "zh-CN"], run, "zh-CN") {
@@ -1754,7 +1760,7 @@ mod flow_guided_shopping {
         )
     }
 
-    /// `"访客希望咨询导购"`
+    /// "访客希望咨询导购"
     fn handoff_sales_reason(run: &Run<'_>) -> Result<String, String> {
         Ok(
             match rt::pick(&["en", "zh-CN"], run, "zh-CN") {
@@ -1765,7 +1771,7 @@ mod flow_guided_shopping {
         )
     }
 
-    /// `"品类：{{category}}｜预算：¥{{budget}}｜偏好：{{preference}}｜购物车 {{len(cart)}} 件（¥{{cart_total}}）：{{join(pluck(cart, \"name\"), \"、\")}}"`
+    /// "品类：{{category}}｜预算：¥{{budget}}｜偏好：{{preference}}｜购物车 {{len(cart)}} 件（¥{{cart_total}}）：{{join(pluck(cart, "name"), "、")}}"
     fn handoff_sales_summary(run: &Run<'_>) -> Result<String, String> {
         Ok(
             match rt::pick(&["en", "zh-CN"], run, "zh-CN") {
@@ -1848,7 +1854,7 @@ mod flow_guided_shopping {
         )
     }
 
-    /// `"好的，正在为您转接导购顾问，TA 能看到您的预算和购物车，请稍候～"`
+    /// "好的，正在为您转接导购顾问，TA 能看到您的预算和购物车，请稍候～"
     fn handoff_sales_message(run: &Run<'_>) -> Result<String, String> {
         Ok(
             match rt::pick(&["en", "zh-CN"], run, "zh-CN") {
@@ -1867,7 +1873,7 @@ mod flow_guided_shopping {
         )
     }
 
-    /// `"导购已把对话交回给我。还有什么需要帮忙的吗？"`
+    /// "导购已把对话交回给我。还有什么需要帮忙的吗？"
     fn back_from_sales_part1(run: &Run<'_>) -> Result<String, String> {
         Ok(
             match rt::pick(&["en", "zh-CN"], run, "zh-CN") {
@@ -1886,7 +1892,7 @@ mod flow_guided_shopping {
         )
     }
 
-    /// `"提高预算"`
+    /// "提高预算"
     fn no_match_raise_budget_label(run: &Run<'_>) -> Result<String, String> {
         Ok(
             match rt::pick(&["en", "zh-CN"], run, "zh-CN") {
@@ -1897,7 +1903,7 @@ mod flow_guided_shopping {
         )
     }
 
-    /// `"换个偏好"`
+    /// "换个偏好"
     fn no_match_change_preference_label(run: &Run<'_>) -> Result<String, String> {
         Ok(
             match rt::pick(&["en", "zh-CN"], run, "zh-CN") {
@@ -1908,7 +1914,7 @@ mod flow_guided_shopping {
         )
     }
 
-    /// `"让导购帮我找"`
+    /// "让导购帮我找"
     fn no_match_sales_label(run: &Run<'_>) -> Result<String, String> {
         Ok(
             match rt::pick(&["en", "zh-CN"], run, "zh-CN") {
@@ -1919,7 +1925,7 @@ mod flow_guided_shopping {
         )
     }
 
-    /// `"抱歉，¥{{budget}} 以内暂时没有符合条件的商品 😥 要不要调整一下？"`
+    /// "抱歉，¥{{budget}} 以内暂时没有符合条件的商品 😥 要不要调整一下？"
     fn no_match_prompt(run: &Run<'_>) -> Result<String, String> {
         Ok(
             match rt::pick(&["en", "zh-CN"], run, "zh-CN") {
@@ -1944,7 +1950,7 @@ mod flow_guided_shopping {
         )
     }
 
-    /// `"没有找到符合条件的商品"`
+    /// "没有找到符合条件的商品"
     fn handoff_no_match_reason(run: &Run<'_>) -> Result<String, String> {
         Ok(
             match rt::pick(&["en", "zh-CN"], run, "zh-CN") {
@@ -1955,7 +1961,7 @@ mod flow_guided_shopping {
         )
     }
 
-    /// `"品类：{{category}}｜预算：¥{{budget}}｜偏好：{{preference}}｜商品库没有匹配结果"`
+    /// "品类：{{category}}｜预算：¥{{budget}}｜偏好：{{preference}}｜商品库没有匹配结果"
     fn handoff_no_match_summary(run: &Run<'_>) -> Result<String, String> {
         Ok(
             match rt::pick(&["en", "zh-CN"], run, "zh-CN") {
@@ -1992,7 +1998,7 @@ mod flow_guided_shopping {
         )
     }
 
-    /// `"好的，导购会根据您的需求帮您找找看，请稍候～"`
+    /// "好的，导购会根据您的需求帮您找找看，请稍候～"
     fn handoff_no_match_message(run: &Run<'_>) -> Result<String, String> {
         Ok(
             match rt::pick(&["en", "zh-CN"], run, "zh-CN") {
@@ -2011,7 +2017,7 @@ mod flow_guided_shopping {
         )
     }
 
-    /// `"好的，您的新预算是多少元？"`
+    /// "好的，您的新预算是多少元？"
     fn ask_higher_budget_prompt(run: &Run<'_>) -> Result<String, String> {
         Ok(
             match rt::pick(&["en", "zh-CN"], run, "zh-CN") {
@@ -2022,7 +2028,7 @@ mod flow_guided_shopping {
         )
     }
 
-    /// `"抱歉，商品库暂时无法访问 🙏 我请导购直接为您推荐。"`
+    /// "抱歉，商品库暂时无法访问 🙏 我请导购直接为您推荐。"
     fn lookup_failed_part1(run: &Run<'_>) -> Result<String, String> {
         Ok(
             match rt::pick(&["en", "zh-CN"], run, "zh-CN") {
@@ -2041,7 +2047,7 @@ mod flow_guided_shopping {
         )
     }
 
-    /// `"商品查询失败，需要人工推荐"`
+    /// "商品查询失败，需要人工推荐"
     fn handoff_lookup_failed_reason(run: &Run<'_>) -> Result<String, String> {
         Ok(
             match rt::pick(&["en", "zh-CN"], run, "zh-CN") {
@@ -2056,7 +2062,7 @@ mod flow_guided_shopping {
         )
     }
 
-    /// `"品类：{{category}}｜预算：¥{{budget}}｜偏好：{{preference}}｜商品库查询出错"`
+    /// "品类：{{category}}｜预算：¥{{budget}}｜偏好：{{preference}}｜商品库查询出错"
     fn handoff_lookup_failed_summary(run: &Run<'_>) -> Result<String, String> {
         Ok(
             match rt::pick(&["en", "zh-CN"], run, "zh-CN") {
@@ -2093,7 +2099,7 @@ mod flow_guided_shopping {
         )
     }
 
-    /// `"看您暂时在忙，这次导购就先到这里。想继续挑选时随时来找我！"`
+    /// "看您暂时在忙，这次导购就先到这里。想继续挑选时随时来找我！"
     fn say_inactive_part1(run: &Run<'_>) -> Result<String, String> {
         Ok(
             match rt::pick(&["en", "zh-CN"], run, "zh-CN") {
@@ -2112,7 +2118,7 @@ mod flow_guided_shopping {
         )
     }
 
-    /// `"请点击下面的按钮选择品类，或直接输入序号。"`
+    /// "请点击下面的按钮选择品类，或直接输入序号。"
     fn ask_category_retry(run: &Run<'_>) -> Result<String, String> {
         Ok(
             match rt::pick(&["en", "zh-CN"], run, "zh-CN") {
@@ -2131,7 +2137,7 @@ mod flow_guided_shopping {
         )
     }
 
-    /// `"预算需要是 100 到 100000 之间的数字（单位：元），例如 3000。"`
+    /// "预算需要是 100 到 100000 之间的数字（单位：元），例如 3000。"
     fn ask_budget_retry(run: &Run<'_>) -> Result<String, String> {
         Ok(
             match rt::pick(&["en", "zh-CN"], run, "zh-CN") {
@@ -2150,7 +2156,7 @@ mod flow_guided_shopping {
         )
     }
 
-    /// `"请点击商品下方的按钮，或输入它的序号。"`
+    /// "请点击商品下方的按钮，或输入它的序号。"
     fn pick_product_retry(run: &Run<'_>) -> Result<String, String> {
         Ok(
             match rt::pick(&["en", "zh-CN"], run, "zh-CN") {
@@ -2167,7 +2173,7 @@ mod flow_guided_shopping {
         )
     }
 
-    /// `"预算需要是 100 到 100000 之间的数字（单位：元），例如 5000。"`
+    /// "预算需要是 100 到 100000 之间的数字（单位：元），例如 5000。"
     fn ask_higher_budget_retry(run: &Run<'_>) -> Result<String, String> {
         Ok(
             match rt::pick(&["en", "zh-CN"], run, "zh-CN") {

@@ -52,6 +52,7 @@ mod flow_order_status {
 
     /// This flow's behaviour, for the shared step driver.
     pub struct Code;
+
     /// The nodes, numbered as in the flow file.
     #[derive(Clone, Copy, Debug, PartialEq, Eq)]
     #[allow(clippy::enum_variant_names, reason = "named after the flow's node ids")]
@@ -126,6 +127,7 @@ mod flow_order_status {
         Node::HandoffLookupError,
         Node::HandoffNoOrderNo,
     ];
+
     const IDS: [&str; 22] = [
         "start",
         "intro",
@@ -150,6 +152,7 @@ mod flow_order_status {
         "handoff_lookup_error",
         "handoff_no_order_no",
     ];
+
     /// Where a conversation in this flow can wait (for the visitor, a connector, an
     /// agent, a timer or a sub-flow): the states a session can be in between steps.
     #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -226,6 +229,7 @@ mod flow_order_status {
             },
         ]),
     ));
+
     static EVENTS: LazyLock<Events> = LazyLock::new(|| Events {
         agent: KeywordEvent {
             enabled: true,
@@ -254,11 +258,13 @@ mod flow_order_status {
         }),
         error: ErrorEvent { target: None },
     });
+
     static SETTINGS: LazyLock<Settings> = LazyLock::new(|| Settings {
         step_budget: 100,
         default_queue: String::from("support"),
         utc_offset_minutes: None,
     });
+
     impl FlowCode for Code {
         fn id(&self) -> &str {
             "order-status"
@@ -797,7 +803,7 @@ mod flow_order_status {
         Ok(run.handoff(Node::HandoffNoOrderNo as usize, &to, texts))
     }
 
-    /// `"您好！我来帮您查询订单进度 🚚"`
+    /// "您好！我来帮您查询订单进度 🚚"
     fn intro_part1(run: &Run<'_>) -> Result<String, String> {
         Ok(
             match rt::pick(&["en", "zh-CN"], run, "zh-CN") {
@@ -808,7 +814,7 @@ mod flow_order_status {
         )
     }
 
-    /// `"请输入您的订单号（KF 开头加 6 位数字，例如 KF100001）："`
+    /// "请输入您的订单号（KF 开头加 6 位数字，例如 KF100001）："
     fn ask_order_prompt(run: &Run<'_>) -> Result<String, String> {
         Ok(
             match rt::pick(&["en", "zh-CN"], run, "zh-CN") {
@@ -841,7 +847,7 @@ mod flow_order_status {
         Ok(rt::var(run, "order_no").map_err(rt::at(1, 1))?.clone())
     }
 
-    /// `order.status == \"shipped\"`
+    /// `order.status == "shipped"`
     fn status_branch_shipped(run: &Run<'_>) -> Result<Value, String> {
         Ok(
             Value::Bool(
@@ -854,7 +860,7 @@ mod flow_order_status {
         )
     }
 
-    /// `order.status == \"delayed\"`
+    /// `order.status == "delayed"`
     fn status_branch_delayed(run: &Run<'_>) -> Result<Value, String> {
         Ok(
             Value::Bool(
@@ -867,7 +873,7 @@ mod flow_order_status {
         )
     }
 
-    /// `order.status == \"processing\"`
+    /// `order.status == "processing"`
     fn status_branch_processing(run: &Run<'_>) -> Result<Value, String> {
         Ok(
             Value::Bool(
@@ -880,7 +886,7 @@ mod flow_order_status {
         )
     }
 
-    /// `"订单 {{order_no}}（{{order.item_name}}）已发货 📦\n承运商：{{order.carrier}}\n运单号：{{order.tracking_no}}\n预计送达：{{order.eta}}"`
+    /// "订单 {{order_no}}（{{order.item_name}}）已发货 📦\n承运商：{{order.carrier}}\n运单号：{{order.tracking_no}}\n预计送达：{{order.eta}}"
     fn say_shipped_part1(run: &Run<'_>) -> Result<String, String> {
         Ok(
             match rt::pick(&["en", "zh-CN"], run, "zh-CN") {
@@ -967,7 +973,7 @@ mod flow_order_status {
         )
     }
 
-    /// `"非常抱歉，订单 {{order_no}}（{{order.item_name}}）在运输途中有所延误，比原计划晚 {{order.delay_days}} 天。\n承运商：{{order.carrier}}，运单号：{{order.tracking_no}}\n最新预计送达：{{order.eta}}"`
+    /// "非常抱歉，订单 {{order_no}}（{{order.item_name}}）在运输途中有所延误，比原计划晚 {{order.delay_days}} 天。\n承运商：{{order.carrier}}，运单号：{{order.tracking_no}}\n最新预计送达：{{order.eta}}"
     fn say_delayed_part1(run: &Run<'_>) -> Result<String, String> {
         Ok(
             match rt::pick(&["en", "zh-CN"], run, "zh-CN") {
@@ -1072,7 +1078,7 @@ mod flow_order_status {
         )
     }
 
-    /// `"好的，我再等等"`
+    /// "好的，我再等等"
     fn delayed_options_wait_label(run: &Run<'_>) -> Result<String, String> {
         Ok(
             match rt::pick(&["en", "zh-CN"], run, "zh-CN") {
@@ -1083,7 +1089,7 @@ mod flow_order_status {
         )
     }
 
-    /// `"联系客服处理"`
+    /// "联系客服处理"
     fn delayed_options_agent_label(run: &Run<'_>) -> Result<String, String> {
         Ok(
             match rt::pick(&["en", "zh-CN"], run, "zh-CN") {
@@ -1094,7 +1100,7 @@ mod flow_order_status {
         )
     }
 
-    /// `"给您带来不便，实在抱歉。您希望？"`
+    /// "给您带来不便，实在抱歉。您希望？"
     fn delayed_options_prompt(run: &Run<'_>) -> Result<String, String> {
         Ok(
             match rt::pick(&["en", "zh-CN"], run, "zh-CN") {
@@ -1111,7 +1117,7 @@ mod flow_order_status {
         )
     }
 
-    /// `"订单延误，访客要求人工处理"`
+    /// "订单延误，访客要求人工处理"
     fn handoff_delayed_reason(run: &Run<'_>) -> Result<String, String> {
         Ok(
             match rt::pick(&["en", "zh-CN"], run, "zh-CN") {
@@ -1122,7 +1128,7 @@ mod flow_order_status {
         )
     }
 
-    /// `"订单 {{order_no}}｜商品：{{order.item_name}}｜状态：{{order.status}}｜承运商：{{order.carrier}}｜运单号：{{order.tracking_no}}｜预计送达：{{order.eta}}"`
+    /// "订单 {{order_no}}｜商品：{{order.item_name}}｜状态：{{order.status}}｜承运商：{{order.carrier}}｜运单号：{{order.tracking_no}}｜预计送达：{{order.eta}}"
     fn handoff_delayed_summary(run: &Run<'_>) -> Result<String, String> {
         Ok(
             match rt::pick(&["en", "zh-CN"], run, "zh-CN") {
@@ -1227,7 +1233,7 @@ mod flow_order_status {
         )
     }
 
-    /// `"好的，已为您转接物流专员，TA 能看到订单详情，请稍候。"`
+    /// "好的，已为您转接物流专员，TA 能看到订单详情，请稍候。"
     fn handoff_delayed_message(run: &Run<'_>) -> Result<String, String> {
         Ok(
             match rt::pick(&["en", "zh-CN"], run, "zh-CN") {
@@ -1246,7 +1252,7 @@ mod flow_order_status {
         )
     }
 
-    /// `"订单 {{order_no}}（{{order.item_name}}）正在仓库打包，预计 {{order.ship_by}} 前发货。发货后我们会短信通知您运单号。"`
+    /// "订单 {{order_no}}（{{order.item_name}}）正在仓库打包，预计 {{order.ship_by}} 前发货。发货后我们会短信通知您运单号。"
     fn say_processing_part1(run: &Run<'_>) -> Result<String, String> {
         Ok(
             match rt::pick(&["en", "zh-CN"], run, "zh-CN") {
@@ -1307,7 +1313,7 @@ mod flow_order_status {
         )
     }
 
-    /// `"订单 {{order_no}} 目前的状态是“{{order.status}}”，这种情况需要客服为您具体确认。"`
+    /// "订单 {{order_no}} 目前的状态是“{{order.status}}”，这种情况需要客服为您具体确认。"
     fn say_other_status_part1(run: &Run<'_>) -> Result<String, String> {
         Ok(
             match rt::pick(&["en", "zh-CN"], run, "zh-CN") {
@@ -1348,7 +1354,7 @@ mod flow_order_status {
         )
     }
 
-    /// `"订单状态需要人工确认"`
+    /// "订单状态需要人工确认"
     fn handoff_check_reason(run: &Run<'_>) -> Result<String, String> {
         Ok(
             match rt::pick(&["en", "zh-CN"], run, "zh-CN") {
@@ -1359,7 +1365,7 @@ mod flow_order_status {
         )
     }
 
-    /// `"订单 {{order_no}}｜商品：{{order.item_name}}｜金额：¥{{order.amount}}｜状态：{{order.status}}（机器人无法答复，请人工确认）"`
+    /// "订单 {{order_no}}｜商品：{{order.item_name}}｜金额：¥{{order.amount}}｜状态：{{order.status}}（机器人无法答复，请人工确认）"
     fn handoff_check_summary(run: &Run<'_>) -> Result<String, String> {
         Ok(
             match rt::pick(&["en", "zh-CN"], run, "zh-CN") {
@@ -1436,7 +1442,7 @@ mod flow_order_status {
         )
     }
 
-    /// `"正在为您转接人工客服，请稍候。"`
+    /// "正在为您转接人工客服，请稍候。"
     fn handoff_check_message(run: &Run<'_>) -> Result<String, String> {
         Ok(
             match rt::pick(&["en", "zh-CN"], run, "zh-CN") {
@@ -1447,7 +1453,7 @@ mod flow_order_status {
         )
     }
 
-    /// `"查询其他订单"`
+    /// "查询其他订单"
     fn anything_else_another_label(run: &Run<'_>) -> Result<String, String> {
         Ok(
             match rt::pick(&["en", "zh-CN"], run, "zh-CN") {
@@ -1458,7 +1464,7 @@ mod flow_order_status {
         )
     }
 
-    /// `"联系人工客服"`
+    /// "联系人工客服"
     fn anything_else_agent_label(run: &Run<'_>) -> Result<String, String> {
         Ok(
             match rt::pick(&["en", "zh-CN"], run, "zh-CN") {
@@ -1469,7 +1475,7 @@ mod flow_order_status {
         )
     }
 
-    /// `"没有了，谢谢"`
+    /// "没有了，谢谢"
     fn anything_else_done_label(run: &Run<'_>) -> Result<String, String> {
         Ok(
             match rt::pick(&["en", "zh-CN"], run, "zh-CN") {
@@ -1480,7 +1486,7 @@ mod flow_order_status {
         )
     }
 
-    /// `"还有什么可以帮您的吗？"`
+    /// "还有什么可以帮您的吗？"
     fn anything_else_prompt(run: &Run<'_>) -> Result<String, String> {
         Ok(
             match rt::pick(&["en", "zh-CN"], run, "zh-CN") {
@@ -1491,7 +1497,7 @@ mod flow_order_status {
         )
     }
 
-    /// `"访客查询订单后要求人工服务"`
+    /// "访客查询订单后要求人工服务"
     fn handoff_general_reason(run: &Run<'_>) -> Result<String, String> {
         Ok(
             match rt::pick(&["en", "zh-CN"], run, "zh-CN") {
@@ -1506,7 +1512,7 @@ mod flow_order_status {
         )
     }
 
-    /// `"最近查询的订单：{{default(order_no, \"（无）\")}}"`
+    /// "最近查询的订单：{{default(order_no, "（无）")}}"
     fn handoff_general_summary(run: &Run<'_>) -> Result<String, String> {
         Ok(
             match rt::pick(&["en", "zh-CN"], run, "zh-CN") {
@@ -1541,7 +1547,7 @@ mod flow_order_status {
         )
     }
 
-    /// `"好的，正在为您转接人工客服，请稍候。"`
+    /// "好的，正在为您转接人工客服，请稍候。"
     fn handoff_general_message(run: &Run<'_>) -> Result<String, String> {
         Ok(
             match rt::pick(&["en", "zh-CN"], run, "zh-CN") {
@@ -1560,7 +1566,7 @@ mod flow_order_status {
         )
     }
 
-    /// `"感谢您的耐心，祝您生活愉快！有问题随时来找我。"`
+    /// "感谢您的耐心，祝您生活愉快！有问题随时来找我。"
     fn say_bye_part1(run: &Run<'_>) -> Result<String, String> {
         Ok(
             match rt::pick(&["en", "zh-CN"], run, "zh-CN") {
@@ -1579,7 +1585,7 @@ mod flow_order_status {
         )
     }
 
-    /// `"重新输入订单号"`
+    /// "重新输入订单号"
     fn not_found_retry_label(run: &Run<'_>) -> Result<String, String> {
         Ok(
             match rt::pick(&["en", "zh-CN"], run, "zh-CN") {
@@ -1590,7 +1596,7 @@ mod flow_order_status {
         )
     }
 
-    /// `"联系人工客服"`
+    /// "联系人工客服"
     fn not_found_agent_label(run: &Run<'_>) -> Result<String, String> {
         Ok(
             match rt::pick(&["en", "zh-CN"], run, "zh-CN") {
@@ -1601,7 +1607,7 @@ mod flow_order_status {
         )
     }
 
-    /// `"没有找到订单 {{order_no}} 😕 请核对一下订单号是否正确。"`
+    /// "没有找到订单 {{order_no}} 😕 请核对一下订单号是否正确。"
     fn not_found_prompt(run: &Run<'_>) -> Result<String, String> {
         Ok(
             match rt::pick(&["en", "zh-CN"], run, "zh-CN") {
@@ -1624,7 +1630,7 @@ mod flow_order_status {
         )
     }
 
-    /// `"系统中找不到访客的订单"`
+    /// "系统中找不到访客的订单"
     fn handoff_not_found_reason(run: &Run<'_>) -> Result<String, String> {
         Ok(
             match rt::pick(&["en", "zh-CN"], run, "zh-CN") {
@@ -1635,7 +1641,7 @@ mod flow_order_status {
         )
     }
 
-    /// `"访客提供的订单号 {{order_no}} 在订单系统中不存在"`
+    /// "访客提供的订单号 {{order_no}} 在订单系统中不存在"
     fn handoff_not_found_summary(run: &Run<'_>) -> Result<String, String> {
         Ok(
             match rt::pick(&["en", "zh-CN"], run, "zh-CN") {
@@ -1658,7 +1664,7 @@ mod flow_order_status {
         )
     }
 
-    /// `"好的，正在为您转接人工客服，请稍候。"`
+    /// "好的，正在为您转接人工客服，请稍候。"
     fn handoff_not_found_message(run: &Run<'_>) -> Result<String, String> {
         Ok(
             match rt::pick(&["en", "zh-CN"], run, "zh-CN") {
@@ -1677,7 +1683,7 @@ mod flow_order_status {
         )
     }
 
-    /// `"抱歉，订单系统暂时无法访问，我帮您转接人工客服。"`
+    /// "抱歉，订单系统暂时无法访问，我帮您转接人工客服。"
     fn say_lookup_error_part1(run: &Run<'_>) -> Result<String, String> {
         Ok(
             match rt::pick(&["en", "zh-CN"], run, "zh-CN") {
@@ -1696,7 +1702,7 @@ mod flow_order_status {
         )
     }
 
-    /// `"订单系统查询失败"`
+    /// "订单系统查询失败"
     fn handoff_lookup_error_reason(run: &Run<'_>) -> Result<String, String> {
         Ok(
             match rt::pick(&["en", "zh-CN"], run, "zh-CN") {
@@ -1707,7 +1713,7 @@ mod flow_order_status {
         )
     }
 
-    /// `"订单 {{order_no}}：订单系统查询失败，请人工查询"`
+    /// "订单 {{order_no}}：订单系统查询失败，请人工查询"
     fn handoff_lookup_error_summary(run: &Run<'_>) -> Result<String, String> {
         Ok(
             match rt::pick(&["en", "zh-CN"], run, "zh-CN") {
@@ -1732,7 +1738,7 @@ mod flow_order_status {
         )
     }
 
-    /// `"访客无法提供有效的订单号"`
+    /// "访客无法提供有效的订单号"
     fn handoff_no_order_no_reason(run: &Run<'_>) -> Result<String, String> {
         Ok(
             match rt::pick(&["en", "zh-CN"], run, "zh-CN") {
@@ -1745,7 +1751,7 @@ mod flow_order_status {
         )
     }
 
-    /// `"访客连续 3 次输入的订单号格式都不正确，需要人工协助查找订单。"`
+    /// "访客连续 3 次输入的订单号格式都不正确，需要人工协助查找订单。"
     fn handoff_no_order_no_summary(run: &Run<'_>) -> Result<String, String> {
         Ok(
             match rt::pick(&["en", "zh-CN"], run, "zh-CN") {
@@ -1764,7 +1770,7 @@ mod flow_order_status {
         )
     }
 
-    /// `"没关系，我请客服帮您查找订单，请稍候。"`
+    /// "没关系，我请客服帮您查找订单，请稍候。"
     fn handoff_no_order_no_message(run: &Run<'_>) -> Result<String, String> {
         Ok(
             match rt::pick(&["en", "zh-CN"], run, "zh-CN") {
@@ -1783,7 +1789,7 @@ mod flow_order_status {
         )
     }
 
-    /// `"这个订单号格式不太对哦。订单号是 KF 加 6 位数字，可以在“我的订单”页面找到。"`
+    /// "这个订单号格式不太对哦。订单号是 KF 加 6 位数字，可以在“我的订单”页面找到。"
     fn ask_order_retry(run: &Run<'_>) -> Result<String, String> {
         Ok(
             match rt::pick(&["en", "zh-CN"], run, "zh-CN") {

@@ -52,6 +52,7 @@ mod flow_return_reason {
 
     /// This flow's behaviour, for the shared step driver.
     pub struct Code;
+
     /// The nodes, numbered as in the flow file.
     #[derive(Clone, Copy, Debug, PartialEq, Eq)]
     #[allow(clippy::enum_variant_names, reason = "named after the flow's node ids")]
@@ -84,6 +85,7 @@ mod flow_return_reason {
         Node::AskOtherDetails,
         Node::Done,
     ];
+
     const IDS: [&str; 8] = [
         "start",
         "ask_reason",
@@ -94,6 +96,7 @@ mod flow_return_reason {
         "ask_other_details",
         "done",
     ];
+
     /// Where a conversation in this flow can wait (for the visitor, a connector, an
     /// agent, a timer or a sub-flow): the states a session can be in between steps.
     #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -146,6 +149,7 @@ mod flow_return_reason {
             },
         ]),
     ));
+
     static EVENTS: LazyLock<Events> = LazyLock::new(|| Events {
         agent: KeywordEvent {
             enabled: true,
@@ -171,11 +175,13 @@ mod flow_return_reason {
         inactivity: None,
         error: ErrorEvent { target: None },
     });
+
     static SETTINGS: LazyLock<Settings> = LazyLock::new(|| Settings {
         step_budget: 100,
         default_queue: String::from("general"),
         utc_offset_minutes: None,
     });
+
     impl FlowCode for Code {
         fn id(&self) -> &str {
             "return-reason"
@@ -426,7 +432,7 @@ mod flow_return_reason {
         Ok(run.end_node(None))
     }
 
-    /// `"商品损坏或有质量问题"`
+    /// "商品损坏或有质量问题"
     fn ask_reason_damaged_label(run: &Run<'_>) -> Result<String, String> {
         Ok(
             match rt::pick(&["en", "zh-CN"], run, "zh-CN") {
@@ -437,7 +443,7 @@ mod flow_return_reason {
         )
     }
 
-    /// `"发错了商品"`
+    /// "发错了商品"
     fn ask_reason_wrong_item_label(run: &Run<'_>) -> Result<String, String> {
         Ok(
             match rt::pick(&["en", "zh-CN"], run, "zh-CN") {
@@ -448,7 +454,7 @@ mod flow_return_reason {
         )
     }
 
-    /// `"不想要了"`
+    /// "不想要了"
     fn ask_reason_changed_mind_label(run: &Run<'_>) -> Result<String, String> {
         Ok(
             match rt::pick(&["en", "zh-CN"], run, "zh-CN") {
@@ -459,7 +465,7 @@ mod flow_return_reason {
         )
     }
 
-    /// `"其他原因"`
+    /// "其他原因"
     fn ask_reason_other_label(run: &Run<'_>) -> Result<String, String> {
         Ok(
             match rt::pick(&["en", "zh-CN"], run, "zh-CN") {
@@ -470,7 +476,7 @@ mod flow_return_reason {
         )
     }
 
-    /// `"请问退货的原因是？"`
+    /// "请问退货的原因是？"
     fn ask_reason_prompt(run: &Run<'_>) -> Result<String, String> {
         Ok(
             match rt::pick(&["en", "zh-CN"], run, "zh-CN") {
@@ -481,7 +487,7 @@ mod flow_return_reason {
         )
     }
 
-    /// `"很抱歉！请简单描述一下损坏情况（例如：屏幕裂了、无法开机）："`
+    /// "很抱歉！请简单描述一下损坏情况（例如：屏幕裂了、无法开机）："
     fn ask_damage_details_prompt(run: &Run<'_>) -> Result<String, String> {
         Ok(
             match rt::pick(&["en", "zh-CN"], run, "zh-CN") {
@@ -500,7 +506,7 @@ mod flow_return_reason {
         )
     }
 
-    /// `"抱歉给您发错了商品！退回的运费由我们承担。"`
+    /// "抱歉给您发错了商品！退回的运费由我们承担。"
     fn say_wrong_item_part1(run: &Run<'_>) -> Result<String, String> {
         Ok(
             match rt::pick(&["en", "zh-CN"], run, "zh-CN") {
@@ -519,7 +525,7 @@ mod flow_return_reason {
         )
     }
 
-    /// `category == \"electronics\"`
+    /// `category == "electronics"`
     fn is_electronics_electronics(run: &Run<'_>) -> Result<Value, String> {
         Ok(
             Value::Bool(
@@ -531,7 +537,7 @@ mod flow_return_reason {
         )
     }
 
-    /// `"温馨提示：电子产品无理由退货需要包装完好、配件齐全且未激活，否则可能会被退回。"`
+    /// "温馨提示：电子产品无理由退货需要包装完好、配件齐全且未激活，否则可能会被退回。"
     fn say_electronics_terms_part1(run: &Run<'_>) -> Result<String, String> {
         Ok(
             match rt::pick(&["en", "zh-CN"], run, "zh-CN") {
@@ -550,7 +556,7 @@ mod flow_return_reason {
         )
     }
 
-    /// `"请告诉我们具体原因，方便我们更快处理："`
+    /// "请告诉我们具体原因，方便我们更快处理："
     fn ask_other_details_prompt(run: &Run<'_>) -> Result<String, String> {
         Ok(
             match rt::pick(&["en", "zh-CN"], run, "zh-CN") {
@@ -569,7 +575,7 @@ mod flow_return_reason {
         )
     }
 
-    /// `"请点击下面的按钮选择退货原因。"`
+    /// "请点击下面的按钮选择退货原因。"
     fn ask_reason_retry(run: &Run<'_>) -> Result<String, String> {
         Ok(
             match rt::pick(&["en", "zh-CN"], run, "zh-CN") {
@@ -580,7 +586,7 @@ mod flow_return_reason {
         )
     }
 
-    /// `"请用几个字描述一下问题（500 字以内）。"`
+    /// "请用几个字描述一下问题（500 字以内）。"
     fn ask_damage_details_retry(run: &Run<'_>) -> Result<String, String> {
         Ok(
             match rt::pick(&["en", "zh-CN"], run, "zh-CN") {
@@ -599,7 +605,7 @@ mod flow_return_reason {
         )
     }
 
-    /// `"请用几个字说明一下原因（500 字以内）。"`
+    /// "请用几个字说明一下原因（500 字以内）。"
     fn ask_other_details_retry(run: &Run<'_>) -> Result<String, String> {
         Ok(
             match rt::pick(&["en", "zh-CN"], run, "zh-CN") {

@@ -56,6 +56,7 @@ mod flow_returns {
 
     /// This flow's behaviour, for the shared step driver.
     pub struct Code;
+
     /// The nodes, numbered as in the flow file.
     #[derive(Clone, Copy, Debug, PartialEq, Eq)]
     #[allow(clippy::enum_variant_names, reason = "named after the flow's node ids")]
@@ -163,6 +164,7 @@ mod flow_returns {
         Node::SaySystemError,
         Node::HandoffSystemError,
     ];
+
     const IDS: [&str; 33] = [
         "start",
         "intro",
@@ -198,6 +200,7 @@ mod flow_returns {
         "say_system_error",
         "handoff_system_error",
     ];
+
     /// Where a conversation in this flow can wait (for the visitor, a connector, an
     /// agent, a timer or a sub-flow): the states a session can be in between steps.
     #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -319,6 +322,7 @@ mod flow_returns {
             },
         ]),
     ));
+
     static EVENTS: LazyLock<Events> = LazyLock::new(|| Events {
         agent: KeywordEvent {
             enabled: true,
@@ -349,11 +353,13 @@ mod flow_returns {
             target: Some(String::from("say_system_error")),
         },
     });
+
     static SETTINGS: LazyLock<Settings> = LazyLock::new(|| Settings {
         step_budget: 100,
         default_queue: String::from("returns"),
         utc_offset_minutes: None,
     });
+
     impl FlowCode for Code {
         fn id(&self) -> &str {
             "returns"
@@ -1126,7 +1132,7 @@ mod flow_returns {
         Ok(run.handoff(Node::HandoffSystemError as usize, &to, texts))
     }
 
-    /// `"您好，这里是退换货服务 📦 我先帮您确认订单是否还在退货期内。"`
+    /// "您好，这里是退换货服务 📦 我先帮您确认订单是否还在退货期内。"
     fn intro_part1(run: &Run<'_>) -> Result<String, String> {
         Ok(
             match rt::pick(&["en", "zh-CN"], run, "zh-CN") {
@@ -1145,7 +1151,7 @@ mod flow_returns {
         )
     }
 
-    /// `"请输入要退货的订单号（KF 开头加 6 位数字，例如 KF100004）："`
+    /// "请输入要退货的订单号（KF 开头加 6 位数字，例如 KF100004）："
     fn ask_order_prompt(run: &Run<'_>) -> Result<String, String> {
         Ok(
             match rt::pick(&["en", "zh-CN"], run, "zh-CN") {
@@ -1178,7 +1184,7 @@ mod flow_returns {
         Ok(rt::var(run, "order_no").map_err(rt::at(1, 1))?.clone())
     }
 
-    /// `order.status == \"delivered\"`
+    /// `order.status == "delivered"`
     fn delivered_check_delivered(run: &Run<'_>) -> Result<Value, String> {
         Ok(
             Value::Bool(
@@ -1217,7 +1223,7 @@ mod flow_returns {
             .map_err(rt::at(1, 1))
     }
 
-    /// `days_since <= 30 && order.category != \"electronics\"`
+    /// `days_since <= 30 && order.category != "electronics"`
     fn eligibility_within_30_days(run: &Run<'_>) -> Result<Value, String> {
         Ok(
             Value::Bool(
@@ -1230,25 +1236,19 @@ mod flow_returns {
                             .map_err(rt::at(1, 1))?,
                     )
                     .map_err(rt::at(1, 1))?
-                    && ops::bool_operand(
-                            "&&",
-                            &Value::Bool(
-                                !rt::is_str(
-                                    ops::field(
-                                            rt::var(run, "order").map_err(rt::at(1, 21))?,
-                                            "category",
-                                        )
-                                        .map_err(rt::at(1, 27))?,
-                                    "electronics",
-                                ),
-                            ),
-                        )
-                        .map_err(rt::at(1, 21))?,
+                    && (!rt::is_str(
+                        ops::field(
+                                rt::var(run, "order").map_err(rt::at(1, 21))?,
+                                "category",
+                            )
+                            .map_err(rt::at(1, 27))?,
+                        "electronics",
+                    )),
             ),
         )
     }
 
-    /// `"订单 {{order_no}}（{{order.item_name}}）已签收 {{days_since}} 天，在退货期限内 ✅"`
+    /// "订单 {{order_no}}（{{order.item_name}}）已签收 {{days_since}} 天，在退货期限内 ✅"
     fn say_eligible_part1(run: &Run<'_>) -> Result<String, String> {
         Ok(
             match rt::pick(&["en", "zh-CN"], run, "zh-CN") {
@@ -1308,7 +1308,7 @@ mod flow_returns {
         )
     }
 
-    /// `reason == \"damaged\"`
+    /// `reason == "damaged"`
     fn reason_branch_damaged(run: &Run<'_>) -> Result<Value, String> {
         Ok(
             Value::Bool(
@@ -1332,7 +1332,7 @@ mod flow_returns {
         Ok(rt::var(run, "reason").map_err(rt::at(1, 1))?.clone())
     }
 
-    /// `"退货申请已提交 🎉\n退货单号（RMA）：{{return_ticket.rma_no}}\n请在 {{return_ticket.ship_by}} 前把商品连同配件寄回：{{return_ticket.address}}，并在包裹里附上退货单号。\n仓库签收后 {{return_ticket.refund_days}} 个工作日内，¥{{order.amount}} 将原路退回。"`
+    /// "退货申请已提交 🎉\n退货单号（RMA）：{{return_ticket.rma_no}}\n请在 {{return_ticket.ship_by}} 前把商品连同配件寄回：{{return_ticket.address}}，并在包裹里附上退货单号。\n仓库签收后 {{return_ticket.refund_days}} 个工作日内，¥{{order.amount}} 将原路退回。"
     fn say_confirm_part1(run: &Run<'_>) -> Result<String, String> {
         Ok(
             match rt::pick(&["en", "zh-CN"], run, "zh-CN") {
@@ -1445,7 +1445,7 @@ mod flow_returns {
         )
     }
 
-    /// `"商品损坏或有质量问题，需要退货专员处理"`
+    /// "商品损坏或有质量问题，需要退货专员处理"
     fn handoff_damaged_reason(run: &Run<'_>) -> Result<String, String> {
         Ok(
             match rt::pick(&["en", "zh-CN"], run, "zh-CN") {
@@ -1462,7 +1462,7 @@ mod flow_returns {
         )
     }
 
-    /// `"订单 {{order_no}}｜商品：{{order.item_name}}｜金额：¥{{order.amount}}｜签收 {{days_since}} 天｜损坏情况：{{default(details, \"（未描述）\")}}"`
+    /// "订单 {{order_no}}｜商品：{{order.item_name}}｜金额：¥{{order.amount}}｜签收 {{days_since}} 天｜损坏情况：{{default(details, "（未描述）")}}"
     fn handoff_damaged_summary(run: &Run<'_>) -> Result<String, String> {
         Ok(
             match rt::pick(&["en", "zh-CN"], run, "zh-CN") {
@@ -1547,7 +1547,7 @@ mod flow_returns {
         )
     }
 
-    /// `"很抱歉商品出了问题！我已为您转接退货专员，可能需要您提供几张照片，我们会优先处理。"`
+    /// "很抱歉商品出了问题！我已为您转接退货专员，可能需要您提供几张照片，我们会优先处理。"
     fn handoff_damaged_message(run: &Run<'_>) -> Result<String, String> {
         Ok(
             match rt::pick(&["en", "zh-CN"], run, "zh-CN") {
@@ -1566,7 +1566,7 @@ mod flow_returns {
         )
     }
 
-    /// `"抱歉，退货单暂时没能创建成功。我请退货专员继续为您处理，您不需要再重复说明。"`
+    /// "抱歉，退货单暂时没能创建成功。我请退货专员继续为您处理，您不需要再重复说明。"
     fn say_create_failed_part1(run: &Run<'_>) -> Result<String, String> {
         Ok(
             match rt::pick(&["en", "zh-CN"], run, "zh-CN") {
@@ -1585,7 +1585,7 @@ mod flow_returns {
         )
     }
 
-    /// `"系统未能创建退货单"`
+    /// "系统未能创建退货单"
     fn handoff_create_failed_reason(run: &Run<'_>) -> Result<String, String> {
         Ok(
             match rt::pick(&["en", "zh-CN"], run, "zh-CN") {
@@ -1596,7 +1596,7 @@ mod flow_returns {
         )
     }
 
-    /// `"订单 {{order_no}}｜退货原因：{{reason}}｜说明：{{default(details, \"（无）\")}}｜请人工创建退货单"`
+    /// "订单 {{order_no}}｜退货原因：{{reason}}｜说明：{{default(details, "（无）")}}｜请人工创建退货单"
     fn handoff_create_failed_summary(run: &Run<'_>) -> Result<String, String> {
         Ok(
             match rt::pick(&["en", "zh-CN"], run, "zh-CN") {
@@ -1641,7 +1641,7 @@ mod flow_returns {
         )
     }
 
-    /// `"订单 {{order_no}}（{{order.item_name}}）已签收 {{days_since}} 天，超过了退货期限（电子产品 7 天，其他商品 30 天）。"`
+    /// "订单 {{order_no}}（{{order.item_name}}）已签收 {{days_since}} 天，超过了退货期限（电子产品 7 天，其他商品 30 天）。"
     fn say_not_eligible_part1(run: &Run<'_>) -> Result<String, String> {
         Ok(
             match rt::pick(&["en", "zh-CN"], run, "zh-CN") {
@@ -1696,7 +1696,7 @@ mod flow_returns {
         )
     }
 
-    /// `"商品有质量问题"`
+    /// "商品有质量问题"
     fn exception_options_damaged_label(run: &Run<'_>) -> Result<String, String> {
         Ok(
             match rt::pick(&["en", "zh-CN"], run, "zh-CN") {
@@ -1707,7 +1707,7 @@ mod flow_returns {
         )
     }
 
-    /// `"我还是想退货"`
+    /// "我还是想退货"
     fn exception_options_insist_label(run: &Run<'_>) -> Result<String, String> {
         Ok(
             match rt::pick(&["en", "zh-CN"], run, "zh-CN") {
@@ -1718,7 +1718,7 @@ mod flow_returns {
         )
     }
 
-    /// `"好的，我知道了"`
+    /// "好的，我知道了"
     fn exception_options_ok_label(run: &Run<'_>) -> Result<String, String> {
         Ok(
             match rt::pick(&["en", "zh-CN"], run, "zh-CN") {
@@ -1729,7 +1729,7 @@ mod flow_returns {
         )
     }
 
-    /// `"如果商品有质量问题，过了退货期限也可以申请售后。您的情况是？"`
+    /// "如果商品有质量问题，过了退货期限也可以申请售后。您的情况是？"
     fn exception_options_prompt(run: &Run<'_>) -> Result<String, String> {
         Ok(
             match rt::pick(&["en", "zh-CN"], run, "zh-CN") {
@@ -1748,7 +1748,7 @@ mod flow_returns {
         )
     }
 
-    /// `"超过退货期限，但商品有质量问题"`
+    /// "超过退货期限，但商品有质量问题"
     fn handoff_late_damaged_reason(run: &Run<'_>) -> Result<String, String> {
         Ok(
             match rt::pick(&["en", "zh-CN"], run, "zh-CN") {
@@ -1759,7 +1759,7 @@ mod flow_returns {
         )
     }
 
-    /// `"订单 {{order_no}}｜商品：{{order.item_name}}（{{order.category}}）｜金额：¥{{order.amount}}｜签收 {{days_since}} 天"`
+    /// "订单 {{order_no}}｜商品：{{order.item_name}}（{{order.category}}）｜金额：¥{{order.amount}}｜签收 {{days_since}} 天"
     fn handoff_late_damaged_summary(run: &Run<'_>) -> Result<String, String> {
         Ok(
             match rt::pick(&["en", "zh-CN"], run, "zh-CN") {
@@ -1846,7 +1846,7 @@ mod flow_returns {
         )
     }
 
-    /// `"明白了，质量问题不受退货期限限制。我为您转接售后专员，请稍候。"`
+    /// "明白了，质量问题不受退货期限限制。我为您转接售后专员，请稍候。"
     fn handoff_late_damaged_message(run: &Run<'_>) -> Result<String, String> {
         Ok(
             match rt::pick(&["en", "zh-CN"], run, "zh-CN") {
@@ -1865,7 +1865,7 @@ mod flow_returns {
         )
     }
 
-    /// `"超过退货期限，访客仍希望退货"`
+    /// "超过退货期限，访客仍希望退货"
     fn handoff_insist_reason(run: &Run<'_>) -> Result<String, String> {
         Ok(
             match rt::pick(&["en", "zh-CN"], run, "zh-CN") {
@@ -1880,7 +1880,7 @@ mod flow_returns {
         )
     }
 
-    /// `"订单 {{order_no}}｜商品：{{order.item_name}}（{{order.category}}）｜金额：¥{{order.amount}}｜签收 {{days_since}} 天"`
+    /// "订单 {{order_no}}｜商品：{{order.item_name}}（{{order.category}}）｜金额：¥{{order.amount}}｜签收 {{days_since}} 天"
     fn handoff_insist_summary(run: &Run<'_>) -> Result<String, String> {
         Ok(
             match rt::pick(&["en", "zh-CN"], run, "zh-CN") {
@@ -1967,7 +1967,7 @@ mod flow_returns {
         )
     }
 
-    /// `"好的，我请退货专员看看能否为您特殊处理，请稍候。"`
+    /// "好的，我请退货专员看看能否为您特殊处理，请稍候。"
     fn handoff_insist_message(run: &Run<'_>) -> Result<String, String> {
         Ok(
             match rt::pick(&["en", "zh-CN"], run, "zh-CN") {
@@ -1986,7 +1986,7 @@ mod flow_returns {
         )
     }
 
-    /// `"感谢您的耐心！如果还有其他问题，随时来找我们。"`
+    /// "感谢您的耐心！如果还有其他问题，随时来找我们。"
     fn say_bye_part1(run: &Run<'_>) -> Result<String, String> {
         Ok(
             match rt::pick(&["en", "zh-CN"], run, "zh-CN") {
@@ -2005,7 +2005,7 @@ mod flow_returns {
         )
     }
 
-    /// `"订单 {{order_no}}（{{order.item_name}}）还没有签收（当前状态：{{order.status}}），签收后才能申请退货。如果想拒收或取消订单，可以联系人工客服。"`
+    /// "订单 {{order_no}}（{{order.item_name}}）还没有签收（当前状态：{{order.status}}），签收后才能申请退货。如果想拒收或取消订单，可以联系人工客服。"
     fn say_not_delivered_part1(run: &Run<'_>) -> Result<String, String> {
         Ok(
             match rt::pick(&["en", "zh-CN"], run, "zh-CN") {
@@ -2068,7 +2068,7 @@ mod flow_returns {
         )
     }
 
-    /// `"联系人工客服"`
+    /// "联系人工客服"
     fn not_delivered_options_agent_label(run: &Run<'_>) -> Result<String, String> {
         Ok(
             match rt::pick(&["en", "zh-CN"], run, "zh-CN") {
@@ -2079,7 +2079,7 @@ mod flow_returns {
         )
     }
 
-    /// `"好的，知道了"`
+    /// "好的，知道了"
     fn not_delivered_options_ok_label(run: &Run<'_>) -> Result<String, String> {
         Ok(
             match rt::pick(&["en", "zh-CN"], run, "zh-CN") {
@@ -2090,7 +2090,7 @@ mod flow_returns {
         )
     }
 
-    /// `"您希望？"`
+    /// "您希望？"
     fn not_delivered_options_prompt(run: &Run<'_>) -> Result<String, String> {
         Ok(
             match rt::pick(&["en", "zh-CN"], run, "zh-CN") {
@@ -2101,7 +2101,7 @@ mod flow_returns {
         )
     }
 
-    /// `"访客想退还尚未签收的订单"`
+    /// "访客想退还尚未签收的订单"
     fn handoff_not_delivered_reason(run: &Run<'_>) -> Result<String, String> {
         Ok(
             match rt::pick(&["en", "zh-CN"], run, "zh-CN") {
@@ -2116,7 +2116,7 @@ mod flow_returns {
         )
     }
 
-    /// `"订单 {{order_no}}｜商品：{{order.item_name}}｜状态：{{order.status}}｜访客希望拒收或取消"`
+    /// "订单 {{order_no}}｜商品：{{order.item_name}}｜状态：{{order.status}}｜访客希望拒收或取消"
     fn handoff_not_delivered_summary(run: &Run<'_>) -> Result<String, String> {
         Ok(
             match rt::pick(&["en", "zh-CN"], run, "zh-CN") {
@@ -2175,7 +2175,7 @@ mod flow_returns {
         )
     }
 
-    /// `"好的，正在为您转接人工客服，请稍候。"`
+    /// "好的，正在为您转接人工客服，请稍候。"
     fn handoff_not_delivered_message(run: &Run<'_>) -> Result<String, String> {
         Ok(
             match rt::pick(&["en", "zh-CN"], run, "zh-CN") {
@@ -2194,7 +2194,7 @@ mod flow_returns {
         )
     }
 
-    /// `"重新输入订单号"`
+    /// "重新输入订单号"
     fn not_found_retry_label(run: &Run<'_>) -> Result<String, String> {
         Ok(
             match rt::pick(&["en", "zh-CN"], run, "zh-CN") {
@@ -2205,7 +2205,7 @@ mod flow_returns {
         )
     }
 
-    /// `"联系人工客服"`
+    /// "联系人工客服"
     fn not_found_agent_label(run: &Run<'_>) -> Result<String, String> {
         Ok(
             match rt::pick(&["en", "zh-CN"], run, "zh-CN") {
@@ -2216,7 +2216,7 @@ mod flow_returns {
         )
     }
 
-    /// `"没有找到订单 {{order_no}} 😕 请核对一下订单号是否正确。"`
+    /// "没有找到订单 {{order_no}} 😕 请核对一下订单号是否正确。"
     fn not_found_prompt(run: &Run<'_>) -> Result<String, String> {
         Ok(
             match rt::pick(&["en", "zh-CN"], run, "zh-CN") {
@@ -2239,7 +2239,7 @@ mod flow_returns {
         )
     }
 
-    /// `"系统中找不到要退货的订单"`
+    /// "系统中找不到要退货的订单"
     fn handoff_not_found_reason(run: &Run<'_>) -> Result<String, String> {
         Ok(
             match rt::pick(&["en", "zh-CN"], run, "zh-CN") {
@@ -2250,7 +2250,7 @@ mod flow_returns {
         )
     }
 
-    /// `"访客提供的订单号 {{order_no}} 在订单系统中不存在"`
+    /// "访客提供的订单号 {{order_no}} 在订单系统中不存在"
     fn handoff_not_found_summary(run: &Run<'_>) -> Result<String, String> {
         Ok(
             match rt::pick(&["en", "zh-CN"], run, "zh-CN") {
@@ -2273,7 +2273,7 @@ mod flow_returns {
         )
     }
 
-    /// `"好的，正在为您转接人工客服，请稍候。"`
+    /// "好的，正在为您转接人工客服，请稍候。"
     fn handoff_not_found_message(run: &Run<'_>) -> Result<String, String> {
         Ok(
             match rt::pick(&["en", "zh-CN"], run, "zh-CN") {
@@ -2292,7 +2292,7 @@ mod flow_returns {
         )
     }
 
-    /// `"抱歉，订单系统暂时无法访问，我帮您转接退货专员。"`
+    /// "抱歉，订单系统暂时无法访问，我帮您转接退货专员。"
     fn say_lookup_error_part1(run: &Run<'_>) -> Result<String, String> {
         Ok(
             match rt::pick(&["en", "zh-CN"], run, "zh-CN") {
@@ -2311,7 +2311,7 @@ mod flow_returns {
         )
     }
 
-    /// `"订单系统查询失败"`
+    /// "订单系统查询失败"
     fn handoff_lookup_error_reason(run: &Run<'_>) -> Result<String, String> {
         Ok(
             match rt::pick(&["en", "zh-CN"], run, "zh-CN") {
@@ -2322,7 +2322,7 @@ mod flow_returns {
         )
     }
 
-    /// `"订单 {{order_no}}：订单系统查询失败，请人工核对退货资格"`
+    /// "订单 {{order_no}}：订单系统查询失败，请人工核对退货资格"
     fn handoff_lookup_error_summary(run: &Run<'_>) -> Result<String, String> {
         Ok(
             match rt::pick(&["en", "zh-CN"], run, "zh-CN") {
@@ -2349,7 +2349,7 @@ mod flow_returns {
         )
     }
 
-    /// `"访客无法提供有效的订单号"`
+    /// "访客无法提供有效的订单号"
     fn handoff_no_order_no_reason(run: &Run<'_>) -> Result<String, String> {
         Ok(
             match rt::pick(&["en", "zh-CN"], run, "zh-CN") {
@@ -2362,7 +2362,7 @@ mod flow_returns {
         )
     }
 
-    /// `"访客连续 3 次输入的订单号格式都不正确，需要人工协助查找订单。"`
+    /// "访客连续 3 次输入的订单号格式都不正确，需要人工协助查找订单。"
     fn handoff_no_order_no_summary(run: &Run<'_>) -> Result<String, String> {
         Ok(
             match rt::pick(&["en", "zh-CN"], run, "zh-CN") {
@@ -2381,7 +2381,7 @@ mod flow_returns {
         )
     }
 
-    /// `"没关系，我请客服帮您查找订单，请稍候。"`
+    /// "没关系，我请客服帮您查找订单，请稍候。"
     fn handoff_no_order_no_message(run: &Run<'_>) -> Result<String, String> {
         Ok(
             match rt::pick(&["en", "zh-CN"], run, "zh-CN") {
@@ -2400,7 +2400,7 @@ mod flow_returns {
         )
     }
 
-    /// `"抱歉，处理您的申请时系统出了点问题。我为您转接退货专员继续处理。"`
+    /// "抱歉，处理您的申请时系统出了点问题。我为您转接退货专员继续处理。"
     fn say_system_error_part1(run: &Run<'_>) -> Result<String, String> {
         Ok(
             match rt::pick(&["en", "zh-CN"], run, "zh-CN") {
@@ -2419,7 +2419,7 @@ mod flow_returns {
         )
     }
 
-    /// `"退货流程出错，需要人工接手"`
+    /// "退货流程出错，需要人工接手"
     fn handoff_system_error_reason(run: &Run<'_>) -> Result<String, String> {
         Ok(
             match rt::pick(&["en", "zh-CN"], run, "zh-CN") {
@@ -2430,7 +2430,7 @@ mod flow_returns {
         )
     }
 
-    /// `"机器人流程出错，最近的订单号：{{default(order_no, \"（无）\")}}"`
+    /// "机器人流程出错，最近的订单号：{{default(order_no, "（无）")}}"
     fn handoff_system_error_summary(run: &Run<'_>) -> Result<String, String> {
         Ok(
             match rt::pick(&["en", "zh-CN"], run, "zh-CN") {
@@ -2465,7 +2465,7 @@ mod flow_returns {
         )
     }
 
-    /// `"这个订单号格式不太对哦。订单号是 KF 加 6 位数字，可以在“我的订单”页面找到。"`
+    /// "这个订单号格式不太对哦。订单号是 KF 加 6 位数字，可以在“我的订单”页面找到。"
     fn ask_order_retry(run: &Run<'_>) -> Result<String, String> {
         Ok(
             match rt::pick(&["en", "zh-CN"], run, "zh-CN") {
@@ -2496,6 +2496,7 @@ mod flow_return_reason {
 
     /// This flow's behaviour, for the shared step driver.
     pub struct Code;
+
     /// The nodes, numbered as in the flow file.
     #[derive(Clone, Copy, Debug, PartialEq, Eq)]
     #[allow(clippy::enum_variant_names, reason = "named after the flow's node ids")]
@@ -2528,6 +2529,7 @@ mod flow_return_reason {
         Node::AskOtherDetails,
         Node::Done,
     ];
+
     const IDS: [&str; 8] = [
         "start",
         "ask_reason",
@@ -2538,6 +2540,7 @@ mod flow_return_reason {
         "ask_other_details",
         "done",
     ];
+
     /// Where a conversation in this flow can wait (for the visitor, a connector, an
     /// agent, a timer or a sub-flow): the states a session can be in between steps.
     #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -2590,6 +2593,7 @@ mod flow_return_reason {
             },
         ]),
     ));
+
     static EVENTS: LazyLock<Events> = LazyLock::new(|| Events {
         agent: KeywordEvent {
             enabled: true,
@@ -2615,11 +2619,13 @@ mod flow_return_reason {
         inactivity: None,
         error: ErrorEvent { target: None },
     });
+
     static SETTINGS: LazyLock<Settings> = LazyLock::new(|| Settings {
         step_budget: 100,
         default_queue: String::from("general"),
         utc_offset_minutes: None,
     });
+
     impl FlowCode for Code {
         fn id(&self) -> &str {
             "return-reason"
@@ -2870,7 +2876,7 @@ mod flow_return_reason {
         Ok(run.end_node(None))
     }
 
-    /// `"商品损坏或有质量问题"`
+    /// "商品损坏或有质量问题"
     fn ask_reason_damaged_label(run: &Run<'_>) -> Result<String, String> {
         Ok(
             match rt::pick(&["en", "zh-CN"], run, "zh-CN") {
@@ -2881,7 +2887,7 @@ mod flow_return_reason {
         )
     }
 
-    /// `"发错了商品"`
+    /// "发错了商品"
     fn ask_reason_wrong_item_label(run: &Run<'_>) -> Result<String, String> {
         Ok(
             match rt::pick(&["en", "zh-CN"], run, "zh-CN") {
@@ -2892,7 +2898,7 @@ mod flow_return_reason {
         )
     }
 
-    /// `"不想要了"`
+    /// "不想要了"
     fn ask_reason_changed_mind_label(run: &Run<'_>) -> Result<String, String> {
         Ok(
             match rt::pick(&["en", "zh-CN"], run, "zh-CN") {
@@ -2903,7 +2909,7 @@ mod flow_return_reason {
         )
     }
 
-    /// `"其他原因"`
+    /// "其他原因"
     fn ask_reason_other_label(run: &Run<'_>) -> Result<String, String> {
         Ok(
             match rt::pick(&["en", "zh-CN"], run, "zh-CN") {
@@ -2914,7 +2920,7 @@ mod flow_return_reason {
         )
     }
 
-    /// `"请问退货的原因是？"`
+    /// "请问退货的原因是？"
     fn ask_reason_prompt(run: &Run<'_>) -> Result<String, String> {
         Ok(
             match rt::pick(&["en", "zh-CN"], run, "zh-CN") {
@@ -2925,7 +2931,7 @@ mod flow_return_reason {
         )
     }
 
-    /// `"很抱歉！请简单描述一下损坏情况（例如：屏幕裂了、无法开机）："`
+    /// "很抱歉！请简单描述一下损坏情况（例如：屏幕裂了、无法开机）："
     fn ask_damage_details_prompt(run: &Run<'_>) -> Result<String, String> {
         Ok(
             match rt::pick(&["en", "zh-CN"], run, "zh-CN") {
@@ -2944,7 +2950,7 @@ mod flow_return_reason {
         )
     }
 
-    /// `"抱歉给您发错了商品！退回的运费由我们承担。"`
+    /// "抱歉给您发错了商品！退回的运费由我们承担。"
     fn say_wrong_item_part1(run: &Run<'_>) -> Result<String, String> {
         Ok(
             match rt::pick(&["en", "zh-CN"], run, "zh-CN") {
@@ -2963,7 +2969,7 @@ mod flow_return_reason {
         )
     }
 
-    /// `category == \"electronics\"`
+    /// `category == "electronics"`
     fn is_electronics_electronics(run: &Run<'_>) -> Result<Value, String> {
         Ok(
             Value::Bool(
@@ -2975,7 +2981,7 @@ mod flow_return_reason {
         )
     }
 
-    /// `"温馨提示：电子产品无理由退货需要包装完好、配件齐全且未激活，否则可能会被退回。"`
+    /// "温馨提示：电子产品无理由退货需要包装完好、配件齐全且未激活，否则可能会被退回。"
     fn say_electronics_terms_part1(run: &Run<'_>) -> Result<String, String> {
         Ok(
             match rt::pick(&["en", "zh-CN"], run, "zh-CN") {
@@ -2994,7 +3000,7 @@ mod flow_return_reason {
         )
     }
 
-    /// `"请告诉我们具体原因，方便我们更快处理："`
+    /// "请告诉我们具体原因，方便我们更快处理："
     fn ask_other_details_prompt(run: &Run<'_>) -> Result<String, String> {
         Ok(
             match rt::pick(&["en", "zh-CN"], run, "zh-CN") {
@@ -3013,7 +3019,7 @@ mod flow_return_reason {
         )
     }
 
-    /// `"请点击下面的按钮选择退货原因。"`
+    /// "请点击下面的按钮选择退货原因。"
     fn ask_reason_retry(run: &Run<'_>) -> Result<String, String> {
         Ok(
             match rt::pick(&["en", "zh-CN"], run, "zh-CN") {
@@ -3024,7 +3030,7 @@ mod flow_return_reason {
         )
     }
 
-    /// `"请用几个字描述一下问题（500 字以内）。"`
+    /// "请用几个字描述一下问题（500 字以内）。"
     fn ask_damage_details_retry(run: &Run<'_>) -> Result<String, String> {
         Ok(
             match rt::pick(&["en", "zh-CN"], run, "zh-CN") {
@@ -3043,7 +3049,7 @@ mod flow_return_reason {
         )
     }
 
-    /// `"请用几个字说明一下原因（500 字以内）。"`
+    /// "请用几个字说明一下原因（500 字以内）。"
     fn ask_other_details_retry(run: &Run<'_>) -> Result<String, String> {
         Ok(
             match rt::pick(&["en", "zh-CN"], run, "zh-CN") {
