@@ -109,6 +109,16 @@ impl Engines {
         ))
     }
 
+    /// Whether [`Engines::engine_for`] runs `flow_id` as a compiled module.
+    pub fn is_compiled(&self, flow_id: &str) -> bool {
+        let Ok(engine) = self.engine_for(flow_id) else {
+            return false;
+        };
+        self.compiled
+            .get(flow_id)
+            .is_some_and(|all| all.iter().any(|e| Arc::ptr_eq(e, &engine)))
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, SharedEngine>> {
         // The map is consistent after every operation on it, so a panic elsewhere while the
         // lock was held leaves nothing half-done behind.

@@ -5,6 +5,7 @@
 //! runtime, chat gateway and console arrive with their issues.
 
 pub mod cli;
+pub mod compiled;
 pub mod engines;
 pub mod server;
 pub mod telemetry;

@@ -28,11 +28,15 @@ impl AppState {
         AppState { engines }
     }
 
-    /// State with the bundled flows, all interpreted.
+    /// State with the bundled flows, run as the modules compiled into `kefu`.
     pub fn bundled() -> Result<AppState, String> {
         let library =
             Library::bundled().map_err(|(file, e)| format!("bundled flow {file}: {e}"))?;
-        Ok(AppState::new(Engines::new(library)))
+        let mut engines = Engines::new(library);
+        for engine in crate::compiled::bundled() {
+            engines.register(engine);
+        }
+        Ok(AppState::new(engines))
     }
 
     /// The flows the server holds (the current version of each).

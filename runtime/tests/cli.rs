@@ -370,3 +370,30 @@ fn export_reports_a_file_that_is_no_flow() {
         text(&output)
     );
 }
+
+#[test]
+fn run_uses_the_compiled_module_of_an_unchanged_bundled_flow() {
+    let flow = repo("flows/library/faq-hours.flow.json");
+    let out = run_chat(&[flow.to_str().unwrap(), "--locale", "en"], "/quit\n");
+    assert!(
+        out.contains("kefu: `faq-hours` runs as the Rust module compiled into kefu"),
+        "{out}"
+    );
+}
+
+#[test]
+fn run_interprets_an_edited_bundled_flow() {
+    let dir = scratch("edited");
+    let original = std::fs::read_to_string(repo("flows/library/faq-hours.flow.json")).unwrap();
+    // Any change to the logic changes the content hash; the compiled module no longer fits.
+    let edited = original.replacen("\"version\": 1", "\"version\": 2", 1);
+    assert_ne!(edited, original);
+    let path = dir.join("faq-hours.flow.json");
+    std::fs::write(&path, edited).unwrap();
+    let out = run_chat(&[path.to_str().unwrap(), "--locale", "en"], "/quit\n");
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert!(
+        out.contains("kefu: `faq-hours` runs on the interpreter"),
+        "{out}"
+    );
+}

@@ -184,7 +184,8 @@ impl Engine for Machine {
             budget: main.settings().step_budget,
             handling_error: false,
             sys: OnceCell::new(),
-            effects: Vec::new(),
+            // A turn has a dozen effects or so (traces included): one allocation for them.
+            effects: Vec::with_capacity(16),
             s: session,
         };
         run.refresh();
@@ -514,7 +515,13 @@ impl<'a> Run<'a> {
         let Some(frame) = self.s.frames.last_mut() else {
             return Err("internal: no frame".into());
         };
-        frame.vars.insert(name.to_owned(), value.clone());
+        // Most assignments overwrite a declared variable: no new key is needed.
+        match frame.vars.get_mut(name) {
+            Some(slot) => slot.clone_from(&value),
+            None => {
+                frame.vars.insert(name.to_owned(), value.clone());
+            }
+        }
         self.trace(Trace::VarSet {
             flow: code.id().to_owned(),
             name: name.to_owned(),

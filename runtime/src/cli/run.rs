@@ -40,7 +40,12 @@ pub fn main(
             return ExitCode::FAILURE;
         }
     };
-    let engines = Engines::new(files::library_for(std::slice::from_ref(&loaded)));
+    let mut engines = Engines::new(files::library_for(std::slice::from_ref(&loaded)));
+    // The bundled flows are compiled into `kefu`; they run as generated code while the files
+    // hold exactly those flows.
+    for compiled in crate::compiled::bundled() {
+        engines.register(compiled);
+    }
     let engine = match engines.engine_for(&flow.id) {
         Ok(engine) => engine,
         Err(flows::engine::LoadFlowsError::Invalid { flow, diagnostics }) => {
@@ -58,6 +63,15 @@ pub fn main(
             return ExitCode::FAILURE;
         }
     };
+    eprintln!(
+        "kefu: `{}` runs {}",
+        flow.id,
+        if engines.is_compiled(&flow.id) {
+            "as the Rust module compiled into kefu"
+        } else {
+            "on the interpreter"
+        }
+    );
     let fixtures_path = fixtures.map(Path::to_owned).or_else(|| {
         let beside = file
             .parent()
