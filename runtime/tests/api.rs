@@ -195,7 +195,7 @@ async fn exporting_a_flow_with_errors_returns_its_diagnostics() {
 
 #[test]
 fn the_server_runs_the_bundled_flows_as_compiled_modules() {
-    let state = runtime::server::AppState::bundled().unwrap();
+    let state = AppState::bundled().unwrap();
     for flow in state.library().flows() {
         assert!(state.engines.is_compiled(&flow.id), "{}", flow.id);
     }
