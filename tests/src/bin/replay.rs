@@ -11,6 +11,9 @@ use std::time::Instant;
 use flows::engine::{Input, Millis};
 use flows::{Engine, Interpreter, Library};
 
+/// A scenario's inputs, each with the time it arrives.
+type Conversation = Vec<(Input, Millis)>;
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let (Some(kind), repeats) = (args.first(), args.get(1)) else {
@@ -22,7 +25,7 @@ fn main() -> ExitCode {
         eprintln!("the bundled flows do not load");
         return ExitCode::FAILURE;
     };
-    let mut work: Vec<(Box<dyn Engine>, Vec<Vec<(Input, Millis)>>)> = Vec::new();
+    let mut work: Vec<(Box<dyn Engine>, Vec<Conversation>)> = Vec::new();
     for compiled in tests::bundled::engines() {
         let id = compiled.flow().id.clone();
         let Ok(interpreter) = Interpreter::new(&library, &id) else {
@@ -63,7 +66,7 @@ fn main() -> ExitCode {
 }
 
 /// A flow's scenarios as `(input, now)` pairs, resolved once on the interpreter.
-fn conversations(interpreter: &Interpreter, flow: &str) -> Vec<Vec<(Input, Millis)>> {
+fn conversations(interpreter: &Interpreter, flow: &str) -> Vec<Conversation> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../flows/library")
         .join(format!("{flow}.scenarios.json"));
