@@ -301,30 +301,32 @@ impl ExprGen {
     }
 }
 
-/// Whether the code for `node` is a bare `a && b`, `a || b` or `a != 'x'` (a negation),
-/// which needs parentheses inside another boolean operator.
+/// Whether the code for `node` is a bare `a && b`, `a || b` or a negation, which needs
+/// parentheses inside another boolean operator.
 fn is_compound(node: &ExprNode) -> bool {
-    match &node.kind {
+    matches!(
+        &node.kind,
         ExprKind::Binary {
             op: BinaryOp::And | BinaryOp::Or,
             ..
-        } => true,
-        ExprKind::Binary {
-            op: BinaryOp::Ne,
-            lhs,
-            rhs,
-            ..
-        } => string_literal(lhs).is_some() || string_literal(rhs).is_some(),
-        _ => false,
-    }
+        }
+    ) || is_string_ne(node)
 }
 
 /// Whether the code for `node` starts with `!`.
 fn is_negation(node: &ExprNode) -> bool {
-    match &node.kind {
+    matches!(
+        &node.kind,
         ExprKind::Unary {
-            op: UnaryOp::Not, ..
-        } => true,
+            op: UnaryOp::Not,
+            ..
+        }
+    ) || is_string_ne(node)
+}
+
+/// `x != 'text'`, generated as `!rt::is_str(x, "text")`.
+fn is_string_ne(node: &ExprNode) -> bool {
+    match &node.kind {
         ExprKind::Binary {
             op: BinaryOp::Ne,
             lhs,

@@ -6,12 +6,12 @@
 
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use clap::Parser;
 use flows::Library;
-use flows::engine::{Millis, StartInput};
+use flows::engine::StartInput;
 use flows::fixtures::Fixtures;
+use runtime::cli::run::{self, local_offset_minutes};
 use runtime::engines::{Engines, SharedEngine};
 
 // The modules `build.rs` wrote into OUT_DIR, one per flow.
@@ -109,15 +109,15 @@ fn main() -> ExitCode {
         session_id: "terminal".to_owned(),
         locale: args.locale,
         channel: "terminal".to_owned(),
-        tz_offset_minutes: tz_offset_minutes(),
+        tz_offset_minutes: local_offset_minutes(),
         user: Default::default(),
     };
     // The same loop as `kefu run`: visitor lines from stdin until EOF or `/quit`.
-    let chat = runtime::cli::run::chat(
+    let chat = run::chat(
         &*engine,
         &fixtures,
         start,
-        wall_clock,
+        run::wall_clock,
         std::io::stdin().lock(),
         std::io::stdout().lock(),
     );
@@ -128,21 +128,6 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-fn wall_clock() -> Millis {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
-
-/// The visitor's time zone, minutes east of UTC: `KEFU_TZ_OFFSET_MINUTES` as for `kefu run`,
-/// China Standard Time (+480) by default.
-fn tz_offset_minutes() -> i32 {
-    std::env::var("KEFU_TZ_OFFSET_MINUTES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(480)
 }
 
 #[cfg(test)]

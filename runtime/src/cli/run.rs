@@ -113,7 +113,8 @@ pub fn main(
     }
 }
 
-fn wall_clock() -> Millis {
+/// Milliseconds since the Unix epoch, now.
+pub fn wall_clock() -> Millis {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
@@ -147,7 +148,9 @@ pub fn parse_local_time(text: &str, offset_minutes: i32) -> Result<Millis, Strin
 
 /// The terminal has no reliable time zone without a tz database; `KEFU_TZ_OFFSET_MINUTES`
 /// sets it (China Standard Time, +480, by default).
-fn local_offset_minutes() -> i32 {
+/// The visitor's time zone for terminal chats, minutes east of UTC: `KEFU_TZ_OFFSET_MINUTES`,
+/// China Standard Time (+480) by default.
+pub fn local_offset_minutes() -> i32 {
     std::env::var("KEFU_TZ_OFFSET_MINUTES")
         .ok()
         .and_then(|v| v.parse().ok())
