@@ -335,6 +335,124 @@ fn a_small_flow() {
     );
 }
 
+const ASK: &str = r#"{
+  "schema_version": 2,
+  "id": "ask",
+  "name": "Ask",
+  "variables": [
+    { "name": "size", "type": "string" },
+    { "name": "age", "type": "number" }
+  ],
+  "nodes": [
+    { "id": "start", "kind": "start" },
+    { "id": "size", "kind": "choice", "prompt": "Size?", "save_as": "size",
+      "options": [{ "id": "s", "label": "Small" }, { "id": "l", "label": "Large" }] },
+    { "id": "age", "kind": "input", "prompt": "Age?", "input_type": "number", "save_as": "age",
+      "validation": { "min": 1, "max": 120 }, "retries": 1, "retry_prompt": "1 to 120, please." },
+    { "id": "thanks", "kind": "end" }
+  ],
+  "edges": [
+    { "from": "start", "port": "next", "to": "size" },
+    { "from": "size", "port": "s", "to": "age" },
+    { "from": "size", "port": "l", "to": "age" },
+    { "from": "age", "port": "next", "to": "thanks" },
+    { "from": "age", "port": "invalid", "to": "thanks" }
+  ]
+}"#;
+
+/// Wait points: the `WaitPoint` enum, what each takes as an answer, re-asking and checking.
+#[test]
+fn a_flow_that_waits() {
+    let code = compile(&flow(ASK), &Options::default()).unwrap();
+    let from = code.find("    enum WaitPoint").unwrap();
+    let to = code
+        .find("    /// `start` (start)\n    fn enter_start")
+        .unwrap();
+    // The part of the module about waiting: the enum, and the FlowCode methods after `enter`.
+    let waiting = &code[from..to];
+    let start = waiting.find("    fn wait_spec").unwrap();
+    let enum_part = &waiting[..waiting.find("    static VARS").unwrap()];
+    expect![[r#"
+            enum WaitPoint {
+                /// `size` (choice)
+                Size,
+                /// `age` (input)
+                Age,
+            }
+
+            impl WaitPoint {
+                fn at(node: usize) -> Option<WaitPoint> {
+                    Some(
+                        match NODES.get(node)? {
+                            Node::Size => WaitPoint::Size,
+                            Node::Age => WaitPoint::Age,
+                            Node::Start | Node::Thanks => return None,
+                        },
+                    )
+                }
+            }
+
+        ...
+            fn wait_spec(&self, node: usize) -> Option<WaitSpec<'_>> {
+                    Some(
+                        match WaitPoint::at(node)? {
+                            WaitPoint::Size => {
+                                WaitSpec::Choice {
+                                    save_as: Some("size"),
+                                    dynamic: false,
+                                }
+                            }
+                            WaitPoint::Age => {
+                                WaitSpec::Input {
+                                    save_as: "age",
+                                    retries: 1,
+                                    input_type: InputType::Number,
+                                }
+                            }
+                        },
+                    )
+                }
+
+                fn reprompt(
+                    &self,
+                    _run: &Run<'_>,
+                    node: usize,
+                ) -> Result<(Option<String>, String), String> {
+                    match WaitPoint::at(node) {
+                        Some(WaitPoint::Size) => Ok((None, String::from("Size?"))),
+                        Some(WaitPoint::Age) => {
+                            let retry = Some(String::from("1 to 120, please."));
+                            Ok((retry, String::from("Age?")))
+                        }
+                        None => Err(String::from("internal: node was not prepared")),
+                    }
+                }
+
+                fn check_answer(&self, node: usize, text: &str) -> Option<Value> {
+                    match WaitPoint::at(node)? {
+                        WaitPoint::Age => {
+                            support::validate_answer(
+                                InputType::Number,
+                                &Validation {
+                                    pattern: None,
+                                    min: Some(1.0),
+                                    max: Some(120.0),
+                                    min_length: None,
+                                    max_length: None,
+                                },
+                                None,
+                                text,
+                            )
+                        }
+                        WaitPoint::Size => None,
+                    }
+                }
+            }
+
+    "#]]
+    .assert_eq(&format!("{enum_part}...\n{}", &waiting[start..]));
+}
+
 #[test]
 fn the_same_flow_gives_the_same_bytes() {
     let library = Library::bundled().unwrap();
