@@ -83,7 +83,19 @@ pub fn engine_name(id: &str) -> String {
 /// The module file name [`Builder`] writes for flow `id`: `guided-shopping` →
 /// `guided_shopping.rs`.
 pub fn file_name(id: &str) -> String {
-    format!("{}.rs", names::snake(id))
+    format!("{}.rs", module_name(id))
+}
+
+/// A snake_case name for flow `id`; an id without ASCII letters or digits (`客服`) is
+/// spelled in hex, so that different ids never share a name.
+fn module_name(id: &str) -> String {
+    let snake = names::snake(id);
+    if snake.is_empty() {
+        let hex: String = id.bytes().map(|b| format!("{b:02x}")).collect();
+        format!("flow_{hex}")
+    } else {
+        snake
+    }
 }
 
 /// Compiles `flow` and the sub-flows it calls into one Rust module, formatted. Deterministic:
@@ -145,7 +157,7 @@ pub fn compile(flow: &Flow, options: &Options) -> Result<String, CodegenError> {
     let mut modules = Vec::new();
     let mut module_names = Vec::new();
     for f in &set {
-        let name = quote::format_ident!("flow_{}", names::snake(&f.id));
+        let name = quote::format_ident!("flow_{}", module_name(&f.id));
         let body = emit::flow_module(f, &flows_crate)?;
         let docs = format!(" The flow `{}` (version {}).", f.id, f.version);
         modules.push(quote! {

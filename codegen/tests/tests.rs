@@ -535,3 +535,11 @@ fn sub_flows_are_compiled_into_the_same_module() {
     assert!(code.contains("mod flow_return_reason {"));
     assert!(code.contains("vec![Box::new(flow_return_reason::Code)]"));
 }
+
+#[test]
+fn file_names_are_never_empty_or_shared() {
+    assert_eq!(codegen::file_name("guided-shopping"), "guided_shopping.rs");
+    assert_eq!(codegen::file_name("客服"), "flow_e5aea2e69c8d.rs");
+    assert_ne!(codegen::file_name("客服"), codegen::file_name("售后"));
+    assert_eq!(codegen::engine_name("guided-shopping"), "GuidedShopping");
+}
