@@ -139,6 +139,8 @@ async fn health() -> Json<serde_json::Value> {
 struct FlowSummary {
     id: String,
     version: u32,
+    /// The hash conversations and compiled modules are pinned to (`FlowRef::hash`: the flow
+    /// and every sub-flow it calls).
     hash: String,
     name: flows::model::Text,
     nodes: usize,
@@ -151,7 +153,10 @@ async fn list_flows(State(state): State<Arc<AppState>>) -> Json<Vec<FlowSummary>
         .map(|f| FlowSummary {
             id: f.id.clone(),
             version: f.version,
-            hash: flows::library::content_hash(f),
+            hash: state
+                .library()
+                .flow_ref(&f.id)
+                .map_or_else(|| flows::library::content_hash(f), |r| r.hash),
             name: f.name.clone(),
             nodes: f.nodes.len(),
         })

@@ -58,6 +58,16 @@ async fn the_bundled_flows_are_listed_and_served() {
         .collect();
     assert!(ids.contains(&"guided-shopping"), "{ids:?}");
     assert!(body[0]["hash"].as_str().unwrap().len() == 16);
+    // The listed hash is the one sessions and compiled modules are pinned to.
+    let library = flows::Library::bundled().unwrap();
+    for flow in body.as_array().unwrap() {
+        let id = flow["id"].as_str().unwrap();
+        assert_eq!(
+            flow["hash"].as_str(),
+            Some(library.flow_ref(id).unwrap().hash.as_str()),
+            "{id}"
+        );
+    }
 
     let (status, flow) = call("GET", "/api/flows/guided-shopping", "").await;
     assert_eq!(status, StatusCode::OK);
