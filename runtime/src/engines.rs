@@ -170,6 +170,7 @@ mod tests {
 
     #[test]
     fn a_compiled_engine_of_the_current_flow_is_preferred() {
+        let _serial = serial();
         let library = Library::bundled().unwrap();
         let current = library.flow_ref("returns").unwrap();
         let stale = fake(&library, "returns", "0000000000000000");
@@ -191,6 +192,16 @@ mod tests {
     }
 
     /// What `f` logs, as the server would print it (without colours or times).
+    /// The tests of this module take turns: a log line is only captured reliably while no
+    /// other thread hits the same callsites (tracing caches each callsite's interest globally).
+    static SERIAL: Mutex<()> = Mutex::new(());
+
+    fn serial() -> std::sync::MutexGuard<'static, ()> {
+        SERIAL
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     fn logged<T>(f: impl FnOnce() -> T) -> (T, String) {
         #[derive(Clone, Default)]
         struct Buffer(Arc<Mutex<Vec<u8>>>);
@@ -224,6 +235,7 @@ mod tests {
 
     #[test]
     fn a_stale_compiled_engine_is_passed_over_for_the_interpreter() {
+        let _serial = serial();
         let library = Library::bundled().unwrap();
         let current = library.flow_ref("guided-shopping").unwrap();
         let stale = fake(&library, "guided-shopping", "0123456789abcdef");
@@ -267,6 +279,7 @@ mod tests {
 
     #[test]
     fn a_compiled_engine_registered_later_replaces_the_interpreter() {
+        let _serial = serial();
         let library = Library::bundled().unwrap();
         let current = library.flow_ref("faq-hours").unwrap();
         let compiled = fake(&library, "faq-hours", &current.hash);
@@ -279,6 +292,7 @@ mod tests {
 
     #[test]
     fn a_compiled_engine_of_another_flow_is_not_used() {
+        let _serial = serial();
         let library = Library::bundled().unwrap();
         let returns = library.flow_ref("returns").unwrap();
         // Same hash, other id: only the pair identifies a flow.
@@ -292,6 +306,7 @@ mod tests {
 
     #[test]
     fn unknown_and_invalid_flows_are_errors() {
+        let _serial = serial();
         let mut library = Library::bundled().unwrap();
         let broken =
             flows::from_json(include_str!("../../flows/tests/broken/dead-end.flow.json")).unwrap();
