@@ -5,6 +5,8 @@
 use std::path::Path;
 
 fn main() {
+    // `sqlx::migrate!` embeds runtime/migrations/; rebuild when they change.
+    println!("cargo:rerun-if-changed=migrations");
     let library = Path::new(env!("CARGO_MANIFEST_DIR")).join("../flows/library");
     let out_dir = std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR");
     let flow = |name: &str| library.join(format!("{name}.flow.json"));

@@ -8,4 +8,5 @@ pub mod cli;
 pub mod compiled;
 pub mod engines;
 pub mod server;
+pub mod store;
 pub mod telemetry;

@@ -1,0 +1,596 @@
+//! Durable storage of the session runtime: flows and their published versions, conversations,
+//! messages, events and session states, on SQLite (the embedded default), PostgreSQL or
+//! MySQL/MariaDB, with the same behaviour on all three.
+//!
+//! # Schema
+//!
+//! The migrations live in `runtime/migrations/{sqlite,postgres,mysql}/` and are embedded in the
+//! binary; [`Store::migrate`] applies the ones a database lacks (running it again is a no-op).
+//! Times are Unix milliseconds in 64-bit integers; JSON documents are text, stored and returned
+//! byte-for-byte (MySQL tables are utf8mb4, so Chinese text and emoji survive).
+//!
+//! - `flow_versions (flow_id, version)`: published flow documents with their content hash. A
+//!   published version is immutable: publishing it again with another hash is refused.
+//! - `conversations (id)`: the flow version a conversation is pinned to, its owner and status,
+//!   and two counters, `last_message_seq` and `last_event_seq`.
+//! - `messages (conversation_id, seq)`, unique on `(conversation_id, client_id)`.
+//! - `events (conversation_id, seq)`: one per state change.
+//! - `sessions (conversation_id)`: only the latest session state (an older turn never replaces a
+//!   newer one).
+//!
+//! # Sequence numbers and locking
+//!
+//! Messages and events are numbered 1, 2, 3, … per conversation, without gaps or duplicates, even
+//! when several tasks or processes append to one conversation at once. The counter is the
+//! conversation's own row: a write transaction first locks that row and reads the counter
+//! (`SELECT … FOR UPDATE` on PostgreSQL and MySQL; on SQLite `BEGIN IMMEDIATE` already holds the
+//! database's single write lock), inserts the rows numbered after it, stores the new counter and
+//! commits. A concurrent writer waits on the lock and then reads the committed counter, so
+//! numbers are never taken twice, and a rollback gives its numbers back. Because the lock is held
+//! until commit, a conversation's messages also become visible in sequence order: a reader that
+//! sees message `n` has already been able to see every message before it, which is what lets a
+//! reconnecting client resume from its last sequence number.
+//!
+//! [`Store::append_messages`] writes a whole batch, across many conversations, in one transaction
+//! (group commit: one durable flush for the batch). It locks the conversations in sorted order, so
+//! two batches never wait on each other in a cycle. MySQL connections run at READ COMMITTED so that
+//! a read after a lock sees what the previous lock holder committed.
+//!
+//! A message with a client id is idempotent: when `(conversation, client_id)` is already stored
+//! (or appears earlier in the same batch) the stored message is returned instead of a new one.
+//! The check runs under the conversation lock, so concurrent resends cannot both insert.
+
+mod error;
+mod sql;
+mod types;
+
+use std::collections::{BTreeMap, HashMap};
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::mysql::{MySqlConnectOptions, MySqlPoolOptions};
+use sqlx::postgres::PgPoolOptions;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
+use sqlx::{Executor, MySqlPool, PgPool, SqlitePool};
+
+pub use error::{Result, StoreError};
+pub use types::{
+    Backend, Conversation, FlowVersion, NewConversation, NewEvent, NewMessage, Published, Sender,
+    SessionState, StoredEvent, StoredFlow, StoredMessage,
+};
+
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
+static MYSQL_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/mysql");
+
+/// How long a SQLite writer waits for the write lock before giving up.
+const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A connection pool to one database; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: Pool,
+}
+
+#[derive(Debug, Clone)]
+enum Pool {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+    MySql(MySqlPool),
+}
+
+/// Runs `$body` with `$pool` bound to the concrete pool and `$sql` to its dialect's statements.
+/// The body is the same text for every backend; only the SQL differs.
+macro_rules! with_pool {
+    ($store:expr, $pool:ident, $sql:ident => $body:block) => {
+        match &$store.pool {
+            Pool::Sqlite($pool) => {
+                let $sql = &sql::SQLITE;
+                $body
+            }
+            Pool::Postgres($pool) => {
+                let $sql = &sql::POSTGRES;
+                $body
+            }
+            Pool::MySql($pool) => {
+                let $sql = &sql::MYSQL;
+                $body
+            }
+        }
+    };
+}
+
+/// Opens a write transaction the way the dialect needs (see `Sql::begin_write`).
+macro_rules! begin_write {
+    ($pool:ident, $sql:ident) => {
+        match $sql.begin_write {
+            Some(statement) => $pool.begin_with(statement).await?,
+            None => $pool.begin().await?,
+        }
+    };
+}
+
+type FlowRow = (String, i64, String, String);
+type ConversationRow = (String, String, i64, String, String, String, i64, i64, i64);
+type MessageRow = (i64, String, String, String, Option<String>, i64);
+type EventRow = (i64, i64, String, String);
+
+impl Store {
+    /// Connects to `sqlite://PATH?mode=rwc` (or `sqlite::memory:`), `postgres://…` or
+    /// `mysql://…`. Call [`migrate`](Self::migrate) before using a new database.
+    pub async fn connect(url: &str) -> Result<Store> {
+        let scheme = url.split(':').next().unwrap_or_default();
+        let pool = match scheme {
+            "sqlite" => {
+                let options = SqliteConnectOptions::from_str(url)?
+                    .journal_mode(SqliteJournalMode::Wal)
+                    .busy_timeout(SQLITE_BUSY_TIMEOUT)
+                    .foreign_keys(true);
+                // Every connection to an in-memory database would get its own empty database.
+                let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+                let max = if in_memory { 1 } else { 8 };
+                Pool::Sqlite(
+                    SqlitePoolOptions::new()
+                        .max_connections(max)
+                        .connect_with(options)
+                        .await?,
+                )
+            }
+            "postgres" | "postgresql" => Pool::Postgres(PgPoolOptions::new().connect(url).await?),
+            "mysql" | "mariadb" => {
+                let options = MySqlConnectOptions::from_str(url)?;
+                let pool = MySqlPoolOptions::new()
+                    .after_connect(|connection, _| {
+                        Box::pin(async move {
+                            connection
+                                .execute("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
+                                .await?;
+                            Ok(())
+                        })
+                    })
+                    .connect_with(options)
+                    .await?;
+                Pool::MySql(pool)
+            }
+            other => {
+                return Err(StoreError::UnsupportedUrl {
+                    scheme: other.to_owned(),
+                });
+            }
+        };
+        Ok(Store { pool })
+    }
+
+    /// Which database this store talks to.
+    pub fn backend(&self) -> Backend {
+        match self.pool {
+            Pool::Sqlite(_) => Backend::Sqlite,
+            Pool::Postgres(_) => Backend::Postgres,
+            Pool::MySql(_) => Backend::MySql,
+        }
+    }
+
+    /// Applies the embedded migrations the database lacks; running it again changes nothing.
+    pub async fn migrate(&self) -> Result<()> {
+        match &self.pool {
+            Pool::Sqlite(pool) => SQLITE_MIGRATIONS.run(pool).await?,
+            Pool::Postgres(pool) => POSTGRES_MIGRATIONS.run(pool).await?,
+            Pool::MySql(pool) => MYSQL_MIGRATIONS.run(pool).await?,
+        }
+        Ok(())
+    }
+
+    /// Closes every connection, waiting for the ones in use to be returned.
+    pub async fn close(&self) {
+        match &self.pool {
+            Pool::Sqlite(pool) => pool.close().await,
+            Pool::Postgres(pool) => pool.close().await,
+            Pool::MySql(pool) => pool.close().await,
+        }
+    }
+
+    /// Publishes a flow version. Publishing the same id and version again is a no-op when the
+    /// hash is the same and an error when it differs: a published version never changes.
+    pub async fn publish_flow(
+        &self,
+        id: &str,
+        version: u32,
+        hash: &str,
+        json: &str,
+    ) -> Result<Published> {
+        let conflict = |existing: String| StoreError::FlowVersionConflict {
+            id: id.to_owned(),
+            version,
+            existing,
+            attempted: hash.to_owned(),
+        };
+        with_pool!(self, pool, sql => {
+            let existing: Option<String> = sqlx::query_scalar(sql.flow_hash)
+                .bind(id)
+                .bind(i64::from(version))
+                .fetch_optional(pool)
+                .await?;
+            match existing {
+                Some(existing) if existing == hash => return Ok(Published::Unchanged),
+                Some(existing) => return Err(conflict(existing)),
+                None => {}
+            }
+            let inserted = sqlx::query(sql.insert_flow)
+                .bind(id)
+                .bind(i64::from(version))
+                .bind(hash)
+                .bind(json)
+                .execute(pool)
+                .await;
+            match inserted {
+                Ok(_) => Ok(Published::New),
+                // Someone published the same version in between: compare with theirs.
+                Err(error) if is_unique_violation(&error) => {
+                    let existing: Option<String> = sqlx::query_scalar(sql.flow_hash)
+                        .bind(id)
+                        .bind(i64::from(version))
+                        .fetch_optional(pool)
+                        .await?;
+                    match existing {
+                        Some(existing) if existing == hash => Ok(Published::Unchanged),
+                        Some(existing) => Err(conflict(existing)),
+                        None => Err(error.into()),
+                    }
+                }
+                Err(error) => Err(error.into()),
+            }
+        })
+    }
+
+    /// One published version of a flow.
+    pub async fn flow_version(&self, id: &str, version: u32) -> Result<Option<StoredFlow>> {
+        let row: Option<FlowRow> = with_pool!(self, pool, sql => {
+            sqlx::query_as(sql.flow_version)
+                .bind(id)
+                .bind(i64::from(version))
+                .fetch_optional(pool)
+                .await?
+        });
+        row.map(flow_from_row).transpose()
+    }
+
+    /// The highest published version of a flow.
+    pub async fn latest_flow(&self, id: &str) -> Result<Option<StoredFlow>> {
+        let row: Option<FlowRow> = with_pool!(self, pool, sql => {
+            sqlx::query_as(sql.latest_flow).bind(id).fetch_optional(pool).await?
+        });
+        row.map(flow_from_row).transpose()
+    }
+
+    /// Every published version of a flow, lowest first.
+    pub async fn flow_versions(&self, id: &str) -> Result<Vec<FlowVersion>> {
+        let rows: Vec<(i64, String)> = with_pool!(self, pool, sql => {
+            sqlx::query_as(sql.flow_versions).bind(id).fetch_all(pool).await?
+        });
+        rows.into_iter()
+            .map(|(version, hash)| {
+                Ok(FlowVersion {
+                    version: version_from_db(version)?,
+                    hash,
+                })
+            })
+            .collect()
+    }
+
+    /// Creates a conversation; its id must be new.
+    pub async fn create_conversation(&self, new: &NewConversation) -> Result<()> {
+        let inserted = with_pool!(self, pool, sql => {
+            sqlx::query(sql.insert_conversation)
+                .bind(&new.id)
+                .bind(&new.flow_id)
+                .bind(i64::from(new.flow_version))
+                .bind(&new.flow_hash)
+                .bind(&new.owner)
+                .bind(&new.status)
+                .bind(new.created_at)
+                .execute(pool)
+                .await
+                .map(drop)
+        });
+        match inserted {
+            Ok(()) => Ok(()),
+            Err(error) if is_unique_violation(&error) => {
+                Err(StoreError::ConversationExists(new.id.clone()))
+            }
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    /// A conversation, if it exists.
+    pub async fn conversation(&self, id: &str) -> Result<Option<Conversation>> {
+        let row: Option<ConversationRow> = with_pool!(self, pool, sql => {
+            sqlx::query_as(sql.conversation).bind(id).fetch_optional(pool).await?
+        });
+        let Some(row) = row else { return Ok(None) };
+        let (id, flow_id, flow_version, flow_hash, owner, status, created_at, messages, events) =
+            row;
+        Ok(Some(Conversation {
+            id,
+            flow_id,
+            flow_version: version_from_db(flow_version)?,
+            flow_hash,
+            owner,
+            status,
+            created_at,
+            last_message_seq: messages,
+            last_event_seq: events,
+        }))
+    }
+
+    /// Sets a conversation's owner and status and appends `event`, in one transaction; returns
+    /// the stored event with its sequence number.
+    pub async fn set_state(
+        &self,
+        id: &str,
+        owner: &str,
+        status: &str,
+        event: &NewEvent,
+    ) -> Result<StoredEvent> {
+        with_pool!(self, pool, sql => {
+            let mut tx = begin_write!(pool, sql);
+            let last: Option<i64> = sqlx::query_scalar(sql.lock_event_counter)
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?;
+            let Some(last) = last else {
+                return Err(StoreError::UnknownConversation(id.to_owned()));
+            };
+            let seq = last + 1;
+            sqlx::query(sql.update_state)
+                .bind(owner)
+                .bind(status)
+                .bind(seq)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(sql.insert_event)
+                .bind(id)
+                .bind(seq)
+                .bind(event.at)
+                .bind(&event.kind)
+                .bind(&event.data_json)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(StoredEvent {
+                conversation: id.to_owned(),
+                seq,
+                at: event.at,
+                kind: event.kind.clone(),
+                data_json: event.data_json.clone(),
+            })
+        })
+    }
+
+    /// The events of a conversation after sequence number `seq`, in order.
+    pub async fn events_after(&self, conversation: &str, seq: i64) -> Result<Vec<StoredEvent>> {
+        let rows: Vec<EventRow> = with_pool!(self, pool, sql => {
+            sqlx::query_as(sql.events_after)
+                .bind(conversation)
+                .bind(seq)
+                .fetch_all(pool)
+                .await?
+        });
+        if rows.is_empty() {
+            self.require_conversation(conversation).await?;
+        }
+        Ok(rows
+            .into_iter()
+            .map(|(seq, at, kind, data_json)| StoredEvent {
+                conversation: conversation.to_owned(),
+                seq,
+                at,
+                kind,
+                data_json,
+            })
+            .collect())
+    }
+
+    /// Appends a batch of messages, for any number of conversations, in one transaction, and
+    /// returns the stored message for each input in input order. Each conversation's new messages
+    /// get the next sequence numbers in input order. A message whose `(conversation, client_id)`
+    /// is already stored, or appears earlier in the batch, is not stored again: its entry is the
+    /// stored message. An unknown conversation fails the whole batch.
+    pub async fn append_messages(&self, messages: &[NewMessage]) -> Result<Vec<StoredMessage>> {
+        if messages.is_empty() {
+            return Ok(Vec::new());
+        }
+        // Sorted, so that conversations are always locked in the same order (no deadlocks).
+        let mut groups: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+        for (index, message) in messages.iter().enumerate() {
+            groups
+                .entry(message.conversation.as_str())
+                .or_default()
+                .push(index);
+        }
+        let mut stored: Vec<Option<StoredMessage>> = vec![None; messages.len()];
+        with_pool!(self, pool, sql => {
+            let mut tx = begin_write!(pool, sql);
+            for (&conversation, indices) in &groups {
+                let last: Option<i64> = sqlx::query_scalar(sql.lock_message_counter)
+                    .bind(conversation)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                let Some(start) = last else {
+                    return Err(StoreError::UnknownConversation(conversation.to_owned()));
+                };
+                let mut last = start;
+                // Client id → index of the input whose stored message answers it.
+                let mut by_client_id: HashMap<&str, usize> = HashMap::new();
+                for &index in indices {
+                    let message = &messages[index];
+                    let client_id = message.client_id.as_deref();
+                    if let Some(client_id) = client_id {
+                        if let Some(&first) = by_client_id.get(client_id) {
+                            stored[index] = stored[first].clone();
+                            continue;
+                        }
+                        let existing: Option<MessageRow> =
+                            sqlx::query_as(sql.message_by_client_id)
+                                .bind(conversation)
+                                .bind(client_id)
+                                .fetch_optional(&mut *tx)
+                                .await?;
+                        if let Some(row) = existing {
+                            stored[index] = Some(message_from_row(conversation, row)?);
+                            by_client_id.insert(client_id, index);
+                            continue;
+                        }
+                    }
+                    last += 1;
+                    sqlx::query(sql.insert_message)
+                        .bind(conversation)
+                        .bind(last)
+                        .bind(message.sender.as_str())
+                        .bind(&message.kind)
+                        .bind(&message.body_json)
+                        .bind(client_id)
+                        .bind(message.at)
+                        .execute(&mut *tx)
+                        .await?;
+                    stored[index] = Some(StoredMessage {
+                        conversation: conversation.to_owned(),
+                        seq: last,
+                        sender: message.sender,
+                        kind: message.kind.clone(),
+                        body_json: message.body_json.clone(),
+                        client_id: message.client_id.clone(),
+                        at: message.at,
+                    });
+                    if let Some(client_id) = client_id {
+                        by_client_id.insert(client_id, index);
+                    }
+                }
+                if last != start {
+                    sqlx::query(sql.set_message_counter)
+                        .bind(last)
+                        .bind(conversation)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+            }
+            tx.commit().await?;
+        });
+        stored
+            .into_iter()
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(|| StoreError::Corrupt("a message of the batch was not stored".to_owned()))
+    }
+
+    /// At most `limit` messages of a conversation after sequence number `seq`, in order.
+    pub async fn messages_after(
+        &self,
+        conversation: &str,
+        seq: i64,
+        limit: u32,
+    ) -> Result<Vec<StoredMessage>> {
+        let rows: Vec<MessageRow> = with_pool!(self, pool, sql => {
+            sqlx::query_as(sql.messages_after)
+                .bind(conversation)
+                .bind(seq)
+                .bind(i64::from(limit))
+                .fetch_all(pool)
+                .await?
+        });
+        if rows.is_empty() {
+            self.require_conversation(conversation).await?;
+        }
+        rows.into_iter()
+            .map(|row| message_from_row(conversation, row))
+            .collect()
+    }
+
+    /// Saves a conversation's session state after `turn`, replacing the saved one unless that is
+    /// from a later turn (a late, stale save never overwrites a newer state).
+    pub async fn save_session(&self, conversation: &str, turn: i64, json: &str) -> Result<()> {
+        let saved = with_pool!(self, pool, sql => {
+            sqlx::query(sql.save_session)
+                .bind(conversation)
+                .bind(turn)
+                .bind(json)
+                .execute(pool)
+                .await
+                .map(drop)
+        });
+        match saved {
+            Ok(()) => Ok(()),
+            Err(sqlx::Error::Database(error)) if error.is_foreign_key_violation() => {
+                Err(StoreError::UnknownConversation(conversation.to_owned()))
+            }
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    /// The latest saved session state of a conversation (`None`: never saved).
+    pub async fn load_session(&self, conversation: &str) -> Result<Option<SessionState>> {
+        let row: Option<(i64, String)> = with_pool!(self, pool, sql => {
+            sqlx::query_as(sql.load_session)
+                .bind(conversation)
+                .fetch_optional(pool)
+                .await?
+        });
+        match row {
+            Some((turn, json)) => Ok(Some(SessionState {
+                conversation: conversation.to_owned(),
+                turn,
+                json,
+            })),
+            None => {
+                self.require_conversation(conversation).await?;
+                Ok(None)
+            }
+        }
+    }
+
+    /// Fails with [`StoreError::UnknownConversation`] unless the conversation exists.
+    async fn require_conversation(&self, id: &str) -> Result<()> {
+        let found = with_pool!(self, pool, sql => {
+            sqlx::query(sql.conversation_exists)
+                .bind(id)
+                .fetch_optional(pool)
+                .await?
+                .is_some()
+        });
+        if found {
+            Ok(())
+        } else {
+            Err(StoreError::UnknownConversation(id.to_owned()))
+        }
+    }
+}
+
+fn is_unique_violation(error: &sqlx::Error) -> bool {
+    matches!(error, sqlx::Error::Database(error) if error.is_unique_violation())
+}
+
+fn version_from_db(version: i64) -> Result<u32> {
+    u32::try_from(version)
+        .map_err(|_| StoreError::Corrupt(format!("flow version {version} is out of range")))
+}
+
+fn flow_from_row((id, version, hash, json): FlowRow) -> Result<StoredFlow> {
+    Ok(StoredFlow {
+        id,
+        version: version_from_db(version)?,
+        hash,
+        json,
+    })
+}
+
+fn message_from_row(conversation: &str, row: MessageRow) -> Result<StoredMessage> {
+    let (seq, sender, kind, body_json, client_id, at) = row;
+    Ok(StoredMessage {
+        conversation: conversation.to_owned(),
+        seq,
+        sender: sender.parse()?,
+        kind,
+        body_json,
+        client_id,
+        at,
+    })
+}

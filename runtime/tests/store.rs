@@ -1,0 +1,651 @@
+//! The storage suite: every behaviour runs against every available backend — SQLite on a temp
+//! file always, PostgreSQL and MySQL/MariaDB when `KEFU_TEST_POSTGRES_URL` / `KEFU_TEST_MYSQL_URL`
+//! name a server. Each run gets a fresh database, dropped afterwards.
+
+use std::collections::hash_map::RandomState;
+use std::future::Future;
+use std::hash::{BuildHasher, Hasher};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use runtime::store::{
+    NewConversation, NewEvent, NewMessage, Published, Sender, Store, StoreError, StoredMessage,
+};
+use sqlx::{AssertSqlSafe, Connection, Executor};
+
+/// A fresh, empty database on one backend.
+enum TestDb {
+    Sqlite {
+        path: PathBuf,
+    },
+    Server {
+        admin_url: String,
+        name: String,
+        url: String,
+    },
+}
+
+impl TestDb {
+    fn url(&self) -> String {
+        match self {
+            TestDb::Sqlite { path } => format!("sqlite://{}?mode=rwc", path.display()),
+            TestDb::Server { url, .. } => url.clone(),
+        }
+    }
+
+    /// Removes the database; called after the store is closed.
+    async fn drop_database(self) {
+        match self {
+            TestDb::Sqlite { path } => {
+                for suffix in ["", "-wal", "-shm"] {
+                    let mut file = path.clone().into_os_string();
+                    file.push(suffix);
+                    let _ = std::fs::remove_file(file);
+                }
+            }
+            TestDb::Server {
+                admin_url, name, ..
+            } => {
+                let statement = if admin_url.starts_with("mysql") {
+                    format!("DROP DATABASE IF EXISTS {name}")
+                } else {
+                    format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+                };
+                admin_execute(&admin_url, &statement).await;
+            }
+        }
+    }
+}
+
+async fn admin_execute(admin_url: &str, statement: &str) {
+    if admin_url.starts_with("mysql") {
+        let mut connection = sqlx::MySqlConnection::connect(admin_url).await.unwrap();
+        connection.execute(AssertSqlSafe(statement)).await.unwrap();
+        connection.close().await.unwrap();
+    } else {
+        let mut connection = sqlx::PgConnection::connect(admin_url).await.unwrap();
+        connection.execute(AssertSqlSafe(statement)).await.unwrap();
+        connection.close().await.unwrap();
+    }
+}
+
+/// A name no other test (or earlier run) uses.
+fn unique_name() -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let mut hasher = RandomState::new().build_hasher();
+    hasher.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
+    hasher.write_u32(std::process::id());
+    let seconds = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    format!("kefu_t_{seconds}_{:016x}", hasher.finish())
+}
+
+/// `url` with its database path replaced by `name`.
+fn with_database(url: &str, name: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((base, query)) => (base, Some(query)),
+        None => (url, None),
+    };
+    let authority_start = base.find("://").map_or(0, |i| i + 3);
+    let path_start = base[authority_start..]
+        .find('/')
+        .map_or(base.len(), |i| authority_start + i);
+    let mut out = format!("{}/{name}", &base[..path_start]);
+    if let Some(query) = query {
+        out.push('?');
+        out.push_str(query);
+    }
+    out
+}
+
+/// The backends to run on: SQLite always, the servers whose URL variable is set.
+async fn backends(test: &str) -> Vec<TestDb> {
+    let mut dbs = vec![TestDb::Sqlite {
+        path: std::env::temp_dir().join(format!("{}.sqlite", unique_name())),
+    }];
+    for (variable, create) in [
+        ("KEFU_TEST_POSTGRES_URL", "CREATE DATABASE {}"),
+        (
+            "KEFU_TEST_MYSQL_URL",
+            "CREATE DATABASE {} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci",
+        ),
+    ] {
+        match std::env::var(variable) {
+            Ok(admin_url) if !admin_url.is_empty() => {
+                let name = unique_name();
+                admin_execute(&admin_url, &create.replace("{}", &name)).await;
+                let url = with_database(&admin_url, &name);
+                dbs.push(TestDb::Server {
+                    admin_url,
+                    name,
+                    url,
+                });
+            }
+            _ => eprintln!("{test}: {variable} is unset, skipping that backend"),
+        }
+    }
+    dbs
+}
+
+/// Runs `suite` on a fresh, migrated store for every backend, reporting the time each took.
+async fn on_every_backend<F, Fut>(test: &str, suite: F)
+where
+    F: Fn(Store) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    for db in backends(test).await {
+        let store = Store::connect(&db.url()).await.unwrap();
+        store.migrate().await.unwrap();
+        let started = Instant::now();
+        suite(store.clone()).await;
+        eprintln!("{test} on {}: {:?}", store.backend(), started.elapsed());
+        store.close().await;
+        db.drop_database().await;
+    }
+}
+
+fn conversation(id: &str) -> NewConversation {
+    NewConversation {
+        id: id.to_owned(),
+        flow_id: "shop".to_owned(),
+        flow_version: 1,
+        flow_hash: "h1".to_owned(),
+        owner: "bot".to_owned(),
+        status: "open".to_owned(),
+        created_at: 1_700_000_000_000,
+    }
+}
+
+fn message(conversation: &str, body: &str, client_id: Option<&str>) -> NewMessage {
+    NewMessage {
+        conversation: conversation.to_owned(),
+        sender: Sender::Visitor,
+        kind: "text".to_owned(),
+        body_json: body.to_owned(),
+        client_id: client_id.map(str::to_owned),
+        at: 1_700_000_000_001,
+    }
+}
+
+fn seqs(messages: &[StoredMessage]) -> Vec<i64> {
+    messages.iter().map(|m| m.seq).collect()
+}
+
+#[tokio::test]
+async fn migrations_are_idempotent() {
+    on_every_backend("migrations_are_idempotent", |store| async move {
+        store.migrate().await.unwrap();
+        store.migrate().await.unwrap();
+        store
+            .create_conversation(&conversation("c1"))
+            .await
+            .unwrap();
+        store.migrate().await.unwrap();
+        assert!(store.conversation("c1").await.unwrap().is_some());
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn unsupported_url_scheme_is_a_clear_error() {
+    let error = Store::connect("redis://user:secret@127.0.0.1/0")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, StoreError::UnsupportedUrl { .. }),
+        "{error}"
+    );
+    let text = error.to_string();
+    assert!(
+        text.contains("`redis`") && !text.contains("secret"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn published_flow_versions_are_immutable() {
+    on_every_backend("published_flow_versions_are_immutable", |store| async move {
+        assert_eq!(store.latest_flow("shop").await.unwrap(), None);
+        assert_eq!(
+            store.publish_flow("shop", 1, "h1", r#"{"v":1}"#).await.unwrap(),
+            Published::New
+        );
+        assert_eq!(
+            store.publish_flow("shop", 1, "h1", r#"{"v":1}"#).await.unwrap(),
+            Published::Unchanged
+        );
+        let error = store
+            .publish_flow("shop", 1, "h2", r#"{"v":"changed"}"#)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&error, StoreError::FlowVersionConflict { existing, .. } if existing == "h1"),
+            "{error}"
+        );
+        store.publish_flow("shop", 3, "h3", r#"{"v":3}"#).await.unwrap();
+        store.publish_flow("shop", 2, "h2", r#"{"v":2}"#).await.unwrap();
+        store.publish_flow("other", 9, "o9", "{}").await.unwrap();
+
+        let v1 = store.flow_version("shop", 1).await.unwrap().unwrap();
+        assert_eq!((v1.hash.as_str(), v1.json.as_str()), ("h1", r#"{"v":1}"#));
+        assert_eq!(store.flow_version("shop", 4).await.unwrap(), None);
+        let latest = store.latest_flow("shop").await.unwrap().unwrap();
+        assert_eq!((latest.version, latest.hash.as_str()), (3, "h3"));
+        let versions: Vec<(u32, String)> = store
+            .flow_versions("shop")
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|v| (v.version, v.hash))
+            .collect();
+        assert_eq!(
+            versions,
+            [(1, "h1".to_owned()), (2, "h2".to_owned()), (3, "h3".to_owned())]
+        );
+        assert!(store.flow_versions("nothing").await.unwrap().is_empty());
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn conversation_state_changes_append_events() {
+    on_every_backend(
+        "conversation_state_changes_append_events",
+        |store| async move {
+            let new = conversation("c1");
+            store.create_conversation(&new).await.unwrap();
+            let error = store.create_conversation(&new).await.unwrap_err();
+            assert!(
+                matches!(error, StoreError::ConversationExists(_)),
+                "{error}"
+            );
+
+            let stored = store.conversation("c1").await.unwrap().unwrap();
+            assert_eq!(
+                (
+                    stored.flow_id.as_str(),
+                    stored.flow_version,
+                    stored.flow_hash.as_str()
+                ),
+                ("shop", 1, "h1")
+            );
+            assert_eq!(
+                (stored.owner.as_str(), stored.status.as_str()),
+                ("bot", "open")
+            );
+            assert_eq!((stored.last_message_seq, stored.last_event_seq), (0, 0));
+            assert_eq!(store.conversation("nope").await.unwrap(), None);
+
+            let handoff = NewEvent {
+                at: 10,
+                kind: "handoff".to_owned(),
+                data_json: r#"{"queue":"售前"}"#.to_owned(),
+            };
+            let first = store
+                .set_state("c1", "queue", "waiting", &handoff)
+                .await
+                .unwrap();
+            assert_eq!(first.seq, 1);
+            let claim = NewEvent {
+                at: 20,
+                kind: "claimed".to_owned(),
+                data_json: r#"{"agent":"a7"}"#.to_owned(),
+            };
+            let second = store
+                .set_state("c1", "agent", "active", &claim)
+                .await
+                .unwrap();
+            assert_eq!(second.seq, 2);
+
+            let stored = store.conversation("c1").await.unwrap().unwrap();
+            assert_eq!(
+                (stored.owner.as_str(), stored.status.as_str()),
+                ("agent", "active")
+            );
+            assert_eq!(stored.last_event_seq, 2);
+            assert_eq!(
+                store.events_after("c1", 0).await.unwrap(),
+                [first, second.clone()]
+            );
+            assert_eq!(store.events_after("c1", 1).await.unwrap(), [second]);
+            assert!(store.events_after("c1", 2).await.unwrap().is_empty());
+        },
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_batch_numbers_each_conversation_from_one() {
+    on_every_backend(
+        "a_batch_numbers_each_conversation_from_one",
+        |store| async move {
+            for id in ["a", "b", "c"] {
+                store.create_conversation(&conversation(id)).await.unwrap();
+            }
+            let batch = [
+                message("b", r#"{"n":"b1"}"#, None),
+                message("a", r#"{"n":"a1"}"#, None),
+                message("b", r#"{"n":"b2"}"#, None),
+                message("c", r#"{"n":"c1"}"#, Some("x")),
+                message("a", r#"{"n":"a2"}"#, Some("x")),
+                message("b", r#"{"n":"b3"}"#, None),
+            ];
+            let stored = store.append_messages(&batch).await.unwrap();
+            let got: Vec<(&str, i64, &str)> = stored
+                .iter()
+                .map(|m| (m.conversation.as_str(), m.seq, m.body_json.as_str()))
+                .collect();
+            assert_eq!(
+                got,
+                [
+                    ("b", 1, r#"{"n":"b1"}"#),
+                    ("a", 1, r#"{"n":"a1"}"#),
+                    ("b", 2, r#"{"n":"b2"}"#),
+                    ("c", 1, r#"{"n":"c1"}"#),
+                    ("a", 2, r#"{"n":"a2"}"#),
+                    ("b", 3, r#"{"n":"b3"}"#),
+                ]
+            );
+            let next = store
+                .append_messages(&[message("a", "{}", None)])
+                .await
+                .unwrap();
+            assert_eq!(seqs(&next), [3]);
+            assert_eq!(
+                store
+                    .conversation("b")
+                    .await
+                    .unwrap()
+                    .unwrap()
+                    .last_message_seq,
+                3
+            );
+            assert_eq!(
+                seqs(&store.messages_after("a", 0, 100).await.unwrap()),
+                [1, 2, 3]
+            );
+            assert!(store.append_messages(&[]).await.unwrap().is_empty());
+        },
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_resent_client_id_returns_the_stored_message() {
+    on_every_backend(
+        "a_resent_client_id_returns_the_stored_message",
+        |store| async move {
+            store.create_conversation(&conversation("c")).await.unwrap();
+            store.create_conversation(&conversation("d")).await.unwrap();
+            let first = store
+                .append_messages(&[message("c", r#"{"text":"hi"}"#, Some("m-1"))])
+                .await
+                .unwrap();
+            assert_eq!(seqs(&first), [1]);
+
+            // The resend (even with another body), a twin inside one batch, and the same client id
+            // in another conversation.
+            let batch = [
+                message("c", r#"{"text":"hi (resent)"}"#, Some("m-1")),
+                message("c", r#"{"text":"next"}"#, Some("m-2")),
+                message("c", r#"{"text":"next (twin)"}"#, Some("m-2")),
+                message("d", r#"{"text":"elsewhere"}"#, Some("m-1")),
+                message("c", r#"{"text":"no id"}"#, None),
+            ];
+            let stored = store.append_messages(&batch).await.unwrap();
+            assert_eq!(stored[0], first[0]);
+            assert_eq!(stored[1], stored[2]);
+            let got: Vec<(&str, i64, &str)> = stored
+                .iter()
+                .map(|m| (m.conversation.as_str(), m.seq, m.body_json.as_str()))
+                .collect();
+            assert_eq!(
+                got,
+                [
+                    ("c", 1, r#"{"text":"hi"}"#),
+                    ("c", 2, r#"{"text":"next"}"#),
+                    ("c", 2, r#"{"text":"next"}"#),
+                    ("d", 1, r#"{"text":"elsewhere"}"#),
+                    ("c", 3, r#"{"text":"no id"}"#),
+                ]
+            );
+            assert_eq!(
+                seqs(&store.messages_after("c", 0, 100).await.unwrap()),
+                [1, 2, 3]
+            );
+            assert_eq!(
+                store
+                    .conversation("c")
+                    .await
+                    .unwrap()
+                    .unwrap()
+                    .last_message_seq,
+                3
+            );
+        },
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn messages_after_pages_in_order() {
+    on_every_backend("messages_after_pages_in_order", |store| async move {
+        store.create_conversation(&conversation("c")).await.unwrap();
+        store
+            .create_conversation(&conversation("other"))
+            .await
+            .unwrap();
+        let batch: Vec<NewMessage> = (1..=25)
+            .map(|n| message("c", &format!(r#"{{"n":{n}}}"#), None))
+            .collect();
+        store.append_messages(&batch).await.unwrap();
+        store
+            .append_messages(&[message("other", "{}", None)])
+            .await
+            .unwrap();
+
+        let mut pages = Vec::new();
+        let mut after = 0;
+        loop {
+            let page = store.messages_after("c", after, 10).await.unwrap();
+            let Some(last) = page.last() else { break };
+            after = last.seq;
+            pages.push(seqs(&page));
+        }
+        assert_eq!(
+            pages,
+            [
+                (1..=10).collect::<Vec<_>>(),
+                (11..=20).collect(),
+                (21..=25).collect()
+            ]
+        );
+        let tail = store.messages_after("c", 23, 10).await.unwrap();
+        assert_eq!(tail[0].body_json, r#"{"n":24}"#);
+        assert_eq!(tail[0].sender, Sender::Visitor);
+        assert!(store.messages_after("c", 0, 0).await.unwrap().is_empty());
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn sessions_keep_only_the_latest_turn() {
+    on_every_backend("sessions_keep_only_the_latest_turn", |store| async move {
+        store.create_conversation(&conversation("c")).await.unwrap();
+        assert_eq!(store.load_session("c").await.unwrap(), None);
+        store.save_session("c", 1, r#"{"turn":1}"#).await.unwrap();
+        store.save_session("c", 2, r#"{"turn":2}"#).await.unwrap();
+        let loaded = store.load_session("c").await.unwrap().unwrap();
+        assert_eq!((loaded.turn, loaded.json.as_str()), (2, r#"{"turn":2}"#));
+
+        // A late save of an older turn does not replace the newer state; the same turn does.
+        store
+            .save_session("c", 1, r#"{"turn":"stale"}"#)
+            .await
+            .unwrap();
+        let loaded = store.load_session("c").await.unwrap().unwrap();
+        assert_eq!((loaded.turn, loaded.json.as_str()), (2, r#"{"turn":2}"#));
+        store
+            .save_session("c", 2, r#"{"turn":"2b"}"#)
+            .await
+            .unwrap();
+        let loaded = store.load_session("c").await.unwrap().unwrap();
+        assert_eq!((loaded.turn, loaded.json.as_str()), (2, r#"{"turn":"2b"}"#));
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_appends_get_gap_free_sequence_numbers() {
+    const TASKS: usize = 8;
+    const APPENDS: usize = 50;
+    on_every_backend(
+        "concurrent_appends_get_gap_free_sequence_numbers",
+        |store| async move {
+            store
+                .create_conversation(&conversation("hot"))
+                .await
+                .unwrap();
+            store
+                .create_conversation(&conversation("side"))
+                .await
+                .unwrap();
+            let mut tasks = Vec::new();
+            for task in 0..TASKS {
+                let store = store.clone();
+                tasks.push(tokio::spawn(async move {
+                    let mut seqs = Vec::new();
+                    for n in 0..APPENDS {
+                        // Every other batch also writes to a second conversation, in either order,
+                        // and every third message carries a client id.
+                        let client_id = (n % 3 == 0).then(|| format!("t{task}-{n}"));
+                        let mut batch = vec![message("hot", "{}", client_id.as_deref())];
+                        if n % 2 == 0 {
+                            let side = message("side", "{}", None);
+                            if task % 2 == 0 {
+                                batch.push(side);
+                            } else {
+                                batch.insert(0, side);
+                            }
+                        }
+                        let stored = store.append_messages(&batch).await.unwrap();
+                        seqs.extend(
+                            stored
+                                .iter()
+                                .filter(|m| m.conversation == "hot")
+                                .map(|m| m.seq),
+                        );
+                    }
+                    seqs
+                }));
+            }
+            let mut all = Vec::new();
+            for task in tasks {
+                all.extend(task.await.unwrap());
+            }
+            all.sort_unstable();
+            let expected: Vec<i64> = (1..=i64::try_from(TASKS * APPENDS).unwrap()).collect();
+            assert_eq!(all, expected);
+            let stored = store.messages_after("hot", 0, 1000).await.unwrap();
+            assert_eq!(seqs(&stored), expected);
+            let side = store.messages_after("side", 0, 1000).await.unwrap();
+            assert_eq!(
+                seqs(&side),
+                (1..=i64::try_from(TASKS * APPENDS / 2).unwrap()).collect::<Vec<_>>()
+            );
+        },
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn unknown_conversations_are_errors() {
+    on_every_backend("unknown_conversations_are_errors", |store| async move {
+        store
+            .create_conversation(&conversation("known"))
+            .await
+            .unwrap();
+        let unknown = |result: Result<(), StoreError>| match result {
+            Err(StoreError::UnknownConversation(id)) => assert_eq!(id, "ghost"),
+            other => panic!("expected an unknown conversation, got {other:?}"),
+        };
+        // The whole batch fails: the known conversation's message is not stored either.
+        unknown(
+            store
+                .append_messages(&[message("known", "{}", None), message("ghost", "{}", None)])
+                .await
+                .map(drop),
+        );
+        assert!(
+            store
+                .messages_after("known", 0, 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        unknown(store.messages_after("ghost", 0, 10).await.map(drop));
+        unknown(store.events_after("ghost", 0).await.map(drop));
+        let event = NewEvent {
+            at: 1,
+            kind: "x".to_owned(),
+            data_json: "{}".to_owned(),
+        };
+        unknown(
+            store
+                .set_state("ghost", "bot", "open", &event)
+                .await
+                .map(drop),
+        );
+        unknown(store.save_session("ghost", 1, "{}").await);
+        unknown(store.load_session("ghost").await.map(drop));
+        // The failed calls left the known conversation untouched and usable.
+        let stored = store
+            .append_messages(&[message("known", "{}", None)])
+            .await
+            .unwrap();
+        assert_eq!(seqs(&stored), [1]);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn json_round_trips_byte_for_byte() {
+    on_every_backend("json_round_trips_byte_for_byte", |store| async move {
+        // Spacing, key order, escapes, Chinese text, emoji (outside the BMP) and a long body.
+        let body = format!(
+            "{{ \"text\" : \"您好，请问有什么可以帮您？😀👍🏽\",\"z\":1,\"a\":[1.50, -0e0],\"esc\":\"\\u00e9\\n\\\"\", \"long\":\"{}\" }}",
+            "长".repeat(30_000)
+        );
+        store.create_conversation(&conversation("会话-😀")).await.unwrap();
+        let stored = store
+            .append_messages(&[message("会话-😀", &body, Some("客户端-1"))])
+            .await
+            .unwrap();
+        let read = store.messages_after("会话-😀", 0, 10).await.unwrap();
+        assert_eq!(read, stored);
+        assert_eq!(read[0].body_json.as_bytes(), body.as_bytes());
+        assert_eq!(read[0].client_id.as_deref(), Some("客户端-1"));
+
+        store.publish_flow("导购", 1, "h", &body).await.unwrap();
+        let flow = store.flow_version("导购", 1).await.unwrap().unwrap();
+        assert_eq!(flow.json.as_bytes(), body.as_bytes());
+        store.save_session("会话-😀", 1, &body).await.unwrap();
+        let session = store.load_session("会话-😀").await.unwrap().unwrap();
+        assert_eq!(session.json.as_bytes(), body.as_bytes());
+        let event = NewEvent {
+            at: 1,
+            kind: "转人工".to_owned(),
+            data_json: body.clone(),
+        };
+        store.set_state("会话-😀", "队列", "等待", &event).await.unwrap();
+        let events = store.events_after("会话-😀", 0).await.unwrap();
+        assert_eq!(events[0].data_json.as_bytes(), body.as_bytes());
+        assert_eq!(events[0].kind, "转人工");
+        let conversation = store.conversation("会话-😀").await.unwrap().unwrap();
+        assert_eq!((conversation.owner.as_str(), conversation.status.as_str()), ("队列", "等待"));
+    })
+    .await;
+}
