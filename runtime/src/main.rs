@@ -24,6 +24,12 @@ enum Command {
         /// Address to listen on.
         #[arg(long, env = "KEFU_ADDR", default_value = "127.0.0.1:8080")]
         addr: SocketAddr,
+        /// Where the embedded SQLite database lives (`DIR/kefu.db`).
+        #[arg(long, env = "KEFU_DATA_DIR", default_value = "data")]
+        data_dir: PathBuf,
+        /// Use this database instead (`postgres://…`, `mysql://…` or `sqlite://…`).
+        #[arg(long, env = "KEFU_DATABASE_URL")]
+        database_url: Option<String>,
     },
     /// Check flow files and print every problem; exits 1 if any has errors.
     Validate {
@@ -67,10 +73,20 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command.unwrap_or(Command::Serve {
         addr: default_addr(),
+        data_dir: default_data_dir(),
+        database_url: std::env::var("KEFU_DATABASE_URL").ok(),
     }) {
-        Command::Serve { addr } => {
+        Command::Serve {
+            addr,
+            data_dir,
+            database_url,
+        } => {
             runtime::telemetry::init();
-            match runtime::server::serve_blocking(addr) {
+            let database = runtime::server::Database {
+                data_dir,
+                url: database_url,
+            };
+            match runtime::server::serve_blocking(addr, &database) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(error) => {
                     tracing::error!(%error, "server stopped");
@@ -101,4 +117,9 @@ fn default_addr() -> SocketAddr {
         .ok()
         .and_then(|a| a.parse().ok())
         .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080)))
+}
+
+/// `KEFU_DATA_DIR`, else `data` (when `kefu` runs without a command, clap sees no arguments).
+fn default_data_dir() -> PathBuf {
+    std::env::var_os("KEFU_DATA_DIR").map_or_else(|| PathBuf::from("data"), PathBuf::from)
 }

@@ -2,6 +2,7 @@
 //! `app()` builds the router so tests can call it without a socket.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use axum::extract::{Path, State};
@@ -14,18 +15,24 @@ use serde::Serialize;
 use serde_json::json;
 
 use crate::engines::Engines;
+use crate::store::{Store, StoreError};
 
 /// Shared server state.
 pub struct AppState {
     /// The flows served and run, and the engine that runs each (compiled or interpreted).
     pub engines: Engines,
+    /// The database, when the server runs with one (`serve_blocking` always opens one).
+    pub store: Option<Store>,
 }
 
 impl AppState {
     /// State over `engines`: its library, and the compiled flows the embedding program
     /// registered.
     pub fn new(engines: Engines) -> AppState {
-        AppState { engines }
+        AppState {
+            engines,
+            store: None,
+        }
     }
 
     /// State with the bundled flows, run as the modules compiled into `kefu`.
@@ -57,15 +64,70 @@ pub fn app(state: Arc<AppState>) -> Router {
 }
 
 /// Starts the server with the bundled flows and blocks until Ctrl-C or SIGTERM.
-pub fn serve_blocking(addr: SocketAddr) -> anyhow::Result<()> {
+pub fn serve_blocking(addr: SocketAddr, database: &Database) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     runtime.block_on(async move {
-        let state = Arc::new(AppState::bundled().map_err(anyhow::Error::msg)?);
+        let mut state = AppState::bundled().map_err(anyhow::Error::msg)?;
+        state.store = Some(database.open(state.library()).await?);
         let listener = tokio::net::TcpListener::bind(addr).await?;
-        serve(listener, state).await
+        serve(listener, Arc::new(state)).await
     })
+}
+
+/// Where the server keeps its data: the embedded SQLite database in `data_dir`, unless `url`
+/// names another database.
+#[derive(Debug, Clone)]
+pub struct Database {
+    pub data_dir: PathBuf,
+    pub url: Option<String>,
+}
+
+impl Database {
+    /// The URL to connect to.
+    pub fn url(&self) -> String {
+        self.url.clone().unwrap_or_else(|| {
+            format!(
+                "sqlite://{}?mode=rwc",
+                self.data_dir.join("kefu.db").display()
+            )
+        })
+    }
+
+    /// Connects, brings the schema up to date and publishes the flows of `library` (a version
+    /// already published with other content is kept, with a warning).
+    pub async fn open(&self, library: &Library) -> anyhow::Result<Store> {
+        if self.url.is_none() {
+            std::fs::create_dir_all(&self.data_dir).map_err(|error| {
+                anyhow::anyhow!("cannot create {}: {error}", self.data_dir.display())
+            })?;
+        }
+        let store = Store::connect(&self.url()).await?;
+        store.migrate().await?;
+        for flow in library.flows() {
+            let Some(flow_ref) = library.flow_ref(&flow.id) else {
+                continue;
+            };
+            match store
+                .publish_flow(
+                    &flow.id,
+                    flow.version,
+                    &flow_ref.hash,
+                    &flows::to_json(flow),
+                )
+                .await
+            {
+                Ok(_) => {}
+                Err(error @ StoreError::FlowVersionConflict { .. }) => {
+                    tracing::warn!(%error, "a bundled flow differs from its published version");
+                }
+                Err(error) => return Err(error.into()),
+            }
+        }
+        tracing::info!(database = %store.backend(), "storage ready");
+        Ok(store)
+    }
 }
 
 /// Serves `state` on `listener` until Ctrl-C or SIGTERM: for programs that build their own
@@ -131,8 +193,13 @@ async fn index() -> Html<&'static str> {
     Html(include_str!("index.html"))
 }
 
-async fn health() -> Json<serde_json::Value> {
-    Json(json!({ "status": "ok", "version": env!("CARGO_PKG_VERSION") }))
+async fn health(State(state): State<Arc<AppState>>) -> Json<serde_json::Value> {
+    let database = state.store.as_ref().map(|s| s.backend().to_string());
+    Json(json!({
+        "status": "ok",
+        "version": env!("CARGO_PKG_VERSION"),
+        "database": database,
+    }))
 }
 
 #[derive(Serialize)]

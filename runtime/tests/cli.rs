@@ -397,3 +397,65 @@ fn run_interprets_an_edited_bundled_flow() {
         "{out}"
     );
 }
+
+/// `GET /healthz` over a plain socket, retried until the server answers (or 10 s pass).
+fn healthz(port: u16) -> String {
+    use std::io::Read;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        if let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+            let request = "GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
+            stream.write_all(request.as_bytes()).unwrap();
+            let mut answer = String::new();
+            stream.read_to_string(&mut answer).unwrap();
+            return answer;
+        }
+        assert!(std::time::Instant::now() < deadline, "kefu did not listen");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn serve_keeps_its_data_in_sqlite_in_the_data_dir_and_restarts_on_it() {
+    let dir = scratch("serve");
+    for round in 0..2 {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut child = kefu()
+            .args(["serve", "--addr", &format!("127.0.0.1:{port}")])
+            .arg("--data-dir")
+            .arg(&dir)
+            .env_remove("KEFU_DATABASE_URL")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let answer = healthz(port);
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert!(
+            answer.starts_with("HTTP/1.1 200"),
+            "round {round}: {answer}"
+        );
+        assert!(
+            answer.contains(r#""database":"sqlite""#),
+            "round {round}: {answer}"
+        );
+        assert!(dir.join("kefu.db").exists(), "round {round}");
+    }
+    // The bundled flows were published (once: the second start found them unchanged).
+    let url = format!("sqlite://{}", dir.join("kefu.db").display());
+    let published = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async {
+            let store = runtime::store::Store::connect(&url).await.unwrap();
+            store.flow_versions("guided-shopping").await.unwrap()
+        });
+    assert_eq!(published.len(), 1, "{published:?}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
