@@ -649,3 +649,243 @@ async fn json_round_trips_byte_for_byte() {
     })
     .await;
 }
+
+/// The group-committing writer in front of `append_messages`.
+mod message_writer {
+    use std::collections::BTreeMap;
+
+    use runtime::store::{MessageWriter, StoreError, WriteError, WriterConfig};
+    use sqlx::{Connection, Executor};
+
+    use super::{conversation, message, on_every_backend, seqs};
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_appends_are_group_committed_with_gap_free_numbers() {
+        const CONVERSATIONS: usize = 10;
+        const PER_CONVERSATION: usize = 100;
+        on_every_backend(
+            "concurrent_appends_are_group_committed_with_gap_free_numbers",
+            |store| async move {
+                for c in 0..CONVERSATIONS {
+                    store
+                        .create_conversation(&conversation(&format!("c{c}")))
+                        .await
+                        .unwrap();
+                }
+                let writer = MessageWriter::spawn(store.clone(), WriterConfig::default());
+                let mut tasks = Vec::new();
+                for n in 0..CONVERSATIONS * PER_CONVERSATION {
+                    let writer = writer.clone();
+                    tasks.push(tokio::spawn(async move {
+                        let id = format!("c{}", n % CONVERSATIONS);
+                        let body = format!("{{\"n\":{n}}}");
+                        let stored = writer.append(message(&id, &body, None)).await.unwrap();
+                        // Every caller gets its own message back.
+                        assert_eq!(
+                            (stored.conversation.as_str(), stored.body_json.as_str()),
+                            (id.as_str(), body.as_str())
+                        );
+                        stored
+                    }));
+                }
+                let mut by_conversation: BTreeMap<String, Vec<i64>> = BTreeMap::new();
+                for task in tasks {
+                    let stored = task.await.unwrap();
+                    by_conversation
+                        .entry(stored.conversation)
+                        .or_default()
+                        .push(stored.seq);
+                }
+                let expected: Vec<i64> = (1..=i64::try_from(PER_CONVERSATION).unwrap()).collect();
+                assert_eq!(by_conversation.len(), CONVERSATIONS);
+                for (id, mut numbers) in by_conversation {
+                    numbers.sort_unstable();
+                    assert_eq!(numbers, expected, "{id}");
+                    let stored = store.messages_after(&id, 0, 1000).await.unwrap();
+                    assert_eq!(seqs(&stored), expected, "{id}");
+                }
+                let stats = writer.stats();
+                assert_eq!(stats.messages, 1000);
+                assert!(stats.batches < 1000, "not batched: {stats:?}");
+                eprintln!("1000 appends in {} batches", stats.batches);
+                writer.close().await;
+            },
+        )
+        .await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn a_message_for_an_unknown_conversation_fails_alone() {
+        const APPENDS: usize = 300;
+        const GHOST: usize = 150;
+        on_every_backend(
+            "a_message_for_an_unknown_conversation_fails_alone",
+            |store| async move {
+                store
+                    .create_conversation(&conversation("real"))
+                    .await
+                    .unwrap();
+                let writer = MessageWriter::spawn(store.clone(), WriterConfig::default());
+                let mut tasks = Vec::new();
+                for n in 0..APPENDS {
+                    let writer = writer.clone();
+                    let id = if n == GHOST { "ghost" } else { "real" };
+                    tasks.push(tokio::spawn(async move {
+                        writer.append(message(id, "{}", None)).await
+                    }));
+                }
+                let mut numbers = Vec::new();
+                for (n, task) in tasks.into_iter().enumerate() {
+                    match task.await.unwrap() {
+                        Ok(stored) => {
+                            assert_ne!(n, GHOST);
+                            numbers.push(stored.seq);
+                        }
+                        Err(WriteError::Store(StoreError::UnknownConversation(id))) => {
+                            assert_eq!((n, id.as_str()), (GHOST, "ghost"));
+                        }
+                        Err(error) => panic!("append {n} failed: {error}"),
+                    }
+                }
+                numbers.sort_unstable();
+                let expected: Vec<i64> = (1..=i64::try_from(APPENDS - 1).unwrap()).collect();
+                assert_eq!(numbers, expected);
+                let stored = store.messages_after("real", 0, 1000).await.unwrap();
+                assert_eq!(seqs(&stored), expected);
+                let stats = writer.stats();
+                assert_eq!(stats.messages, u64::try_from(APPENDS - 1).unwrap());
+                // The ghost shared a batch with innocent messages.
+                assert!(stats.batches < 299, "not batched: {stats:?}");
+                writer.close().await;
+            },
+        )
+        .await;
+    }
+
+    // One thread, so that the spawned appends are all queued before the test calls `close()`.
+    #[tokio::test(flavor = "current_thread")]
+    async fn close_answers_every_accepted_append_and_then_refuses() {
+        const APPENDS: usize = 500;
+        on_every_backend(
+            "close_answers_every_accepted_append_and_then_refuses",
+            |store| async move {
+                store.create_conversation(&conversation("c")).await.unwrap();
+                let config = WriterConfig {
+                    max_batch: 64,
+                    queue: 1024,
+                };
+                let writer = MessageWriter::spawn(store.clone(), config);
+                let mut tasks = Vec::new();
+                for n in 0..APPENDS {
+                    let writer = writer.clone();
+                    tasks.push(tokio::spawn(async move {
+                        let client_id = format!("m{n}");
+                        writer.append(message("c", "{}", Some(&client_id))).await
+                    }));
+                }
+                // Lets every spawned task send its append; none is answered yet.
+                tokio::task::yield_now().await;
+                writer.close().await;
+                for (n, task) in tasks.into_iter().enumerate() {
+                    let stored = task.await.unwrap().unwrap();
+                    assert_eq!(stored.client_id, Some(format!("m{n}")));
+                }
+                let expected: Vec<i64> = (1..=i64::try_from(APPENDS).unwrap()).collect();
+                let stored = store.messages_after("c", 0, 1000).await.unwrap();
+                assert_eq!(seqs(&stored), expected);
+                assert!(writer.stats().batches >= 8, "{:?}", writer.stats());
+                // Closed for good: later appends are refused and a second close returns at once.
+                let late = writer.append(message("c", "{}", None)).await;
+                assert!(matches!(late, Err(WriteError::Stopped)), "{late:?}");
+                writer.clone().close().await;
+                assert_eq!(
+                    store.messages_after("c", 0, 1000).await.unwrap().len(),
+                    APPENDS
+                );
+            },
+        )
+        .await;
+    }
+
+    #[tokio::test]
+    async fn dropping_every_handle_writes_the_queue_and_stops() {
+        on_every_backend(
+            "dropping_every_handle_writes_the_queue_and_stops",
+            |store| async move {
+                store.create_conversation(&conversation("c")).await.unwrap();
+                let writer = MessageWriter::spawn(store.clone(), WriterConfig::default());
+                let pending: Vec<_> = (0..20)
+                    .map(|_| {
+                        let writer = writer.clone();
+                        tokio::spawn(async move { writer.append(message("c", "{}", None)).await })
+                    })
+                    .collect();
+                drop(writer);
+                for task in pending {
+                    task.await.unwrap().unwrap();
+                }
+                let stored = store.messages_after("c", 0, 100).await.unwrap();
+                assert_eq!(seqs(&stored), (1..=20).collect::<Vec<_>>());
+            },
+        )
+        .await;
+    }
+
+    /// A failure the store cannot attribute (here a trigger refusing one body) makes the writer
+    /// split the batch until the bad message is alone. SQLite only: the trigger needs raw SQL.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn a_failing_batch_is_split_until_the_bad_message_is_alone() {
+        const APPENDS: usize = 200;
+        let db = super::TestDb::Sqlite {
+            path: std::env::temp_dir().join(format!("{}.sqlite", super::unique_name())),
+        };
+        let store = runtime::store::Store::connect(&db.url()).await.unwrap();
+        store.migrate().await.unwrap();
+        store.create_conversation(&conversation("c")).await.unwrap();
+        let mut connection = sqlx::SqliteConnection::connect(&db.url()).await.unwrap();
+        connection
+            .execute(
+                "CREATE TRIGGER poison BEFORE INSERT ON messages WHEN NEW.body = '\"poison\"' \
+                 BEGIN SELECT RAISE(ABORT, 'poisoned message'); END",
+            )
+            .await
+            .unwrap();
+        connection.close().await.unwrap();
+        let poisoned = |n: usize| n % 70 == 13;
+        let writer = MessageWriter::spawn(store.clone(), WriterConfig::default());
+        let mut tasks = Vec::new();
+        for n in 0..APPENDS {
+            let writer = writer.clone();
+            let body = if poisoned(n) { "\"poison\"" } else { "{}" };
+            tasks.push(tokio::spawn(async move {
+                writer.append(message("c", body, None)).await
+            }));
+        }
+        let mut numbers = Vec::new();
+        for (n, task) in tasks.into_iter().enumerate() {
+            match task.await.unwrap() {
+                Ok(stored) => {
+                    assert!(!poisoned(n), "{n} was stored");
+                    numbers.push(stored.seq);
+                }
+                Err(WriteError::Store(StoreError::Database(error))) => {
+                    assert!(poisoned(n), "{n} failed: {error}");
+                    assert!(error.to_string().contains("poisoned message"), "{error}");
+                }
+                Err(error) => panic!("append {n} failed: {error}"),
+            }
+        }
+        let good = (0..APPENDS).filter(|&n| !poisoned(n)).count();
+        numbers.sort_unstable();
+        let expected: Vec<i64> = (1..=i64::try_from(good).unwrap()).collect();
+        assert_eq!(numbers, expected);
+        let stored = store.messages_after("c", 0, 1000).await.unwrap();
+        assert_eq!(seqs(&stored), expected);
+        // The innocent were written in batches, not one by one.
+        let stats = writer.stats();
+        assert!(stats.batches < u64::try_from(good).unwrap(), "{stats:?}");
+        writer.close().await;
+        store.close().await;
+        db.drop_database().await;
+    }
+}

@@ -43,6 +43,7 @@
 mod error;
 mod sql;
 mod types;
+mod writer;
 
 use std::collections::{BTreeMap, HashMap};
 use std::str::FromStr;
@@ -58,6 +59,7 @@ pub use types::{
     Backend, Conversation, FlowVersion, NewConversation, NewEvent, NewMessage, Published, Sender,
     SessionState, StoredEvent, StoredFlow, StoredMessage,
 };
+pub use writer::{MessageWriter, WriteError, WriterConfig, WriterStats};
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
