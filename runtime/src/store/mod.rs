@@ -45,7 +45,7 @@ mod sql;
 mod types;
 mod writer;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -64,6 +64,16 @@ pub use writer::{MessageWriter, WriteError, WriterConfig, WriterStats};
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
 static MYSQL_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/mysql");
+
+/// Rows per multi-row message insert: seven binds a row stays under SQLite's historical limit of
+/// 999 variables per statement (PostgreSQL and MySQL allow 65,535).
+const MESSAGES_PER_INSERT: usize = 999 / 7;
+
+/// Client ids per lookup query (plus the conversation id: under 999 variables).
+const CLIENT_IDS_PER_QUERY: usize = 900;
+
+/// Conversations per counter update (three variables each: under 999).
+const COUNTERS_PER_UPDATE: usize = 999 / 3;
 
 /// How long a SQLite writer waits for the write lock before giving up.
 const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -412,7 +422,19 @@ impl Store {
         }
         let mut stored: Vec<Option<StoredMessage>> = vec![None; messages.len()];
         with_pool!(self, pool, sql => {
+            // How the database compares client ids, for matching them here.
+            let key = |client_id: &'_ str| -> String {
+                if sql.client_id_pads_spaces {
+                    client_id.trim_end_matches(' ').to_owned()
+                } else {
+                    client_id.to_owned()
+                }
+            };
             let mut tx = begin_write!(pool, sql);
+            // Indices of the inputs to insert, grouped by conversation and in sequence order.
+            let mut new_rows: Vec<usize> = Vec::new();
+            // The new counter of each conversation that got messages.
+            let mut counters: Vec<(&str, i64)> = Vec::new();
             for (&conversation, indices) in &groups {
                 let last: Option<i64> = sqlx::query_scalar(sql.lock_message_counter)
                     .bind(conversation)
@@ -421,40 +443,53 @@ impl Store {
                 let Some(start) = last else {
                     return Err(StoreError::UnknownConversation(conversation.to_owned()));
                 };
+                // The stored messages answering this conversation's client ids, read under the lock.
+                let mut client_ids: Vec<&str> = Vec::new();
+                let mut asked: HashSet<&str> = HashSet::new();
+                for &index in indices {
+                    if let Some(client_id) = messages[index].client_id.as_deref()
+                        && asked.insert(client_id)
+                    {
+                        client_ids.push(client_id);
+                    }
+                }
+                let mut existing: HashMap<String, StoredMessage> = HashMap::new();
+                for chunk in client_ids.chunks(CLIENT_IDS_PER_QUERY) {
+                    let mut query = sqlx::QueryBuilder::new(sql.messages_by_client_ids);
+                    query.push_bind(conversation).push(" AND client_id IN (");
+                    let mut list = query.separated(", ");
+                    for &client_id in chunk {
+                        list.push_bind(client_id);
+                    }
+                    query.push(")");
+                    let rows: Vec<MessageRow> =
+                        query.build_query_as().fetch_all(&mut *tx).await?;
+                    for row in rows {
+                        let message = message_from_row(conversation, row)?;
+                        if let Some(client_id) = message.client_id.as_deref() {
+                            existing.insert(key(client_id), message);
+                        }
+                    }
+                }
                 let mut last = start;
                 // Client id → index of the input whose stored message answers it.
-                let mut by_client_id: HashMap<&str, usize> = HashMap::new();
+                let mut by_client_id: HashMap<String, usize> = HashMap::new();
                 for &index in indices {
                     let message = &messages[index];
-                    let client_id = message.client_id.as_deref();
-                    if let Some(client_id) = client_id {
-                        if let Some(&first) = by_client_id.get(client_id) {
+                    if let Some(client_id) = message.client_id.as_deref() {
+                        let client_key = key(client_id);
+                        if let Some(&first) = by_client_id.get(&client_key) {
                             stored[index] = stored[first].clone();
                             continue;
                         }
-                        let existing: Option<MessageRow> =
-                            sqlx::query_as(sql.message_by_client_id)
-                                .bind(conversation)
-                                .bind(client_id)
-                                .fetch_optional(&mut *tx)
-                                .await?;
-                        if let Some(row) = existing {
-                            stored[index] = Some(message_from_row(conversation, row)?);
-                            by_client_id.insert(client_id, index);
+                        if let Some(found) = existing.remove(&client_key) {
+                            stored[index] = Some(found);
+                            by_client_id.insert(client_key, index);
                             continue;
                         }
+                        by_client_id.insert(client_key, index);
                     }
                     last += 1;
-                    sqlx::query(sql.insert_message)
-                        .bind(conversation)
-                        .bind(last)
-                        .bind(message.sender.as_str())
-                        .bind(&message.kind)
-                        .bind(&message.body_json)
-                        .bind(client_id)
-                        .bind(message.at)
-                        .execute(&mut *tx)
-                        .await?;
                     stored[index] = Some(StoredMessage {
                         conversation: conversation.to_owned(),
                         seq: last,
@@ -464,17 +499,44 @@ impl Store {
                         client_id: message.client_id.clone(),
                         at: message.at,
                     });
-                    if let Some(client_id) = client_id {
-                        by_client_id.insert(client_id, index);
-                    }
+                    new_rows.push(index);
                 }
                 if last != start {
-                    sqlx::query(sql.set_message_counter)
-                        .bind(last)
-                        .bind(conversation)
-                        .execute(&mut *tx)
-                        .await?;
+                    counters.push((conversation, last));
                 }
+            }
+            // Every conversation is locked: insert the new messages, many rows per statement.
+            for chunk in new_rows.chunks(MESSAGES_PER_INSERT) {
+                let mut query = sqlx::QueryBuilder::new(sql.insert_messages);
+                query.push_values(chunk, |mut row, &index| {
+                    let message = &messages[index];
+                    let seq = stored[index].as_ref().map_or(0, |stored| stored.seq);
+                    row.push_bind(message.conversation.as_str())
+                        .push_bind(seq)
+                        .push_bind(message.sender.as_str())
+                        .push_bind(message.kind.as_str())
+                        .push_bind(message.body_json.as_str())
+                        .push_bind(message.client_id.as_deref())
+                        .push_bind(message.at);
+                });
+                query.build().execute(&mut *tx).await?;
+            }
+            for chunk in counters.chunks(COUNTERS_PER_UPDATE) {
+                let mut query = sqlx::QueryBuilder::new(sql.set_message_counters);
+                for &(conversation, last) in chunk {
+                    query
+                        .push(" WHEN ")
+                        .push_bind(conversation)
+                        .push(" THEN ")
+                        .push_bind(last);
+                }
+                query.push(" END WHERE id IN (");
+                let mut ids = query.separated(", ");
+                for &(conversation, _) in chunk {
+                    ids.push_bind(conversation);
+                }
+                query.push(")");
+                query.build().execute(&mut *tx).await?;
             }
             tx.commit().await?;
         });

@@ -18,9 +18,18 @@ pub(super) struct Sql {
     pub conversation_exists: &'static str,
     /// Reads `last_message_seq` and holds the conversation row until commit.
     pub lock_message_counter: &'static str,
-    pub set_message_counter: &'static str,
-    pub message_by_client_id: &'static str,
-    pub insert_message: &'static str,
+    /// Start of the update of several conversations' `last_message_seq`; the caller appends
+    /// `WHEN id THEN seq …  END WHERE id IN (…)` with placeholders (`sqlx::QueryBuilder`).
+    pub set_message_counters: &'static str,
+    /// Start of the query for stored messages of one conversation by client id; the caller appends
+    /// the conversation bind and `AND client_id IN (…)` with placeholders (`sqlx::QueryBuilder`).
+    pub messages_by_client_ids: &'static str,
+    /// Start of the multi-row message insert; the caller appends `VALUES (…), (…)` with
+    /// placeholders (`sqlx::QueryBuilder::push_values`), seven columns per row.
+    pub insert_messages: &'static str,
+    /// Whether the `client_id` comparison ignores trailing spaces (MySQL/MariaDB `utf8mb4_bin` is
+    /// a PAD SPACE collation), so that `"a"` and `"a "` are the same client id.
+    pub client_id_pads_spaces: bool,
     pub messages_after: &'static str,
     /// Reads `last_event_seq` and holds the conversation row until commit.
     pub lock_event_counter: &'static str,
@@ -45,9 +54,10 @@ pub(super) const SQLITE: Sql = Sql {
     conversation: "SELECT id, flow_id, flow_version, flow_hash, owner, status, created_at, last_message_seq, last_event_seq FROM conversations WHERE id = ?",
     conversation_exists: "SELECT 1 FROM conversations WHERE id = ?",
     lock_message_counter: "SELECT last_message_seq FROM conversations WHERE id = ?",
-    set_message_counter: "UPDATE conversations SET last_message_seq = ? WHERE id = ?",
-    message_by_client_id: "SELECT seq, sender, kind, body, client_id, at FROM messages WHERE conversation_id = ? AND client_id = ?",
-    insert_message: "INSERT INTO messages (conversation_id, seq, sender, kind, body, client_id, at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+    set_message_counters: "UPDATE conversations SET last_message_seq = CASE id",
+    messages_by_client_ids: "SELECT seq, sender, kind, body, client_id, at FROM messages WHERE conversation_id = ",
+    insert_messages: "INSERT INTO messages (conversation_id, seq, sender, kind, body, client_id, at) ",
+    client_id_pads_spaces: false,
     messages_after: "SELECT seq, sender, kind, body, client_id, at FROM messages WHERE conversation_id = ? AND seq > ? ORDER BY seq LIMIT ?",
     lock_event_counter: "SELECT last_event_seq FROM conversations WHERE id = ?",
     update_state: "UPDATE conversations SET owner = ?, status = ?, last_event_seq = ? WHERE id = ?",
@@ -71,9 +81,10 @@ pub(super) const POSTGRES: Sql = Sql {
     conversation: "SELECT id, flow_id, flow_version, flow_hash, owner, status, created_at, last_message_seq, last_event_seq FROM conversations WHERE id = $1",
     conversation_exists: "SELECT 1 FROM conversations WHERE id = $1",
     lock_message_counter: "SELECT last_message_seq FROM conversations WHERE id = $1 FOR UPDATE",
-    set_message_counter: "UPDATE conversations SET last_message_seq = $1 WHERE id = $2",
-    message_by_client_id: "SELECT seq, sender, kind, body, client_id, at FROM messages WHERE conversation_id = $1 AND client_id = $2",
-    insert_message: "INSERT INTO messages (conversation_id, seq, sender, kind, body, client_id, at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    set_message_counters: "UPDATE conversations SET last_message_seq = CASE id",
+    messages_by_client_ids: "SELECT seq, sender, kind, body, client_id, at FROM messages WHERE conversation_id = ",
+    insert_messages: "INSERT INTO messages (conversation_id, seq, sender, kind, body, client_id, at) ",
+    client_id_pads_spaces: false,
     messages_after: "SELECT seq, sender, kind, body, client_id, at FROM messages WHERE conversation_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
     lock_event_counter: "SELECT last_event_seq FROM conversations WHERE id = $1 FOR UPDATE",
     update_state: "UPDATE conversations SET owner = $1, status = $2, last_event_seq = $3 WHERE id = $4",
@@ -91,6 +102,7 @@ pub(super) const MYSQL: Sql = Sql {
     begin_write: None,
     lock_message_counter: "SELECT last_message_seq FROM conversations WHERE id = ? FOR UPDATE",
     lock_event_counter: "SELECT last_event_seq FROM conversations WHERE id = ? FOR UPDATE",
+    client_id_pads_spaces: true,
     // `state` is assigned before `turn`: MySQL evaluates the assignments left to right.
     save_session: "INSERT INTO sessions (conversation_id, turn, state) VALUES (?, ?, ?) \
                    ON DUPLICATE KEY UPDATE state = IF(VALUES(turn) >= turn, VALUES(state), state), \
