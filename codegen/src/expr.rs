@@ -97,28 +97,18 @@ impl ExprGen {
 
     /// Code of type `&Value`.
     fn borrowed(&mut self, node: &ExprNode) -> TokenStream {
-        let (code, form) = self.expr(node);
-        match form {
-            Form::Ref => code,
-            Form::Owned => quote!(&#code),
-            Form::Try => quote!(&#code?),
-            Form::Bool => quote!(&Value::Bool(#code)),
-        }
+        reference(self.expr(node))
     }
 
-    /// Code of type `bool` for an operand of `&&` or `||` (`op` as the message names it); a
-    /// non-bool operand fails at the operand, as in the evaluator.
-    fn truth_at(&mut self, op: &str, node: &ExprNode) -> TokenStream {
-        let at = at(node.span);
+    /// Code of type `bool` for an operand of `!`, `&&` or `||` (`op` as the message names it);
+    /// a non-bool operand fails at `span`: the operand's for `&&`/`||`, the `!` node's for `!`,
+    /// as in the evaluator.
+    fn truth(&mut self, op: &str, node: &ExprNode, span: Span) -> TokenStream {
         match self.expr(node) {
             (code, Form::Bool) => code,
-            (code, form) => {
-                let value = match form {
-                    Form::Ref => code,
-                    Form::Owned => quote!(&#code),
-                    Form::Try => quote!(&#code?),
-                    Form::Bool => quote!(&Value::Bool(#code)),
-                };
+            other => {
+                let value = reference(other);
+                let at = at(span);
                 quote!(ops::bool_operand(#op, #value).map_err(#at)?)
             }
         }
@@ -189,19 +179,7 @@ impl ExprGen {
             } => {
                 // `!x` fails exactly when `x` is not a bool, at the `!`.
                 let span = node.span;
-                let inner = match self.expr(operand) {
-                    (code, Form::Bool) => code,
-                    (code, form) => {
-                        let value = match form {
-                            Form::Ref => code,
-                            Form::Owned => quote!(&#code),
-                            Form::Try => quote!(&#code?),
-                            Form::Bool => quote!(&Value::Bool(#code)),
-                        };
-                        let at = self::at(span);
-                        quote!(ops::bool_operand("!", #value).map_err(#at)?)
-                    }
-                };
+                let inner = self.truth("!", operand, span);
                 if is_negation(operand) {
                     // `!!x` reads badly (and clippy says so): negate the value instead.
                     let at = self::at(span);
@@ -230,8 +208,8 @@ impl ExprGen {
                 ..
             } => {
                 let symbol = op.symbol();
-                let l = self.truth_at(symbol, lhs);
-                let r = self.truth_at(symbol, rhs);
+                let l = self.truth(symbol, lhs, lhs.span);
+                let r = self.truth(symbol, rhs, rhs.span);
                 let l = if is_compound(lhs) { quote!((#l)) } else { l };
                 let r = if is_compound(rhs) { quote!((#r)) } else { r };
                 let joint = if *op == BinaryOp::And {
@@ -334,6 +312,16 @@ fn is_string_ne(node: &ExprNode) -> bool {
             ..
         } => string_literal(lhs).is_some() || string_literal(rhs).is_some(),
         _ => false,
+    }
+}
+
+/// Generated code of any form as code of type `&Value`.
+fn reference((code, form): (TokenStream, Form)) -> TokenStream {
+    match form {
+        Form::Ref => code,
+        Form::Owned => quote!(&#code),
+        Form::Try => quote!(&#code?),
+        Form::Bool => quote!(&Value::Bool(#code)),
     }
 }
 
