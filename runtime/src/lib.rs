@@ -6,7 +6,9 @@
 
 pub mod cli;
 pub mod compiled;
+pub mod conversation;
 pub mod engines;
+pub mod gateway;
 pub mod server;
 pub mod store;
 pub mod telemetry;

@@ -14,15 +14,20 @@ use flows::{Diagnostic, Library};
 use serde::Serialize;
 use serde_json::json;
 
+use crate::conversation::{Hub, HubConfig, Lookups, Services};
 use crate::engines::Engines;
-use crate::store::{Store, StoreError};
+use crate::gateway::{Chat, GatewayLimits};
+use crate::store::{MessageWriter, Store, StoreError, WriterConfig};
+use tokio_util::sync::CancellationToken;
 
 /// Shared server state.
 pub struct AppState {
     /// The flows served and run, and the engine that runs each (compiled or interpreted).
-    pub engines: Engines,
+    pub engines: Arc<Engines>,
     /// The database, when the server runs with one (`serve_blocking` always opens one).
     pub store: Option<Store>,
+    /// Conversations and the chat gateway, when the server runs with a database.
+    pub chat: Option<Chat>,
 }
 
 impl AppState {
@@ -30,8 +35,9 @@ impl AppState {
     /// registered.
     pub fn new(engines: Engines) -> AppState {
         AppState {
-            engines,
+            engines: Arc::new(engines),
             store: None,
+            chat: None,
         }
     }
 
@@ -46,6 +52,32 @@ impl AppState {
         Ok(AppState::new(engines))
     }
 
+    /// Adds conversations and the chat gateway, storing into `store` and answering lookups with
+    /// `lookups`; everything stops when `shutdown` is cancelled. Needs a tokio runtime (it
+    /// starts the message writer).
+    pub fn with_chat(
+        mut self,
+        store: Store,
+        lookups: Arc<dyn Lookups>,
+        config: HubConfig,
+        limits: GatewayLimits,
+        shutdown: CancellationToken,
+    ) -> AppState {
+        let writer = MessageWriter::spawn(store.clone(), WriterConfig::default());
+        let services = Services {
+            store: store.clone(),
+            writer,
+            engines: Arc::clone(&self.engines),
+            lookups,
+        };
+        self.chat = Some(Chat {
+            hub: Hub::new(services, config, shutdown),
+            limits,
+        });
+        self.store = Some(store);
+        self
+    }
+
     /// The flows the server holds (the current version of each).
     pub fn library(&self) -> &Library {
         self.engines.library()
@@ -56,6 +88,7 @@ pub fn app(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/", get(index))
         .route("/healthz", get(health))
+        .route("/ws/visitor", get(crate::gateway::visitor))
         .route("/api/flows", get(list_flows))
         .route("/api/flows/validate", post(validate_flow))
         .route("/api/flows/{id}", get(get_flow))
@@ -69,8 +102,16 @@ pub fn serve_blocking(addr: SocketAddr, database: &Database) -> anyhow::Result<(
         .enable_all()
         .build()?;
     runtime.block_on(async move {
-        let mut state = AppState::bundled().map_err(anyhow::Error::msg)?;
-        state.store = Some(database.open(state.library()).await?);
+        let state = AppState::bundled().map_err(anyhow::Error::msg)?;
+        let store = database.open(state.library()).await?;
+        let lookups = database.lookups().await?;
+        let state = state.with_chat(
+            store,
+            lookups,
+            HubConfig::default(),
+            GatewayLimits::default(),
+            CancellationToken::new(),
+        );
         let listener = tokio::net::TcpListener::bind(addr).await?;
         serve(listener, Arc::new(state)).await
     })
@@ -128,15 +169,72 @@ impl Database {
         tracing::info!(database = %store.backend(), "storage ready");
         Ok(store)
     }
+
+    /// What answers the flows' lookups: the bundled fixtures until the demo catalogue lands.
+    pub async fn lookups(&self) -> anyhow::Result<Arc<dyn Lookups>> {
+        let fixtures =
+            flows::fixtures::Fixtures::from_json(include_str!("../../flows/library/fixtures.json"))
+                .map_err(anyhow::Error::msg)?;
+        Ok(Arc::new(fixtures))
+    }
 }
 
 /// Serves `state` on `listener` until Ctrl-C or SIGTERM: for programs that build their own
 /// state (their flows, their compiled modules registered in `state.engines`).
 pub async fn serve(listener: tokio::net::TcpListener, state: Arc<AppState>) -> anyhow::Result<()> {
+    let stop = state
+        .chat
+        .as_ref()
+        .map_or_else(CancellationToken::new, |chat| {
+            chat.hub.shutdown_token().clone()
+        });
+    let on_signal = stop.clone();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        on_signal.cancel();
+    });
+    serve_until(listener, state, stop).await
+}
+
+/// Serves `state` on `listener` until `stop` is cancelled (the chat's shutdown token, when the
+/// state has chat: cancelling either stops everything), then shuts down gracefully: open
+/// conversations stop after their current turn, every queued message is stored, the database
+/// is closed. Conversations that were open when the server last stopped are resumed first.
+pub async fn serve_until(
+    listener: tokio::net::TcpListener,
+    state: Arc<AppState>,
+    stop: CancellationToken,
+) -> anyhow::Result<()> {
+    if let Some(chat) = &state.chat {
+        let resumed = chat.hub.recover().await?;
+        if resumed > 0 {
+            tracing::info!(conversations = resumed, "open conversations resumed");
+        }
+    }
     tracing::info!(addr = %listener.local_addr()?, "kefu is listening");
-    axum::serve(listener, app(state))
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    let chat_stop = state
+        .chat
+        .as_ref()
+        .map(|chat| chat.hub.shutdown_token().clone());
+    let graceful = stop.clone();
+    axum::serve(
+        listener,
+        app(Arc::clone(&state)).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move {
+        graceful.cancelled().await;
+        // Closes every visitor connection (their tokens descend from the chat's).
+        if let Some(chat_stop) = chat_stop {
+            chat_stop.cancel();
+        }
+    })
+    .await?;
+    if let Some(chat) = &state.chat {
+        chat.hub.shutdown().await;
+    }
+    if let Some(store) = &state.store {
+        store.close().await;
+    }
     tracing::info!("kefu stopped");
     Ok(())
 }

@@ -334,6 +334,14 @@ impl Store {
         }))
     }
 
+    /// The ids of every conversation that has not ended, oldest first: the ones to bring back
+    /// after a restart.
+    pub async fn open_conversations(&self) -> Result<Vec<String>> {
+        Ok(with_pool!(self, pool, sql => {
+            sqlx::query_scalar(sql.open_conversations).fetch_all(pool).await?
+        }))
+    }
+
     /// Sets a conversation's owner and status and appends `event`, in one transaction; returns
     /// the stored event with its sequence number.
     pub async fn set_state(

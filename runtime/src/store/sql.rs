@@ -16,6 +16,8 @@ pub(super) struct Sql {
     pub insert_conversation: &'static str,
     pub conversation: &'static str,
     pub conversation_exists: &'static str,
+    /// The ids of the conversations that have not ended, oldest first.
+    pub open_conversations: &'static str,
     /// Reads `last_message_seq` and holds the conversation row until commit.
     pub lock_message_counter: &'static str,
     /// Start of the update of several conversations' `last_message_seq`; the caller appends
@@ -53,6 +55,7 @@ pub(super) const SQLITE: Sql = Sql {
     insert_conversation: "INSERT INTO conversations (id, flow_id, flow_version, flow_hash, owner, status, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
     conversation: "SELECT id, flow_id, flow_version, flow_hash, owner, status, created_at, last_message_seq, last_event_seq FROM conversations WHERE id = ?",
     conversation_exists: "SELECT 1 FROM conversations WHERE id = ?",
+    open_conversations: "SELECT id FROM conversations WHERE status <> 'ended' ORDER BY created_at, id",
     lock_message_counter: "SELECT last_message_seq FROM conversations WHERE id = ?",
     set_message_counters: "UPDATE conversations SET last_message_seq = CASE id",
     messages_by_client_ids: "SELECT seq, sender, kind, body, client_id, at FROM messages WHERE conversation_id = ",
@@ -80,6 +83,7 @@ pub(super) const POSTGRES: Sql = Sql {
     insert_conversation: "INSERT INTO conversations (id, flow_id, flow_version, flow_hash, owner, status, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
     conversation: "SELECT id, flow_id, flow_version, flow_hash, owner, status, created_at, last_message_seq, last_event_seq FROM conversations WHERE id = $1",
     conversation_exists: "SELECT 1 FROM conversations WHERE id = $1",
+    open_conversations: "SELECT id FROM conversations WHERE status <> 'ended' ORDER BY created_at, id",
     lock_message_counter: "SELECT last_message_seq FROM conversations WHERE id = $1 FOR UPDATE",
     set_message_counters: "UPDATE conversations SET last_message_seq = CASE id",
     messages_by_client_ids: "SELECT seq, sender, kind, body, client_id, at FROM messages WHERE conversation_id = ",

@@ -71,6 +71,8 @@ pub struct MessageWriter {
 #[derive(Debug)]
 enum Command {
     Append(Request),
+    /// Several messages that go into one batch, in this order.
+    AppendAll(Vec<Request>),
     Close,
 }
 
@@ -128,6 +130,36 @@ impl MessageWriter {
         Ok(answer.await.map_err(|_| WriteError::Stopped)??)
     }
 
+    /// Stores `messages` in this order, in one batch (so a conversation's messages get
+    /// consecutive sequence numbers unless another task appends to it at the same time), and
+    /// returns each stored message, or each message's own failure, once all are answered.
+    pub async fn append_all(
+        &self,
+        messages: Vec<NewMessage>,
+    ) -> Result<Vec<Result<StoredMessage, StoreError>>, WriteError> {
+        if messages.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut answers = Vec::with_capacity(messages.len());
+        let requests = messages
+            .into_iter()
+            .map(|message| {
+                let (reply, answer) = oneshot::channel();
+                answers.push(answer);
+                Request { message, reply }
+            })
+            .collect();
+        self.commands
+            .send(Command::AppendAll(requests))
+            .await
+            .map_err(|_| WriteError::Stopped)?;
+        let mut stored = Vec::with_capacity(answers.len());
+        for answer in answers {
+            stored.push(answer.await.map_err(|_| WriteError::Stopped)?);
+        }
+        Ok(stored)
+    }
+
     /// Stops accepting appends, waits until every accepted one is written and answered, and
     /// returns when the task has ended. Appends after this fail with [`WriteError::Stopped`].
     pub async fn close(&self) {
@@ -165,6 +197,7 @@ impl Task {
             for command in commands.drain(..) {
                 match command {
                     Command::Append(request) => batch.push(request),
+                    Command::AppendAll(requests) => batch.extend(requests),
                     // Refuses new sends; the ones already queued are still received.
                     Command::Close => receiver.close(),
                 }

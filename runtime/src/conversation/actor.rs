@@ -1,0 +1,693 @@
+//! One conversation's task: it owns the session, takes one command at a time (a visitor
+//! message, a timer, a lookup answer), steps the engine and carries out its effects.
+//!
+//! # A turn, and why a crash at any point loses nothing
+//!
+//! 1. A visitor message is stored (through the group-commit writer) and only then acknowledged.
+//! 2. The engine steps. Its messages are stored with client ids `b:TURN:N`, where `TURN` is the
+//!    session's turn count after the step; state changes are stored as events.
+//! 3. The session is saved with the sequence number of the last visitor message it has taken
+//!    (`input_seq`), its pending lookups and the visitor's token hash.
+//!
+//! After a crash the saved session is loaded and every visitor message after `input_seq` is
+//! taken again. The engine is deterministic, so a turn taken again produces the same turn
+//! number and the same client ids: messages already stored before the crash are found instead
+//! of stored twice. Timers are re-armed from the session and pending lookups asked again.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use flows::engine::{
+    Effect, Input, LookupOutcome, LookupRequest, LookupResult, Millis, StartInput, Waiting,
+};
+use flows::{FlowRef, Session};
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use super::body::{Body, message_frame};
+use super::hub::{ConversationHandle, HubError, Outbound, SendError, Shared, VisitorInput};
+use super::{State, Transition, now_ms};
+use crate::engines::SharedEngine;
+use crate::store::{NewConversation, NewEvent, NewMessage, Sender, StoredMessage};
+
+/// How long a lookup may take before the flow is told it failed.
+const LOOKUP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Visitor messages read back per query when a loaded conversation catches up.
+const REPLAY_PAGE: u32 = 500;
+
+pub(super) enum Command {
+    Visitor {
+        client_id: String,
+        input: VisitorInput,
+        reply: oneshot::Sender<Result<i64, SendError>>,
+    },
+    Snapshot(oneshot::Sender<(State, i64)>),
+    Timer {
+        id: String,
+        at: Millis,
+    },
+    LookupDone(LookupResult),
+}
+
+/// What is saved after every turn (the `sessions.state` column).
+#[derive(Serialize, Deserialize)]
+struct Saved<S> {
+    format: u32,
+    token_sha256: String,
+    start: StartInput,
+    /// The sequence number of the last visitor message the session has taken.
+    input_seq: i64,
+    /// Lookups asked and not yet answered, asked again after a restart.
+    #[serde(default)]
+    lookups: Vec<LookupRequest>,
+    session: S,
+}
+
+const SAVED_FORMAT: u32 = 1;
+
+/// The task stops after this (a storage failure): nothing is lost, the hub loads the
+/// conversation again from what was stored.
+struct Stop;
+
+pub(super) struct Actor {
+    shared: Arc<Shared>,
+    id: Arc<str>,
+    engine: SharedEngine,
+    session: Session,
+    state: State,
+    token_sha256: String,
+    start: StartInput,
+    input_seq: i64,
+    /// Pending lookups by request number.
+    lookups: HashMap<u64, (LookupRequest, CancellationToken)>,
+    timers: HashMap<String, CancellationToken>,
+    /// The highest message sequence number this conversation has.
+    last_seq: i64,
+    /// The `turn` of the last save (saves only move forward).
+    saved_turn: i64,
+    token: CancellationToken,
+    events: broadcast::Sender<Outbound>,
+    /// For timers and lookups to answer through; set by [`Actor::handle`].
+    commands: Option<mpsc::Sender<Command>>,
+    /// Visitor messages stored after the saved session, to take on loading.
+    replay: Vec<StoredMessage>,
+}
+
+impl Actor {
+    /// Creates a conversation in the database (its row, the `started` event and its first saved
+    /// state); the task starts the flow when it runs.
+    pub(super) async fn create(
+        shared: Arc<Shared>,
+        id: Arc<str>,
+        engine: SharedEngine,
+        start: StartInput,
+        token_sha256: String,
+    ) -> Result<Actor, HubError> {
+        let store = &shared.services.store;
+        let flow = engine.flow().clone();
+        let now = now_ms();
+        store
+            .create_conversation(&NewConversation {
+                id: id.to_string(),
+                flow_id: flow.id.clone(),
+                flow_version: flow.version,
+                flow_hash: flow.hash.clone(),
+                owner: State::STARTED.owner.as_str().to_owned(),
+                status: State::STARTED.status.as_str().to_owned(),
+                created_at: now,
+            })
+            .await?;
+        let data = serde_json::json!({
+            "flow": flow.id, "version": flow.version, "hash": flow.hash,
+            "locale": start.locale, "channel": start.channel,
+        });
+        store
+            .set_state(
+                &id,
+                State::STARTED.owner.as_str(),
+                State::STARTED.status.as_str(),
+                &NewEvent {
+                    at: now,
+                    kind: "started".to_owned(),
+                    data_json: data.to_string(),
+                },
+            )
+            .await?;
+        let session = engine.new_session();
+        let mut actor = Actor::new(
+            shared,
+            id,
+            engine,
+            session,
+            State::STARTED,
+            token_sha256,
+            start,
+        );
+        if actor.save().await.is_err() {
+            return Err(HubError::Unloadable {
+                id: actor.id.to_string(),
+                reason: "its first state could not be saved".to_owned(),
+            });
+        }
+        Ok(actor)
+    }
+
+    /// Loads a stored conversation: its state, its saved session, the engine of the flow version
+    /// it is pinned to, and the visitor messages its session has not taken yet.
+    pub(super) async fn load(shared: Arc<Shared>, id: &str) -> Result<Actor, HubError> {
+        let unloadable = |reason: String| HubError::Unloadable {
+            id: id.to_owned(),
+            reason,
+        };
+        let store = shared.services.store.clone();
+        let conversation = store
+            .conversation(id)
+            .await?
+            .ok_or_else(|| HubError::UnknownConversation(id.to_owned()))?;
+        let state = State::parse(&conversation.owner, &conversation.status).ok_or_else(|| {
+            unloadable(format!(
+                "unknown owner/status `{}`/`{}`",
+                conversation.owner, conversation.status
+            ))
+        })?;
+        let saved = store
+            .load_session(id)
+            .await?
+            .ok_or_else(|| unloadable("it has no saved state".to_owned()))?;
+        let parsed: Saved<Box<RawValue>> = serde_json::from_str(&saved.json)
+            .map_err(|e| unloadable(format!("its saved state is damaged: {e}")))?;
+        if parsed.format != SAVED_FORMAT {
+            return Err(unloadable(format!(
+                "its saved state has format {}, this server reads {SAVED_FORMAT}",
+                parsed.format
+            )));
+        }
+        let session = Session::from_json(parsed.session.get())
+            .map_err(|e| unloadable(format!("its saved session is damaged: {e}")))?;
+        let flow_ref = FlowRef {
+            id: conversation.flow_id.clone(),
+            version: conversation.flow_version,
+            hash: conversation.flow_hash.clone(),
+        };
+        let engine = shared.engine_for(id, &flow_ref).await?;
+        let mut replay = Vec::new();
+        if !state.is_ended() {
+            let mut after = parsed.input_seq;
+            loop {
+                let page = store.messages_after(id, after, REPLAY_PAGE).await?;
+                let Some(last) = page.last() else { break };
+                after = last.seq;
+                let full = page.len() == REPLAY_PAGE as usize;
+                replay.extend(page.into_iter().filter(|m| m.sender == Sender::Visitor));
+                if !full {
+                    break;
+                }
+            }
+        }
+        let mut actor = Actor::new(
+            shared,
+            Arc::from(id),
+            engine,
+            session,
+            state,
+            parsed.token_sha256,
+            parsed.start,
+        );
+        actor.input_seq = parsed.input_seq;
+        actor.saved_turn = saved.turn;
+        actor.last_seq = conversation.last_message_seq;
+        actor.replay = replay;
+        for request in parsed.lookups {
+            actor
+                .lookups
+                .insert(request.request, (request, CancellationToken::new()));
+        }
+        Ok(actor)
+    }
+
+    fn new(
+        shared: Arc<Shared>,
+        id: Arc<str>,
+        engine: SharedEngine,
+        session: Session,
+        state: State,
+        token_sha256: String,
+        start: StartInput,
+    ) -> Actor {
+        let (events, _) = broadcast::channel(shared.config.event_capacity.max(1));
+        let token = shared.shutdown.child_token();
+        Actor {
+            shared,
+            id,
+            engine,
+            session,
+            state,
+            token_sha256,
+            start,
+            input_seq: 0,
+            lookups: HashMap::new(),
+            timers: HashMap::new(),
+            last_seq: 0,
+            saved_turn: 0,
+            token,
+            events,
+            commands: None,
+            replay: Vec::new(),
+        }
+    }
+
+    /// The handle connections use, sending into `commands` (which timers and lookups use
+    /// too).
+    pub(super) fn handle(&mut self, commands: mpsc::Sender<Command>) -> ConversationHandle {
+        self.commands = Some(commands.clone());
+        ConversationHandle {
+            id: Arc::clone(&self.id),
+            commands,
+            events: self.events.clone(),
+            token_sha256: Arc::from(self.token_sha256.as_str()),
+            flow: Arc::new(self.engine.flow().clone()),
+        }
+    }
+
+    /// Runs until the server shuts down, a storage failure, or the conversation goes idle.
+    pub(super) async fn run(mut self, mut receiver: mpsc::Receiver<Command>) {
+        if self.resume().await.is_err() {
+            return self.stop();
+        }
+        loop {
+            let idle = tokio::time::sleep(self.shared.config.idle_timeout);
+            tokio::select! {
+                biased;
+                () = self.token.cancelled() => break,
+                command = receiver.recv() => {
+                    let Some(command) = command else { break };
+                    if self.command(command).await.is_err() {
+                        break;
+                    }
+                }
+                () = idle, if self.is_idle() => {
+                    if self.shared.evict(&self.id, &receiver) {
+                        break;
+                    }
+                }
+            }
+        }
+        self.stop();
+    }
+
+    /// Cancels this conversation's timers and lookups (its children in the cancellation tree).
+    fn stop(&self) {
+        self.token.cancel();
+    }
+
+    /// After creating or loading: start the flow, take the visitor messages stored since the
+    /// last save, arm the timers and ask the pending lookups again.
+    async fn resume(&mut self) -> Result<(), Stop> {
+        if self.state.is_ended() {
+            return Ok(());
+        }
+        if self.session.status() == flows::engine::Status::NotStarted {
+            let start = Input::Start(self.start.clone());
+            self.turn(&start, None).await?;
+        }
+        for message in std::mem::take(&mut self.replay) {
+            let Some(input) = visitor_input(&message) else {
+                self.input_seq = message.seq;
+                continue;
+            };
+            self.take_visitor(&input, &message).await?;
+        }
+        let pending: Vec<LookupRequest> = self
+            .lookups
+            .values()
+            .map(|(request, _)| request.clone())
+            .collect();
+        for request in pending {
+            self.ask_lookup(request);
+        }
+        if !self.state.is_ended() {
+            for (timer, at) in self.session.timers.clone() {
+                self.arm_timer(timer, at);
+            }
+        }
+        Ok(())
+    }
+
+    async fn command(&mut self, command: Command) -> Result<(), Stop> {
+        match command {
+            Command::Visitor {
+                client_id,
+                input,
+                reply,
+            } => {
+                if self.state.is_ended() {
+                    let _ = reply.send(Err(SendError::Ended));
+                    return Ok(());
+                }
+                let body = self.visitor_body(&input);
+                let message = NewMessage {
+                    conversation: self.id.to_string(),
+                    sender: Sender::Visitor,
+                    kind: body.kind().to_owned(),
+                    body_json: body.to_json(),
+                    client_id: Some(client_id),
+                    at: now_ms(),
+                };
+                let stored = match self.shared.services.writer.append(message).await {
+                    Ok(stored) => stored,
+                    Err(error) => {
+                        tracing::error!(conversation = %self.id, %error, "cannot store a visitor message");
+                        let _ = reply.send(Err(SendError::Internal));
+                        return Err(Stop);
+                    }
+                };
+                let _ = reply.send(Ok(stored.seq));
+                if stored.seq <= self.input_seq {
+                    // A resend of a message the session has taken already.
+                    return Ok(());
+                }
+                self.publish(&stored);
+                let input = match input {
+                    VisitorInput::Text(text) => Input::Text(text),
+                    VisitorInput::Choice(option) => Input::Choice(option),
+                };
+                self.take_visitor(&input, &stored).await
+            }
+            Command::Snapshot(reply) => {
+                let _ = reply.send((self.state, self.last_seq));
+                Ok(())
+            }
+            Command::Timer { id, at } => {
+                self.timers.remove(&id);
+                if self.state.is_ended() || self.session.timers.get(&id) != Some(&at) {
+                    return Ok(());
+                }
+                self.turn(&Input::Timer(id), None).await
+            }
+            Command::LookupDone(result) => {
+                if self.lookups.remove(&result.request).is_none() {
+                    return Ok(());
+                }
+                if self.lookups.is_empty() {
+                    self.frame(r#"{"type":"typing","sender":"bot","on":false}"#);
+                }
+                self.turn(&Input::LookupResult(result), None).await
+            }
+        }
+    }
+
+    /// Takes a stored visitor message: the bot answers it while it owns the conversation;
+    /// otherwise (a queue or an agent has it) the message only waits in the transcript.
+    async fn take_visitor(&mut self, input: &Input, stored: &StoredMessage) -> Result<(), Stop> {
+        if self.state.owner == super::Owner::Bot && !self.state.is_ended() {
+            self.turn(input, Some(stored)).await
+        } else {
+            self.input_seq = self.input_seq.max(stored.seq);
+            self.save().await
+        }
+    }
+
+    /// One engine step and everything it asks for; saves the session at the end.
+    async fn turn(&mut self, input: &Input, from: Option<&StoredMessage>) -> Result<(), Stop> {
+        let now = now_ms();
+        let step = self.engine.step(&mut self.session, input, now);
+        let turn = self.session.turns;
+        let mut bodies: Vec<(Sender, Body)> = Vec::new();
+        let mut transitions: Vec<(Transition, serde_json::Value)> = Vec::new();
+        let mut lookups = Vec::new();
+        for effect in step.effects {
+            match effect {
+                Effect::Say { output, .. } => bodies.push((Sender::Bot, Body::from(output))),
+                Effect::Ask { prompt, expect, .. } => {
+                    bodies.push((Sender::Bot, Body::Ask { prompt, expect }));
+                }
+                Effect::Lookup(request) => lookups.push(request),
+                Effect::Handoff(request) => {
+                    bodies.push((Sender::System, self.notice("queued")));
+                    transitions.push((
+                        Transition::HandedOff,
+                        serde_json::json!({
+                            "node": request.node, "queue": request.queue, "team": request.team,
+                            "priority": request.priority, "reason": request.reason,
+                            "summary": request.summary,
+                        }),
+                    ));
+                }
+                Effect::SetTimer { id, at } => self.arm_timer(id, at),
+                Effect::CancelTimer { id } => {
+                    if let Some(timer) = self.timers.remove(&id) {
+                        timer.cancel();
+                    }
+                }
+                Effect::End { outcome } => {
+                    bodies.push((Sender::System, self.notice("ended")));
+                    transitions
+                        .push((Transition::Ended, serde_json::json!({ "outcome": outcome })));
+                }
+                Effect::Error { node, message } => {
+                    tracing::warn!(conversation = %self.id, node = ?node, error = %message, "the flow reported an error");
+                }
+                Effect::Rejected { reason } => {
+                    if let Some(stored) = from {
+                        let frame = serde_json::json!({
+                            "type": "error", "code": "not_expected", "message": reason,
+                            "client_id": stored.client_id, "fatal": false,
+                        });
+                        self.frame(&frame.to_string());
+                    }
+                }
+                Effect::Trace(_) => {}
+            }
+        }
+        let messages: Vec<NewMessage> = bodies
+            .into_iter()
+            .enumerate()
+            .map(|(index, (sender, body))| NewMessage {
+                conversation: self.id.to_string(),
+                sender,
+                kind: body.kind().to_owned(),
+                body_json: body.to_json(),
+                client_id: Some(format!("b:{turn}:{index}")),
+                at: now,
+            })
+            .collect();
+        if !messages.is_empty() {
+            let stored = match self.shared.services.writer.append_all(messages).await {
+                Ok(stored) => stored,
+                Err(error) => {
+                    tracing::error!(conversation = %self.id, %error, "cannot store the bot's messages");
+                    return Err(Stop);
+                }
+            };
+            for message in stored {
+                match message {
+                    Ok(message) => self.publish(&message),
+                    Err(error) => {
+                        tracing::error!(conversation = %self.id, %error, "cannot store a bot message");
+                        return Err(Stop);
+                    }
+                }
+            }
+        }
+        for (transition, data) in transitions {
+            self.transition(transition, &data, now).await?;
+        }
+        for request in lookups {
+            self.frame(r#"{"type":"typing","sender":"bot","on":true}"#);
+            self.ask_lookup(request);
+        }
+        if let Some(stored) = from {
+            self.input_seq = self.input_seq.max(stored.seq);
+        }
+        self.save().await
+    }
+
+    async fn transition(
+        &mut self,
+        transition: Transition,
+        data: &serde_json::Value,
+        now: Millis,
+    ) -> Result<(), Stop> {
+        let next = match self.state.apply(transition) {
+            Ok(next) => next,
+            Err(error) => {
+                tracing::warn!(conversation = %self.id, %error, "transition ignored");
+                return Ok(());
+            }
+        };
+        let event = NewEvent {
+            at: now,
+            kind: transition.event().to_owned(),
+            data_json: data.to_string(),
+        };
+        if let Err(error) = self
+            .shared
+            .services
+            .store
+            .set_state(&self.id, next.owner.as_str(), next.status.as_str(), &event)
+            .await
+        {
+            tracing::error!(conversation = %self.id, %error, "cannot store a state change");
+            return Err(Stop);
+        }
+        self.state = next;
+        let frame = serde_json::json!({
+            "type": "state", "owner": next.owner.as_str(), "status": next.status.as_str(),
+        });
+        self.frame(&frame.to_string());
+        if next.is_ended() {
+            for (_, timer) in self.timers.drain() {
+                timer.cancel();
+            }
+            for (_, (_, lookup)) in self.lookups.drain() {
+                lookup.cancel();
+            }
+        }
+        Ok(())
+    }
+
+    async fn save(&mut self) -> Result<(), Stop> {
+        let saved = Saved {
+            format: SAVED_FORMAT,
+            token_sha256: self.token_sha256.clone(),
+            start: self.start.clone(),
+            input_seq: self.input_seq,
+            lookups: self.lookups.values().map(|(r, _)| r.clone()).collect(),
+            session: &self.session,
+        };
+        let json = match serde_json::to_string(&saved) {
+            Ok(json) => json,
+            Err(error) => {
+                tracing::error!(conversation = %self.id, %error, "cannot serialise the session");
+                return Err(Stop);
+            }
+        };
+        let turn = self.saved_turn + 1;
+        match self
+            .shared
+            .services
+            .store
+            .save_session(&self.id, turn, &json)
+            .await
+        {
+            Ok(()) => {
+                self.saved_turn = turn;
+                Ok(())
+            }
+            Err(error) => {
+                tracing::error!(conversation = %self.id, %error, "cannot save the session");
+                Err(Stop)
+            }
+        }
+    }
+
+    fn arm_timer(&mut self, id: String, at: Millis) {
+        if let Some(previous) = self.timers.remove(&id) {
+            previous.cancel();
+        }
+        let Some(commands) = self.commands.clone() else {
+            return;
+        };
+        let token = self.token.child_token();
+        self.timers.insert(id.clone(), token.clone());
+        tokio::spawn(async move {
+            let wait = Duration::from_millis(u64::try_from(at - now_ms()).unwrap_or(0));
+            tokio::select! {
+                () = token.cancelled() => {}
+                () = tokio::time::sleep(wait) => {
+                    let _ = commands.send(Command::Timer { id, at }).await;
+                }
+            }
+        });
+    }
+
+    fn ask_lookup(&mut self, request: LookupRequest) {
+        let Some(commands) = self.commands.clone() else {
+            return;
+        };
+        let token = self.token.child_token();
+        self.lookups
+            .insert(request.request, (request.clone(), token.clone()));
+        let lookups = Arc::clone(&self.shared.services.lookups);
+        tokio::spawn(async move {
+            let asked = tokio::time::timeout(LOOKUP_TIMEOUT, lookups.lookup(&request, now_ms()));
+            let outcome = tokio::select! {
+                () = token.cancelled() => return,
+                outcome = asked => outcome.unwrap_or_else(|_| LookupOutcome::Error(format!(
+                    "`{}.{}.{}` did not answer within {} s",
+                    request.connector, request.entity, request.operation, LOOKUP_TIMEOUT.as_secs()
+                ))),
+            };
+            let result = LookupResult {
+                request: request.request,
+                outcome,
+            };
+            let _ = commands.send(Command::LookupDone(result)).await;
+        });
+    }
+
+    fn is_idle(&self) -> bool {
+        self.lookups.is_empty() && (self.timers.is_empty() || self.state.is_ended())
+    }
+
+    fn publish(&mut self, message: &StoredMessage) {
+        self.last_seq = self.last_seq.max(message.seq);
+        // No receiver is fine: the message is stored, and read back on resume.
+        let _ = self.events.send(Outbound::Message {
+            seq: message.seq,
+            client_id: message.client_id.as_deref().map(Arc::from),
+            frame: Arc::from(message_frame(message)),
+        });
+    }
+
+    fn frame(&self, frame: &str) {
+        let _ = self.events.send(Outbound::Frame(Arc::from(frame)));
+    }
+
+    fn visitor_body(&self, input: &VisitorInput) -> Body {
+        match input {
+            VisitorInput::Text(text) => Body::Text { text: text.clone() },
+            VisitorInput::Choice(option) => {
+                let label = match &self.session.waiting {
+                    Waiting::Choice { options, .. } => options
+                        .iter()
+                        .find(|o| &o.id == option)
+                        .map(|o| o.label.clone()),
+                    _ => None,
+                };
+                Body::Choice {
+                    option: option.clone(),
+                    label: label.unwrap_or_else(|| option.clone()),
+                }
+            }
+        }
+    }
+
+    /// A system line in the conversation's language.
+    fn notice(&self, code: &str) -> Body {
+        let chinese = self.session.locale.starts_with("zh");
+        let text = match (code, chinese) {
+            ("queued", true) => "正在为您转接人工客服，请稍候。",
+            ("queued", false) => "Connecting you to an agent — please wait.",
+            ("ended", true) => "本次对话已结束。",
+            (_, _) => "This conversation has ended.",
+        };
+        Body::Notice {
+            code: code.to_owned(),
+            text: text.to_owned(),
+        }
+    }
+}
+
+/// The engine input a stored visitor message stands for.
+fn visitor_input(message: &StoredMessage) -> Option<Input> {
+    match serde_json::from_str::<Body>(&message.body_json).ok()? {
+        Body::Text { text } => Some(Input::Text(text)),
+        Body::Choice { option, .. } => Some(Input::Choice(option)),
+        _ => None,
+    }
+}
