@@ -20,8 +20,24 @@ use tokio_util::sync::CancellationToken;
 /// How long a test waits for one frame before failing.
 const WAIT: Duration = Duration::from_secs(10);
 
-/// A fresh folder under the system's temp folder.
-pub fn temp_dir(name: &str) -> PathBuf {
+/// A fresh folder under the system's temp folder, removed when dropped.
+pub struct TempDir(PathBuf);
+
+impl std::ops::Deref for TempDir {
+    type Target = Path;
+
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+pub fn temp_dir(name: &str) -> TempDir {
     static NEXT: AtomicU64 = AtomicU64::new(0);
     let dir = std::env::temp_dir().join(format!(
         "kefu-chat-{name}-{}-{}",
@@ -30,7 +46,7 @@ pub fn temp_dir(name: &str) -> PathBuf {
     ));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    dir
+    TempDir(dir)
 }
 
 fn fixtures() -> Arc<dyn Lookups> {
@@ -753,4 +769,157 @@ async fn the_bot_stays_quiet_while_the_conversation_waits_for_an_agent() {
     assert_eq!(frames.len(), 1, "only the ack: {frames:?}");
     assert_eq!(frames[0]["client_id"], id.as_str());
     server.stop().await;
+}
+
+/// A `kefu serve` process on a free loopback port.
+struct Process {
+    child: std::process::Child,
+    addr: std::net::SocketAddr,
+}
+
+impl Process {
+    async fn start(dir: &Path, addr: Option<std::net::SocketAddr>) -> Process {
+        let addr = addr.unwrap_or_else(|| {
+            let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            probe.local_addr().unwrap()
+        });
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_kefu"))
+            .args(["serve", "--addr", &addr.to_string(), "--data-dir"])
+            .arg(dir)
+            .env_remove("KEFU_DATABASE_URL")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(dir.join("kefu.log")).unwrap())
+            .spawn()
+            .unwrap();
+        let process = Process { child, addr };
+        process.wait_ready().await;
+        process
+    }
+
+    /// Waits until `GET /healthz` answers.
+    async fn wait_ready(&self) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            if let Ok(mut stream) = TcpStream::connect(self.addr).await {
+                let _ = stream
+                    .write_all(b"GET /healthz HTTP/1.0\r\nHost: kefu\r\n\r\n")
+                    .await;
+                let mut answer = String::new();
+                let _ = stream.read_to_string(&mut answer).await;
+                if answer.starts_with("HTTP/1.0 200") || answer.starts_with("HTTP/1.1 200") {
+                    return;
+                }
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "kefu starts in time"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// `kill -9`.
+    fn kill(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+}
+
+/// An acknowledged visitor message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Acked {
+    conversation: String,
+    token: String,
+    client_id: String,
+    seq: i64,
+}
+
+#[tokio::test]
+async fn kill_9_during_a_load_loses_no_acknowledged_message() {
+    let dir = temp_dir("kill");
+    let kefu = Process::start(&dir, None).await;
+    let addr = kefu.addr;
+    let acked = Arc::new(std::sync::Mutex::new(Vec::<Acked>::new()));
+    let mut visitors = Vec::new();
+    for _ in 0..8 {
+        let acked = Arc::clone(&acked);
+        visitors.push(tokio::spawn(async move {
+            let mut visitor = Visitor::connect(addr).await;
+            visitor
+                .send(json!({"type": "start", "flow": "faq-hours", "locale": "en"}))
+                .await;
+            // The server may die before it welcomes this visitor.
+            let Some(welcome) = visitor.next().await else {
+                return;
+            };
+            visitor.conversation = welcome["conversation"].as_str().unwrap().to_owned();
+            visitor.token = welcome["token"].as_str().unwrap().to_owned();
+            // Sends until the server dies; every ack is recorded at once.
+            loop {
+                let client_id = visitor.say("what about drones?").await;
+                loop {
+                    let Some(frame) = visitor.next().await else {
+                        return;
+                    };
+                    if frame["type"] == "ack" {
+                        assert_eq!(frame["client_id"], client_id.as_str());
+                        acked.lock().unwrap().push(Acked {
+                            conversation: visitor.conversation.clone(),
+                            token: visitor.token.clone(),
+                            client_id,
+                            seq: frame["seq"].as_i64().unwrap(),
+                        });
+                        break;
+                    }
+                    if frame["code"] == "rate_limited" {
+                        let wait = frame["retry_after_ms"].as_u64().unwrap();
+                        tokio::time::sleep(Duration::from_millis(wait)).await;
+                        break;
+                    }
+                }
+            }
+        }));
+    }
+    // Killed in full flow: once a few dozen messages are acknowledged, with more in flight.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while acked.lock().unwrap().len() < 40 {
+        assert!(tokio::time::Instant::now() < deadline, "the load runs");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    kefu.kill();
+    for visitor in visitors {
+        visitor.await.unwrap();
+    }
+    let acked = acked.lock().unwrap().clone();
+    assert!(acked.len() >= 40, "the load ran: {} acks", acked.len());
+
+    let kefu = Process::start(&dir, None).await;
+    let mut conversations: Vec<(&str, &str)> = acked
+        .iter()
+        .map(|a| (a.conversation.as_str(), a.token.as_str()))
+        .collect();
+    conversations.sort_unstable();
+    conversations.dedup();
+    for (conversation, token) in conversations {
+        let (mut visitor, welcome) = Visitor::resume(kefu.addr, conversation, token, 0).await;
+        let last = welcome["last_seq"].as_i64().unwrap();
+        let transcript = visitor.until(|f| f["seq"].as_i64() == Some(last)).await;
+        for expected in acked.iter().filter(|a| a.conversation == conversation) {
+            let found = transcript
+                .iter()
+                .find(|f| f["client_id"] == expected.client_id.as_str())
+                .unwrap_or_else(|| panic!("{expected:?} survived the kill"));
+            assert_eq!(found["seq"], expected.seq, "{expected:?}");
+            assert_eq!(found["sender"], "visitor");
+        }
+        // The conversation goes on: a new message is stored after everything else.
+        let id = visitor.say("still there?").await;
+        let ack = visitor.until(|f| f["type"] == "ack").await;
+        let ack = ack.last().unwrap();
+        assert_eq!(ack["client_id"], id.as_str());
+        assert!(ack["seq"].as_i64().unwrap() > last);
+        visitor.close().await;
+    }
+    kefu.kill();
 }
