@@ -10,7 +10,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use runtime::store::{
-    NewConversation, NewEvent, NewMessage, Published, Sender, Store, StoreError, StoredMessage,
+    NewConversation, NewEvent, NewMessage, NewSession, Published, Sender, Store, StoreError,
+    StoredMessage,
 };
 use sqlx::{AssertSqlSafe, Connection, Executor};
 
@@ -608,6 +609,71 @@ async fn unknown_conversations_are_errors() {
             .unwrap();
         assert_eq!(seqs(&stored), [1]);
     })
+    .await;
+}
+
+#[tokio::test]
+async fn a_commit_stores_messages_and_sessions_together() {
+    on_every_backend(
+        "a_commit_stores_messages_and_sessions_together",
+        |store| async move {
+            for id in ["a", "b", "open_ended"] {
+                store.create_conversation(&conversation(id)).await.unwrap();
+            }
+            let session = |id: &str, turn: i64| NewSession {
+                conversation: id.to_owned(),
+                turn,
+                json: format!("{{\"turn\":{turn}}}"),
+            };
+            store.save_session("b", 5, "{\"turn\":5}").await.unwrap();
+            let stored = store
+                .commit(
+                    &[
+                        message("a", "{}", None),
+                        message("b", "{}", Some("x")),
+                        message("a", "{}", None),
+                    ],
+                    // Two turns of `a` in one batch: the later one is kept; `b` keeps its newer turn.
+                    &[session("a", 2), session("a", 1), session("b", 4)],
+                )
+                .await
+                .unwrap();
+            assert_eq!(seqs(&stored), [1, 1, 2]);
+            let a = store.load_session("a").await.unwrap().unwrap();
+            assert_eq!((a.turn, a.json.as_str()), (2, "{\"turn\":2}"));
+            let b = store.load_session("b").await.unwrap().unwrap();
+            assert_eq!(b.turn, 5, "an older turn never replaces a newer one");
+            // A session of an unknown conversation fails the whole commit.
+            match store
+                .commit(&[message("open_ended", "{}", None)], &[session("ghost", 1)])
+                .await
+            {
+                Err(StoreError::UnknownConversation(id)) => assert_eq!(id, "ghost"),
+                other => panic!("expected an unknown conversation, got {other:?}"),
+            }
+            assert!(
+                store
+                    .messages_after("open_ended", 0, 10)
+                    .await
+                    .unwrap()
+                    .is_empty()
+            );
+            // Sessions alone commit too.
+            store
+                .commit(&[], &[session("open_ended", 1)])
+                .await
+                .unwrap();
+            assert_eq!(
+                store
+                    .load_session("open_ended")
+                    .await
+                    .unwrap()
+                    .unwrap()
+                    .turn,
+                1
+            );
+        },
+    )
     .await;
 }
 

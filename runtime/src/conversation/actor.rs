@@ -31,7 +31,7 @@ use super::body::{Body, message_frame};
 use super::hub::{ConversationHandle, HubError, Outbound, SendError, Shared, VisitorInput};
 use super::{State, Transition, now_ms};
 use crate::engines::SharedEngine;
-use crate::store::{NewConversation, NewEvent, NewMessage, Sender, StoredMessage};
+use crate::store::{NewConversation, NewEvent, NewMessage, NewSession, Sender, StoredMessage};
 
 /// How long a lookup may take before the flow is told it failed.
 const LOOKUP_TIMEOUT: Duration = Duration::from_secs(10);
@@ -475,24 +475,33 @@ impl Actor {
                 at: now,
             })
             .collect();
-        if !messages.is_empty() {
-            let stored = match self.shared.services.writer.append_all(messages).await {
-                Ok(stored) => stored,
-                Err(error) => {
-                    tracing::error!(conversation = %self.id, %error, "cannot store the bot's messages");
-                    return Err(Stop);
-                }
-            };
-            for message in stored {
-                match message {
-                    Ok(message) => self.publish(&message),
-                    Err(error) => {
-                        tracing::error!(conversation = %self.id, %error, "cannot store a bot message");
-                        return Err(Stop);
-                    }
-                }
-            }
+        if let Some(stored) = from {
+            self.input_seq = self.input_seq.max(stored.seq);
         }
+        // The lookups are pending from now on: saved with the session, asked once it is saved.
+        for request in &lookups {
+            self.lookups
+                .insert(request.request, (request.clone(), CancellationToken::new()));
+        }
+        let session = self.session_save()?;
+        let stored = match self
+            .shared
+            .services
+            .writer
+            .commit_turn(messages, session)
+            .await
+        {
+            Ok(stored) => stored,
+            Err(error) => {
+                tracing::error!(conversation = %self.id, %error, "cannot store a turn");
+                return Err(Stop);
+            }
+        };
+        self.saved_turn += 1;
+        for message in &stored {
+            self.publish(message);
+        }
+        let transitioned = !transitions.is_empty();
         for (transition, data) in transitions {
             self.transition(transition, &data, now).await?;
         }
@@ -500,10 +509,13 @@ impl Actor {
             self.frame(r#"{"type":"typing","sender":"bot","on":true}"#);
             self.ask_lookup(request);
         }
-        if let Some(stored) = from {
-            self.input_seq = self.input_seq.max(stored.seq);
+        // A state change is stored after the turn: save again so the session is never older
+        // than the state (after a crash in between, the turn is taken again and finds its
+        // messages stored).
+        if transitioned {
+            self.save().await?;
         }
-        self.save().await
+        Ok(())
     }
 
     async fn transition(
@@ -550,7 +562,29 @@ impl Actor {
         Ok(())
     }
 
+    /// Saves the session on its own (when no messages go with it).
     async fn save(&mut self) -> Result<(), Stop> {
+        let session = self.session_save()?;
+        match self
+            .shared
+            .services
+            .store
+            .save_session(&session.conversation, session.turn, &session.json)
+            .await
+        {
+            Ok(()) => {
+                self.saved_turn = session.turn;
+                Ok(())
+            }
+            Err(error) => {
+                tracing::error!(conversation = %self.id, %error, "cannot save the session");
+                Err(Stop)
+            }
+        }
+    }
+
+    /// What [`Actor::save`] stores: the session as the next saved turn.
+    fn session_save(&self) -> Result<NewSession, Stop> {
         let saved = Saved {
             format: SAVED_FORMAT,
             token_sha256: self.token_sha256.clone(),
@@ -559,27 +593,14 @@ impl Actor {
             lookups: self.lookups.values().map(|(r, _)| r.clone()).collect(),
             session: &self.session,
         };
-        let json = match serde_json::to_string(&saved) {
-            Ok(json) => json,
+        match serde_json::to_string(&saved) {
+            Ok(json) => Ok(NewSession {
+                conversation: self.id.to_string(),
+                turn: self.saved_turn + 1,
+                json,
+            }),
             Err(error) => {
                 tracing::error!(conversation = %self.id, %error, "cannot serialise the session");
-                return Err(Stop);
-            }
-        };
-        let turn = self.saved_turn + 1;
-        match self
-            .shared
-            .services
-            .store
-            .save_session(&self.id, turn, &json)
-            .await
-        {
-            Ok(()) => {
-                self.saved_turn = turn;
-                Ok(())
-            }
-            Err(error) => {
-                tracing::error!(conversation = %self.id, %error, "cannot save the session");
                 Err(Stop)
             }
         }

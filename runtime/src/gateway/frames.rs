@@ -56,7 +56,14 @@ impl ClientFrame {
     /// serde's position in the frame.
     pub fn parse(text: &str) -> Result<ClientFrame, String> {
         // Unknown fields are ignored (serde's default), as the protocol says.
-        serde_json::from_str(text).map_err(|error| describe(&error))
+        serde_json::from_str(text).map_err(|error| {
+            match serde_json::from_str::<serde_json::Value>(text) {
+                Ok(value) if !value.is_object() => {
+                    "the frame must be a JSON object like {\"type\":\"message\",…}".to_owned()
+                }
+                _ => describe(&error),
+            }
+        })
     }
 }
 
@@ -137,7 +144,7 @@ mod tests {
     fn bad_frames_say_what_is_wrong() {
         let cases = [
             ("not json", "expected ident at line 1 column 2"),
-            ("[1]", "invalid type: sequence"),
+            ("[1]", "the frame must be a JSON object"),
             (r#"{"text":"hi"}"#, "the frame has no `type`"),
             (r#"{"type":"shout"}"#, "unknown variant `shout`"),
             (

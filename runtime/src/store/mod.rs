@@ -56,8 +56,8 @@ use sqlx::{Executor, MySqlPool, PgPool, SqlitePool};
 
 pub use error::{Result, StoreError};
 pub use types::{
-    Backend, Conversation, FlowVersion, NewConversation, NewEvent, NewMessage, Published, Sender,
-    SessionState, StoredEvent, StoredFlow, StoredMessage,
+    Backend, Conversation, FlowVersion, NewConversation, NewEvent, NewMessage, NewSession,
+    Published, Sender, SessionState, StoredEvent, StoredFlow, StoredMessage,
 };
 pub use writer::{MessageWriter, WriteError, WriterConfig, WriterStats};
 
@@ -74,6 +74,9 @@ const CLIENT_IDS_PER_QUERY: usize = 900;
 
 /// Conversations per counter update (three variables each: under 999).
 const COUNTERS_PER_UPDATE: usize = 999 / 3;
+
+/// Rows per multi-row session upsert (three variables each: under 999).
+const SESSIONS_PER_UPSERT: usize = 999 / 3;
 
 /// How long a SQLite writer waits for the write lock before giving up.
 const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -417,9 +420,32 @@ impl Store {
     /// is already stored, or appears earlier in the batch, is not stored again: its entry is the
     /// stored message. An unknown conversation fails the whole batch.
     pub async fn append_messages(&self, messages: &[NewMessage]) -> Result<Vec<StoredMessage>> {
-        if messages.is_empty() {
+        self.commit(messages, &[]).await
+    }
+
+    /// [`append_messages`](Self::append_messages) and [`save_session`](Self::save_session) for
+    /// many conversations in one transaction: a conversation's turn (the messages it produced and
+    /// the session after it) becomes durable at once, and many turns share one flush. Of several
+    /// sessions of one conversation the one with the highest turn is saved.
+    pub async fn commit(
+        &self,
+        messages: &[NewMessage],
+        sessions: &[NewSession],
+    ) -> Result<Vec<StoredMessage>> {
+        if messages.is_empty() && sessions.is_empty() {
             return Ok(Vec::new());
         }
+        // The latest session of each conversation (an upsert may not touch a row twice).
+        let mut latest: BTreeMap<&str, &NewSession> = BTreeMap::new();
+        for session in sessions {
+            let entry = latest
+                .entry(session.conversation.as_str())
+                .or_insert(session);
+            if session.turn > entry.turn {
+                *entry = session;
+            }
+        }
+        let sessions: Vec<&NewSession> = latest.into_values().collect();
         // Sorted, so that conversations are always locked in the same order (no deadlocks).
         let mut groups: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
         for (index, message) in messages.iter().enumerate() {
@@ -545,6 +571,25 @@ impl Store {
                 }
                 query.push(")");
                 query.build().execute(&mut *tx).await?;
+            }
+            for chunk in sessions.chunks(SESSIONS_PER_UPSERT) {
+                let mut query = sqlx::QueryBuilder::new(sql.insert_sessions);
+                query.push_values(chunk, |mut row, session| {
+                    row.push_bind(session.conversation.as_str())
+                        .push_bind(session.turn)
+                        .push_bind(session.json.as_str());
+                });
+                query.push(sql.upsert_sessions);
+                if let Err(error) = query.build().execute(&mut *tx).await {
+                    return Err(match error {
+                        sqlx::Error::Database(e) if e.is_foreign_key_violation() => {
+                            StoreError::UnknownConversation(
+                                chunk.first().map(|s| s.conversation.clone()).unwrap_or_default(),
+                            )
+                        }
+                        other => other.into(),
+                    });
+                }
             }
             tx.commit().await?;
         });

@@ -39,6 +39,10 @@ pub(super) struct Sql {
     pub insert_event: &'static str,
     pub events_after: &'static str,
     pub save_session: &'static str,
+    /// Start of the multi-row session upsert; the caller appends `VALUES (…), (…)` (three
+    /// columns per row) and then `upsert_sessions`. At most one row per conversation.
+    pub insert_sessions: &'static str,
+    pub upsert_sessions: &'static str,
     pub load_session: &'static str,
 }
 
@@ -69,6 +73,9 @@ pub(super) const SQLITE: Sql = Sql {
     save_session: "INSERT INTO sessions (conversation_id, turn, state) VALUES (?, ?, ?) \
                    ON CONFLICT (conversation_id) DO UPDATE SET turn = excluded.turn, state = excluded.state \
                    WHERE excluded.turn >= sessions.turn",
+    insert_sessions: "INSERT INTO sessions (conversation_id, turn, state) ",
+    upsert_sessions: " ON CONFLICT (conversation_id) DO UPDATE SET turn = excluded.turn, state = excluded.state \
+                      WHERE excluded.turn >= sessions.turn",
     load_session: "SELECT turn, state FROM sessions WHERE conversation_id = ?",
 };
 
@@ -97,6 +104,9 @@ pub(super) const POSTGRES: Sql = Sql {
     save_session: "INSERT INTO sessions (conversation_id, turn, state) VALUES ($1, $2, $3) \
                    ON CONFLICT (conversation_id) DO UPDATE SET turn = excluded.turn, state = excluded.state \
                    WHERE excluded.turn >= sessions.turn",
+    insert_sessions: "INSERT INTO sessions (conversation_id, turn, state) ",
+    upsert_sessions: " ON CONFLICT (conversation_id) DO UPDATE SET turn = excluded.turn, state = excluded.state \
+                      WHERE excluded.turn >= sessions.turn",
     load_session: "SELECT turn, state FROM sessions WHERE conversation_id = $1",
 };
 
@@ -111,5 +121,7 @@ pub(super) const MYSQL: Sql = Sql {
     save_session: "INSERT INTO sessions (conversation_id, turn, state) VALUES (?, ?, ?) \
                    ON DUPLICATE KEY UPDATE state = IF(VALUES(turn) >= turn, VALUES(state), state), \
                    turn = GREATEST(turn, VALUES(turn))",
+    upsert_sessions: " ON DUPLICATE KEY UPDATE state = IF(VALUES(turn) >= turn, VALUES(state), state), \
+                      turn = GREATEST(turn, VALUES(turn))",
     ..SQLITE
 };

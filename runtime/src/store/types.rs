@@ -170,3 +170,11 @@ pub struct SessionState {
     pub turn: i64,
     pub json: String,
 }
+
+/// A session state to save with a batch (see [`Store::commit`](super::Store::commit)).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewSession {
+    pub conversation: String,
+    pub turn: i64,
+    pub json: String,
+}

@@ -1,10 +1,11 @@
-//! Group commit of messages: one task owns the writes, takes every queued append and stores them
-//! with a single [`Store::append_messages`] transaction, then answers each caller.
+//! Group commit of messages and session states: one task owns the writes, takes every queued
+//! request and stores them with a single [`Store::commit`] transaction, then answers each caller.
 //!
-//! A caller is answered only after its message is durable, so the chat gateway can acknowledge a
-//! visitor message as soon as [`MessageWriter::append`] returns. There is no timer: while one
-//! batch is being committed the next requests queue up and form the next batch, so batches grow
-//! with the load and a lone message is written at once.
+//! A caller is answered only after its request is durable, so the chat gateway can acknowledge a
+//! visitor message as soon as [`MessageWriter::append`] returns, and a conversation's turn (the
+//! bot's messages and the session after them, [`MessageWriter::commit_turn`]) is stored whole or
+//! not at all. There is no timer: while one batch is being committed the next requests queue up
+//! and form the next batch, so batches grow with the load and a lone request is written at once.
 //!
 //! Batches are written one after another in arrival order, so a conversation's messages get their
 //! sequence numbers in the order their appends reached the writer.
@@ -14,7 +15,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use tokio::sync::{mpsc, oneshot, watch};
 
-use super::{NewMessage, Store, StoreError, StoredMessage};
+use super::{NewMessage, NewSession, Store, StoreError, StoredMessage};
 
 /// How the writer batches and how many requests may wait.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,19 +71,21 @@ pub struct MessageWriter {
 
 #[derive(Debug)]
 enum Command {
-    Append(Request),
-    /// Several messages that go into one batch, in this order.
-    AppendAll(Vec<Request>),
+    Write(Request),
     Close,
 }
 
+/// Messages and at most one session state, stored together or not at all.
 #[derive(Debug)]
 struct Request {
-    message: NewMessage,
+    messages: Vec<NewMessage>,
+    /// How many messages the request has (they are moved out while a batch is written).
+    len: usize,
+    session: Option<NewSession>,
     reply: Reply,
 }
 
-type Reply = oneshot::Sender<Result<StoredMessage, StoreError>>;
+type Reply = oneshot::Sender<Result<Vec<StoredMessage>, StoreError>>;
 
 #[derive(Debug, Default)]
 struct Counters {
@@ -120,44 +123,39 @@ impl MessageWriter {
     /// Cancelling the returned future does not withdraw a message the writer has accepted: it
     /// may still be stored (a resend with the same client id then returns it).
     pub async fn append(&self, message: NewMessage) -> Result<StoredMessage, WriteError> {
-        let (reply, answer) = oneshot::channel();
-        self.commands
-            .send(Command::Append(Request { message, reply }))
-            .await
-            .map_err(|_| WriteError::Stopped)?;
-        // A dropped reply means the task ended without answering (it panicked): the message may
-        // or may not be stored, and the caller is told the writer stopped instead of waiting.
-        Ok(answer.await.map_err(|_| WriteError::Stopped)??)
+        let mut stored = self.write(vec![message], None).await?;
+        stored.pop().ok_or(WriteError::Stopped)
     }
 
-    /// Stores `messages` in this order, in one batch (so a conversation's messages get
-    /// consecutive sequence numbers unless another task appends to it at the same time), and
-    /// returns each stored message, or each message's own failure, once all are answered.
-    pub async fn append_all(
+    /// Stores a conversation's turn: `messages` in this order (consecutive sequence numbers
+    /// unless another task appends to the conversation at the same time) and the session after
+    /// them, in one transaction; returns the stored messages.
+    pub async fn commit_turn(
         &self,
         messages: Vec<NewMessage>,
-    ) -> Result<Vec<Result<StoredMessage, StoreError>>, WriteError> {
-        if messages.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut answers = Vec::with_capacity(messages.len());
-        let requests = messages
-            .into_iter()
-            .map(|message| {
-                let (reply, answer) = oneshot::channel();
-                answers.push(answer);
-                Request { message, reply }
-            })
-            .collect();
+        session: NewSession,
+    ) -> Result<Vec<StoredMessage>, WriteError> {
+        self.write(messages, Some(session)).await
+    }
+
+    async fn write(
+        &self,
+        messages: Vec<NewMessage>,
+        session: Option<NewSession>,
+    ) -> Result<Vec<StoredMessage>, WriteError> {
+        let (reply, answer) = oneshot::channel();
         self.commands
-            .send(Command::AppendAll(requests))
+            .send(Command::Write(Request {
+                len: messages.len(),
+                messages,
+                session,
+                reply,
+            }))
             .await
             .map_err(|_| WriteError::Stopped)?;
-        let mut stored = Vec::with_capacity(answers.len());
-        for answer in answers {
-            stored.push(answer.await.map_err(|_| WriteError::Stopped)?);
-        }
-        Ok(stored)
+        // A dropped reply means the task ended without answering (it panicked): the request may
+        // or may not be stored, and the caller is told the writer stopped instead of waiting.
+        Ok(answer.await.map_err(|_| WriteError::Stopped)??)
     }
 
     /// Stops accepting appends, waits until every accepted one is written and answered, and
@@ -196,8 +194,7 @@ impl Task {
         while receiver.recv_many(&mut commands, self.max_batch).await > 0 {
             for command in commands.drain(..) {
                 match command {
-                    Command::Append(request) => batch.push(request),
-                    Command::AppendAll(requests) => batch.extend(requests),
+                    Command::Write(request) => batch.push(request),
                     // Refuses new sends; the ones already queued are still received.
                     Command::Close => receiver.close(),
                 }
@@ -209,59 +206,88 @@ impl Task {
     }
 
     /// Writes `batch` in one transaction and answers every request. When the transaction fails
-    /// it is rolled back as a whole, so the batch is retried in parts: the innocent messages are
+    /// it is rolled back as a whole, so the batch is retried in parts: the innocent requests are
     /// stored and each failing one gets its own error (`StoreError` is not `Clone`, and each
-    /// error comes from the attempt that wrote that message alone).
+    /// error comes from the attempt that wrote that request alone).
     async fn write(&self, batch: Vec<Request>) {
-        let (messages, replies): (Vec<NewMessage>, Vec<Reply>) = batch
-            .into_iter()
-            .map(|request| (request.message, request.reply))
-            .unzip();
         // A stack of parts still to write; the part on top is always the earliest, so arrival
         // order is kept.
-        let mut pending = vec![(messages, replies)];
-        while let Some((mut messages, mut replies)) = pending.pop() {
-            match self.store.append_messages(&messages).await {
+        let mut pending = vec![batch];
+        while let Some(mut part) = pending.pop() {
+            let messages: Vec<NewMessage> = part
+                .iter_mut()
+                .flat_map(|request| std::mem::take(&mut request.messages))
+                .collect();
+            let sessions: Vec<NewSession> = part
+                .iter()
+                .filter_map(|request| request.session.clone())
+                .collect();
+            match self.store.commit(&messages, &sessions).await {
                 Ok(stored) => {
                     self.counters.batches.fetch_add(1, Ordering::Relaxed);
                     self.counters
                         .messages
                         .fetch_add(stored.len() as u64, Ordering::Relaxed);
-                    for (reply, stored) in replies.into_iter().zip(stored) {
-                        // The caller may have stopped waiting; its message is stored anyway.
-                        let _ = reply.send(Ok(stored));
-                    }
-                }
-                Err(error) if messages.len() == 1 => {
-                    if let Some(reply) = replies.pop() {
-                        let _ = reply.send(Err(error));
-                    }
-                }
-                Err(StoreError::UnknownConversation(unknown)) => {
-                    // Everything for that conversation fails the same way; the rest is retried.
-                    let mut kept = (Vec::new(), Vec::new());
-                    for (message, reply) in messages.into_iter().zip(replies) {
-                        if message.conversation == unknown {
-                            let error = StoreError::UnknownConversation(unknown.clone());
-                            let _ = reply.send(Err(error));
-                        } else {
-                            kept.0.push(message);
-                            kept.1.push(reply);
-                        }
-                    }
-                    if !kept.0.is_empty() {
-                        pending.push(kept);
+                    let mut stored = stored.into_iter();
+                    for request in part {
+                        let mine: Vec<StoredMessage> = stored.by_ref().take(request.len).collect();
+                        // The caller may have stopped waiting; its request is stored anyway.
+                        let _ = request.reply.send(Ok(mine));
                     }
                 }
                 Err(error) => {
-                    // Halving needs about 2·k·log₂ n transactions to isolate k bad messages.
-                    tracing::warn!(%error, messages = messages.len(), "message batch failed; retrying it in halves");
-                    let half = messages.len() / 2;
-                    let second = (messages.split_off(half), replies.split_off(half));
+                    let mut part = restore(part, messages);
+                    if part.len() == 1 {
+                        if let Some(request) = part.pop() {
+                            let _ = request.reply.send(Err(error));
+                        }
+                        continue;
+                    }
+                    if let StoreError::UnknownConversation(unknown) = &error {
+                        // Everything for that conversation fails the same way; the rest is
+                        // retried.
+                        let (doomed, kept): (Vec<Request>, Vec<Request>) =
+                            part.into_iter().partition(|r| r.touches(unknown));
+                        if !doomed.is_empty() {
+                            for request in doomed {
+                                let error = StoreError::UnknownConversation(unknown.clone());
+                                let _ = request.reply.send(Err(error));
+                            }
+                            if !kept.is_empty() {
+                                pending.push(kept);
+                            }
+                            continue;
+                        }
+                        part = kept;
+                    }
+                    // Halving needs about 2·k·log₂ n transactions to isolate k bad requests.
+                    tracing::warn!(%error, requests = part.len(), "a write batch failed; retrying it in halves");
+                    let half = part.len() / 2;
+                    let second = part.split_off(half);
                     pending.push(second);
-                    pending.push((messages, replies));
+                    pending.push(part);
                 }
             }
         }
     }
+}
+
+impl Request {
+    /// Whether this request writes to `conversation`.
+    fn touches(&self, conversation: &str) -> bool {
+        self.messages.iter().any(|m| m.conversation == conversation)
+            || self
+                .session
+                .as_ref()
+                .is_some_and(|s| s.conversation == conversation)
+    }
+}
+
+/// Gives each request of `part` its messages back (taken out in order for the batch).
+fn restore(mut part: Vec<Request>, messages: Vec<NewMessage>) -> Vec<Request> {
+    let mut messages = messages.into_iter();
+    for request in &mut part {
+        request.messages = messages.by_ref().take(request.len).collect();
+    }
+    part
 }
