@@ -7,6 +7,7 @@
 pub mod cli;
 pub mod compiled;
 pub mod conversation;
+pub mod demo;
 pub mod engines;
 pub mod gateway;
 pub mod server;

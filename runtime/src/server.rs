@@ -15,6 +15,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use crate::conversation::{Hub, HubConfig, Lookups, Services};
+use crate::demo::catalogue::Catalogue;
 use crate::engines::Engines;
 use crate::gateway::{Chat, GatewayLimits};
 use crate::store::{MessageWriter, Store, StoreError, WriterConfig};
@@ -28,6 +29,8 @@ pub struct AppState {
     pub store: Option<Store>,
     /// Conversations and the chat gateway, when the server runs with a database.
     pub chat: Option<Chat>,
+    /// The demo shop's catalogue (`/demo`), when the server has one.
+    pub demo: Option<Catalogue>,
 }
 
 impl AppState {
@@ -38,6 +41,7 @@ impl AppState {
             engines: Arc::new(engines),
             store: None,
             chat: None,
+            demo: None,
         }
     }
 
@@ -89,6 +93,8 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/", get(index))
         .route("/healthz", get(health))
         .route("/ws/visitor", get(crate::gateway::visitor))
+        .route("/widget.js", get(widget))
+        .merge(crate::demo::web::routes())
         .route("/api/flows", get(list_flows))
         .route("/api/flows/validate", post(validate_flow))
         .route("/api/flows/{id}", get(get_flow))
@@ -104,14 +110,15 @@ pub fn serve_blocking(addr: SocketAddr, database: &Database) -> anyhow::Result<(
     runtime.block_on(async move {
         let state = AppState::bundled().map_err(anyhow::Error::msg)?;
         let store = database.open(state.library()).await?;
-        let lookups = database.lookups().await?;
-        let state = state.with_chat(
+        let catalogue = database.catalogue().await?;
+        let mut state = state.with_chat(
             store,
-            lookups,
+            Arc::new(catalogue.clone()),
             HubConfig::default(),
             GatewayLimits::default(),
             CancellationToken::new(),
         );
+        state.demo = Some(catalogue);
         let listener = tokio::net::TcpListener::bind(addr).await?;
         serve(listener, Arc::new(state)).await
     })
@@ -170,12 +177,12 @@ impl Database {
         Ok(store)
     }
 
-    /// What answers the flows' lookups: the bundled fixtures until the demo catalogue lands.
-    pub async fn lookups(&self) -> anyhow::Result<Arc<dyn Lookups>> {
-        let fixtures =
-            flows::fixtures::Fixtures::from_json(include_str!("../../flows/library/fixtures.json"))
-                .map_err(anyhow::Error::msg)?;
-        Ok(Arc::new(fixtures))
+    /// The demo shop's catalogue, which answers the bundled flows' lookups: always a SQLite
+    /// file in the data folder (it stands in for another company system, whatever database
+    /// kefu itself uses), seeded at first start.
+    pub async fn catalogue(&self) -> anyhow::Result<Catalogue> {
+        let catalogue = Catalogue::open(&self.data_dir, crate::conversation::now_ms()).await?;
+        Ok(catalogue)
     }
 }
 
@@ -273,7 +280,7 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
+    pub fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
         ApiError {
             status,
             message: message.into(),
@@ -289,6 +296,18 @@ impl IntoResponse for ApiError {
 
 async fn index() -> Html<&'static str> {
     Html(include_str!("index.html"))
+}
+
+/// The visitor widget: one script tag on any site.
+async fn widget() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=300"),
+        ],
+        include_str!("../assets/widget.js"),
+    )
+        .into_response()
 }
 
 async fn health(State(state): State<Arc<AppState>>) -> Json<serde_json::Value> {
@@ -473,5 +492,12 @@ async fn flow_as_rust(
 }
 
 fn internal_error() -> Response {
-    ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response()
+    ApiError::internal().into_response()
+}
+
+impl ApiError {
+    /// A failure of the server; the details are in its log, not in the answer.
+    pub fn internal() -> ApiError {
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
+    }
 }

@@ -6,4 +6,5 @@
 mod api;
 mod chat;
 mod cli;
+mod demo;
 mod store;
