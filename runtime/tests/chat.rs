@@ -69,6 +69,9 @@ pub struct Options {
     pub library: Option<flows::Library>,
     pub limits: GatewayLimits,
     pub hub: HubConfig,
+    /// Answer lookups from the demo catalogue (seeded in the data folder) and serve the demo
+    /// shop, instead of the canned fixtures.
+    pub catalogue: bool,
 }
 
 impl Server {
@@ -85,7 +88,17 @@ impl Server {
         };
         let store = database.open(state.library()).await.unwrap();
         let stop = CancellationToken::new();
-        let state = state.with_chat(store, fixtures(), options.hub, options.limits, stop.clone());
+        let catalogue = if options.catalogue {
+            Some(database.catalogue().await.unwrap())
+        } else {
+            None
+        };
+        let lookups = match &catalogue {
+            Some(catalogue) => Arc::new(catalogue.clone()) as Arc<dyn Lookups>,
+            None => fixtures(),
+        };
+        let mut state = state.with_chat(store, lookups, options.hub, options.limits, stop.clone());
+        state.demo = catalogue;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let task = tokio::spawn(serve_until(listener, Arc::new(state), stop.clone()));
