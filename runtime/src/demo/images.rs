@@ -39,20 +39,24 @@ pub fn image_svg(file: &str) -> Option<String> {
     ))
 }
 
-/// A rounded card in `colour` with the brand at the top, a silhouette, the name and the price.
+/// A rounded card in `colour` with a silhouette and the name. Everything stays within the
+/// middle 280 pixels, because the shop crops the picture to a portrait card; brand and price
+/// are only in the accessible label (the page prints them under the picture).
 fn picture(colour: &str, shape: Shape, brand: &str, name: &str, price: &str) -> String {
     let brand = escape(brand);
     let name = escape(name);
     let price = escape(price);
-    // Long names get a smaller font so they stay inside the card.
-    let size = if name.chars().count() > 24 { 22 } else { 28 };
+    // Long names get a smaller font so they stay inside the middle of the card (a bold glyph
+    // is about 0.7 em wide).
+    let chars = u32::try_from(name.chars().count())
+        .unwrap_or(u32::MAX)
+        .max(1);
+    let size = (280 / chars * 10 / 7).clamp(12, 28);
     format!(
-        r##"<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" aria-label="{name}">
+        r##"<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" aria-label="{brand} {name} · {price}">
 <rect x="0" y="0" width="{WIDTH}" height="{HEIGHT}" rx="28" fill="{colour}"/>
 <rect x="0" y="0" width="{WIDTH}" height="{HEIGHT}" rx="28" fill="url(#shine)"/>
 <defs><linearGradient id="shine" x1="0" y1="0" x2="1" y2="1"><stop offset="0" stop-color="#fff" stop-opacity="0.25"/><stop offset="1" stop-color="#000" stop-opacity="0.15"/></linearGradient></defs>
-<text x="28" y="44" font-family="system-ui, sans-serif" font-size="20" font-weight="600" fill="#fff" fill-opacity="0.85">{brand}</text>
-<text x="452" y="44" font-family="system-ui, sans-serif" font-size="20" fill="#fff" fill-opacity="0.85" text-anchor="end">{price}</text>
 <g fill="#fff" fill-opacity="0.92" stroke="none">{silhouette}</g>
 <text x="240" y="322" font-family="system-ui, sans-serif" font-size="{size}" font-weight="700" fill="#fff" text-anchor="middle">{name}</text>
 </svg>
