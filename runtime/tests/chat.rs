@@ -582,7 +582,8 @@ async fn bad_frames_get_clear_errors_and_change_nothing() {
     assert_eq!(refused.last().unwrap()["client_id"], id.as_str());
     assert!(messages(&refused).iter().all(|m| m["sender"] != "bot"));
     // Nothing else was stored and the connection still works.
-    assert!(visitor.until_pong().await.is_empty());
+    let rest = visitor.until_pong().await;
+    assert!(rest.is_empty(), "{rest:?}");
     assert_eq!(
         visitor.last_seq,
         before + 1,

@@ -7,7 +7,6 @@
 
 pub mod frames;
 
-use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -144,10 +143,8 @@ struct Connection {
 struct Joined {
     handle: ConversationHandle,
     events: broadcast::Receiver<Outbound>,
-    /// The highest sequence number sent on this connection.
+    /// The highest sequence number sent on this connection (in a `message` or an `ack`).
     last_sent: i64,
-    /// Client ids of messages sent on this connection: their echo is not sent back.
-    own: HashSet<Arc<str>>,
 }
 
 impl Connection {
@@ -419,7 +416,6 @@ impl Connection {
             handle,
             events,
             last_sent: last_seq,
-            own: HashSet::new(),
         });
         self.catch_up().await
     }
@@ -478,7 +474,6 @@ impl Connection {
         let Some(joined) = &mut self.conversation else {
             return self.not_started().await;
         };
-        joined.own.insert(Arc::from(client_id.as_str()));
         let mut handle = joined.handle.clone();
         let sent = self
             .chat
@@ -490,7 +485,7 @@ impl Connection {
             joined.handle = handle;
         }
         match sent {
-            Ok(seq) => self.send(&ack_frame(&client_id, seq)).await,
+            Ok(seq) => self.acknowledge(&client_id, seq).await,
             Err(SendError::Ended) => {
                 self.error(
                     "ended",
@@ -512,16 +507,46 @@ impl Connection {
         }
     }
 
+    /// Acknowledges the visitor message stored as `seq`. Every message numbered before it was
+    /// published before the conversation answered: those waiting are sent first, so that frames
+    /// with a `seq` leave in increasing order and a client resuming from the highest one it saw
+    /// misses nothing. The message's own echo is not sent back; what came after it follows the
+    /// ack.
+    async fn acknowledge(&mut self, client_id: &str, seq: i64) -> Result<(), End> {
+        use broadcast::error::{RecvError, TryRecvError};
+        let mut later = Vec::new();
+        // Whether the echo has passed: what the conversation published after it (its answer)
+        // follows the ack.
+        let mut echoed = false;
+        while let Some(joined) = &mut self.conversation {
+            match joined.events.try_recv() {
+                Ok(Outbound::Message { seq: n, .. }) if n == seq => echoed = true,
+                Ok(event @ Outbound::Message { seq: n, .. }) if n > seq => later.push(event),
+                Ok(event) if echoed || !later.is_empty() => later.push(event),
+                Ok(event) => self.on_event(Ok(event)).await?,
+                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Lagged(missed)) => {
+                    self.on_event(Err(RecvError::Lagged(missed))).await?;
+                }
+                Err(TryRecvError::Closed) => self.on_event(Err(RecvError::Closed)).await?,
+            }
+        }
+        self.send(&ack_frame(client_id, seq)).await?;
+        if let Some(joined) = &mut self.conversation {
+            joined.last_sent = joined.last_sent.max(seq);
+        }
+        for event in later {
+            self.on_event(Ok(event)).await?;
+        }
+        Ok(())
+    }
+
     async fn on_event(
         &mut self,
         event: Result<Outbound, broadcast::error::RecvError>,
     ) -> Result<(), End> {
         match event {
-            Ok(Outbound::Message {
-                seq,
-                client_id,
-                frame,
-            }) => {
+            Ok(Outbound::Message { seq, frame, .. }) => {
                 let Some(joined) = &mut self.conversation else {
                     return Ok(());
                 };
@@ -533,11 +558,6 @@ impl Connection {
                     return self.catch_up().await;
                 }
                 joined.last_sent = seq;
-                if let Some(client_id) = client_id
-                    && joined.own.remove(&client_id)
-                {
-                    return Ok(());
-                }
                 self.send(&frame).await
             }
             Ok(Outbound::Frame(frame)) => self.send(&frame).await,
