@@ -1,8 +1,8 @@
 //! The kefu server and command-line tools, around the pure `flows` engine.
 //!
-//! For now the server serves a health page and the flow API (list, fetch, validate, export as
-//! Rust), and `engines` chooses between compiled and interpreted flows; the conversation
-//! runtime, chat gateway and console arrive with their issues.
+//! The server runs conversations (`conversation`) over the visitor WebSocket (`gateway`),
+//! stores them (`store`), serves the demo shop (`demo`) and the flow API (`server`); `engines`
+//! chooses between compiled and interpreted flows. The agent console arrives with its issue.
 
 pub mod cli;
 pub mod compiled;
