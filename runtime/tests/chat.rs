@@ -937,3 +937,41 @@ async fn kill_9_during_a_load_loses_no_acknowledged_message() {
     }
     kefu.kill();
 }
+
+#[tokio::test]
+async fn a_resend_of_an_old_message_is_found_in_the_database() {
+    let dir = temp_dir("old-resend");
+    let limits = GatewayLimits {
+        rate_per_second: 10_000.0,
+        burst: 10_000.0,
+        ..GatewayLimits::default()
+    };
+    let server = Server::start(
+        &dir,
+        Options {
+            limits,
+            ..Options::default()
+        },
+    )
+    .await;
+    let mut visitor = Visitor::start(server.addr, "faq-hours", "en").await;
+    visitor.bot_turn().await;
+    // More messages than a conversation remembers client ids of (256).
+    let first = visitor.say("tell me about drones").await;
+    let first_ack = visitor.until(|f| f["type"] == "ack").await.pop().unwrap();
+    for _ in 0..260 {
+        visitor.say("and about kites?").await;
+        visitor.until(|f| f["type"] == "ack").await;
+    }
+    visitor.until_pong().await;
+    visitor
+        .send(json!({"type": "message", "client_id": first, "text": "tell me about drones"}))
+        .await;
+    let answer = visitor.until_pong().await;
+    assert_eq!(
+        answer,
+        vec![first_ack],
+        "the old ack, and nothing stored or answered"
+    );
+    server.stop().await;
+}

@@ -633,6 +633,7 @@ async fn a_commit_stores_messages_and_sessions_together() {
                         message("b", "{}", Some("x")),
                         message("a", "{}", None),
                     ],
+                    &[],
                     // Two turns of `a` in one batch: the later one is kept; `b` keeps its newer turn.
                     &[session("a", 2), session("a", 1), session("b", 4)],
                 )
@@ -645,7 +646,11 @@ async fn a_commit_stores_messages_and_sessions_together() {
             assert_eq!(b.turn, 5, "an older turn never replaces a newer one");
             // A session of an unknown conversation fails the whole commit.
             match store
-                .commit(&[message("open_ended", "{}", None)], &[session("ghost", 1)])
+                .commit(
+                    &[message("open_ended", "{}", None)],
+                    &[],
+                    &[session("ghost", 1)],
+                )
                 .await
             {
                 Err(StoreError::UnknownConversation(id)) => assert_eq!(id, "ghost"),
@@ -660,7 +665,7 @@ async fn a_commit_stores_messages_and_sessions_together() {
             );
             // Sessions alone commit too.
             store
-                .commit(&[], &[session("open_ended", 1)])
+                .commit(&[], &[], &[session("open_ended", 1)])
                 .await
                 .unwrap();
             assert_eq!(
@@ -674,6 +679,50 @@ async fn a_commit_stores_messages_and_sessions_together() {
             );
         },
     )
+    .await;
+}
+
+#[tokio::test]
+async fn messages_numbered_by_their_writer_are_stored_as_numbered() {
+    on_every_backend("messages_numbered_by_their_writer", |store| async move {
+        store.create_conversation(&conversation("n")).await.unwrap();
+        let numbered = |seq: i64, client_id: &str| StoredMessage {
+            conversation: "n".to_owned(),
+            seq,
+            sender: Sender::Bot,
+            kind: "text".to_owned(),
+            body_json: format!("{{\"n\":{seq}}}"),
+            client_id: Some(client_id.to_owned()),
+            at: 7,
+        };
+        let first = [numbered(1, "b:1:0"), numbered(2, "b:1:1")];
+        store.commit(&[], &first, &[]).await.unwrap();
+        assert_eq!(store.messages_after("n", 0, 10).await.unwrap(), first);
+        let conversation = store.conversation("n").await.unwrap().unwrap();
+        assert_eq!(conversation.last_message_seq, 2, "the counter follows");
+        // The locking path continues after them.
+        let appended = store
+            .append_messages(&[message("n", "{}", None)])
+            .await
+            .unwrap();
+        assert_eq!(seqs(&appended), [3]);
+        // A taken number, or a taken client id, fails the whole commit.
+        for clash in [numbered(3, "b:2:0"), numbered(4, "b:1:0")] {
+            let result = store
+                .commit(&[], &[numbered(5, "b:9:9"), clash.clone()], &[])
+                .await;
+            assert!(
+                matches!(result, Err(StoreError::MessageExists)),
+                "{clash:?}: {result:?}"
+            );
+        }
+        assert_eq!(store.messages_after("n", 3, 10).await.unwrap(), []);
+        assert_eq!(
+            store.message_by_client_id("n", "b:1:1").await.unwrap(),
+            Some(numbered(2, "b:1:1"))
+        );
+        assert_eq!(store.message_by_client_id("n", "nope").await.unwrap(), None);
+    })
     .await;
 }
 

@@ -31,7 +31,9 @@ use super::body::{Body, message_frame};
 use super::hub::{ConversationHandle, HubError, Outbound, SendError, Shared, VisitorInput};
 use super::{State, Transition, now_ms};
 use crate::engines::SharedEngine;
-use crate::store::{NewConversation, NewEvent, NewMessage, NewSession, Sender, StoredMessage};
+use crate::store::{
+    NewConversation, NewEvent, NewSession, Sender, StoreError, StoredMessage, WriteError,
+};
 
 /// How long a lookup may take before the flow is told it failed.
 const LOOKUP_TIMEOUT: Duration = Duration::from_secs(10);
@@ -95,6 +97,36 @@ pub(super) struct Actor {
     commands: Option<mpsc::Sender<Command>>,
     /// Visitor messages stored after the saved session, to take on loading.
     replay: Vec<StoredMessage>,
+    /// Recent client ids and their sequence numbers: a resend is answered from here, and a turn
+    /// taken again after a crash finds the messages it stored before.
+    known: Known,
+}
+
+/// Client ids of a conversation's recent messages, at most `KNOWN_CLIENT_IDS` (an older resend
+/// is found in the database instead).
+#[derive(Default)]
+struct Known {
+    seqs: HashMap<String, i64>,
+    order: std::collections::VecDeque<String>,
+}
+
+const KNOWN_CLIENT_IDS: usize = 256;
+
+impl Known {
+    fn get(&self, client_id: &str) -> Option<i64> {
+        self.seqs.get(client_id).copied()
+    }
+
+    fn insert(&mut self, client_id: &str, seq: i64) {
+        if self.seqs.insert(client_id.to_owned(), seq).is_none() {
+            self.order.push_back(client_id.to_owned());
+            if self.order.len() > KNOWN_CLIENT_IDS
+                && let Some(oldest) = self.order.pop_front()
+            {
+                self.seqs.remove(&oldest);
+            }
+        }
+    }
 }
 
 impl Actor {
@@ -195,6 +227,7 @@ impl Actor {
         };
         let engine = shared.engine_for(id, &flow_ref).await?;
         let mut replay = Vec::new();
+        let mut known = Known::default();
         if !state.is_ended() {
             let mut after = parsed.input_seq;
             loop {
@@ -202,7 +235,14 @@ impl Actor {
                 let Some(last) = page.last() else { break };
                 after = last.seq;
                 let full = page.len() == REPLAY_PAGE as usize;
-                replay.extend(page.into_iter().filter(|m| m.sender == Sender::Visitor));
+                for message in page {
+                    if let Some(client_id) = &message.client_id {
+                        known.insert(client_id, message.seq);
+                    }
+                    if message.sender == Sender::Visitor {
+                        replay.push(message);
+                    }
+                }
                 if !full {
                     break;
                 }
@@ -221,6 +261,7 @@ impl Actor {
         actor.saved_turn = saved.turn;
         actor.last_seq = conversation.last_message_seq;
         actor.replay = replay;
+        actor.known = known;
         for request in parsed.lookups {
             actor
                 .lookups
@@ -257,6 +298,7 @@ impl Actor {
             events,
             commands: None,
             replay: Vec::new(),
+            known: Known::default(),
         }
     }
 
@@ -348,27 +390,56 @@ impl Actor {
                     let _ = reply.send(Err(SendError::Ended));
                     return Ok(());
                 }
+                if let Some(seq) = self.known.get(&client_id) {
+                    // A resend: answered with the stored message's number, taken once.
+                    let _ = reply.send(Ok(seq));
+                    return Ok(());
+                }
                 let body = self.visitor_body(&input);
-                let message = NewMessage {
+                let stored = StoredMessage {
                     conversation: self.id.to_string(),
+                    seq: self.last_seq + 1,
                     sender: Sender::Visitor,
                     kind: body.kind().to_owned(),
                     body_json: body.to_json(),
                     client_id: Some(client_id),
                     at: now_ms(),
                 };
-                let stored = match self.shared.services.writer.append(message).await {
-                    Ok(stored) => stored,
+                match self
+                    .shared
+                    .services
+                    .writer
+                    .commit_turn(vec![stored.clone()], None)
+                    .await
+                {
+                    Ok(()) => {}
+                    Err(WriteError::Store(StoreError::MessageExists)) => {
+                        // An older resend than `known` remembers (or another writer took the
+                        // number, which the reload after `Stop` sorts out).
+                        let client_id = stored.client_id.as_deref().unwrap_or_default();
+                        let found = self
+                            .shared
+                            .services
+                            .store
+                            .message_by_client_id(&self.id, client_id)
+                            .await;
+                        if let Ok(Some(found)) = found {
+                            self.known.insert(client_id, found.seq);
+                            let _ = reply.send(Ok(found.seq));
+                            return Ok(());
+                        }
+                        let _ = reply.send(Err(SendError::Internal));
+                        return Err(Stop);
+                    }
                     Err(error) => {
                         tracing::error!(conversation = %self.id, %error, "cannot store a visitor message");
                         let _ = reply.send(Err(SendError::Internal));
                         return Err(Stop);
                     }
-                };
+                }
                 let _ = reply.send(Ok(stored.seq));
-                if stored.seq <= self.input_seq {
-                    // A resend of a message the session has taken already.
-                    return Ok(());
+                if let Some(client_id) = &stored.client_id {
+                    self.known.insert(client_id, stored.seq);
                 }
                 self.publish(&stored);
                 let input = match input {
@@ -463,20 +534,32 @@ impl Actor {
                 Effect::Trace(_) => {}
             }
         }
-        let messages: Vec<NewMessage> = bodies
-            .into_iter()
-            .enumerate()
-            .map(|(index, (sender, body))| NewMessage {
+        // Numbered here: this task is the conversation's only writer. A message whose client
+        // id is known was stored before a crash, by this very turn.
+        let mut stored = Vec::with_capacity(bodies.len());
+        let mut new = Vec::with_capacity(bodies.len());
+        for (index, (sender, body)) in bodies.into_iter().enumerate() {
+            let client_id = format!("b:{turn}:{index}");
+            let seq = match self.known.get(&client_id) {
+                Some(seq) => seq,
+                None => {
+                    self.last_seq += 1;
+                    new.push(stored.len());
+                    self.last_seq
+                }
+            };
+            stored.push(StoredMessage {
                 conversation: self.id.to_string(),
+                seq,
                 sender,
                 kind: body.kind().to_owned(),
                 body_json: body.to_json(),
-                client_id: Some(format!("b:{turn}:{index}")),
+                client_id: Some(client_id),
                 at: now,
-            })
-            .collect();
-        if let Some(stored) = from {
-            self.input_seq = self.input_seq.max(stored.seq);
+            });
+        }
+        if let Some(message) = from {
+            self.input_seq = self.input_seq.max(message.seq);
         }
         // The lookups are pending from now on: saved with the session, asked once it is saved.
         for request in &lookups {
@@ -484,21 +567,22 @@ impl Actor {
                 .insert(request.request, (request.clone(), CancellationToken::new()));
         }
         let session = self.session_save()?;
-        let stored = match self
+        let numbered = new.iter().map(|&index| stored[index].clone()).collect();
+        if let Err(error) = self
             .shared
             .services
             .writer
-            .commit_turn(messages, session)
+            .commit_turn(numbered, Some(session))
             .await
         {
-            Ok(stored) => stored,
-            Err(error) => {
-                tracing::error!(conversation = %self.id, %error, "cannot store a turn");
-                return Err(Stop);
-            }
-        };
+            tracing::error!(conversation = %self.id, %error, "cannot store a turn");
+            return Err(Stop);
+        }
         self.saved_turn += 1;
         for message in &stored {
+            if let Some(client_id) = &message.client_id {
+                self.known.insert(client_id, message.seq);
+            }
             self.publish(message);
         }
         let transitioned = !transitions.is_empty();
@@ -565,15 +649,16 @@ impl Actor {
     /// Saves the session on its own (when no messages go with it).
     async fn save(&mut self) -> Result<(), Stop> {
         let session = self.session_save()?;
+        let turn = session.turn;
         match self
             .shared
             .services
-            .store
-            .save_session(&session.conversation, session.turn, &session.json)
+            .writer
+            .commit_turn(Vec::new(), Some(session))
             .await
         {
             Ok(()) => {
-                self.saved_turn = session.turn;
+                self.saved_turn = turn;
                 Ok(())
             }
             Err(error) => {

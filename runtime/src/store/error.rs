@@ -22,6 +22,10 @@ pub enum StoreError {
         existing: String,
         attempted: String,
     },
+    /// A numbered message's sequence number or client id is already taken in its conversation
+    /// (see [`Store::commit`](super::Store::commit)); nothing of the transaction was stored.
+    #[error("a message with this sequence number or client id is already stored")]
+    MessageExists,
     /// The database holds a value this version of kefu cannot read.
     #[error("invalid stored data: {0}")]
     Corrupt(String),

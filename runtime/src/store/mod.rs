@@ -420,20 +420,32 @@ impl Store {
     /// is already stored, or appears earlier in the batch, is not stored again: its entry is the
     /// stored message. An unknown conversation fails the whole batch.
     pub async fn append_messages(&self, messages: &[NewMessage]) -> Result<Vec<StoredMessage>> {
-        self.commit(messages, &[]).await
+        self.commit(messages, &[], &[]).await
     }
 
-    /// [`append_messages`](Self::append_messages) and [`save_session`](Self::save_session) for
-    /// many conversations in one transaction: a conversation's turn (the messages it produced and
-    /// the session after it) becomes durable at once, and many turns share one flush. Of several
-    /// sessions of one conversation the one with the highest turn is saved.
+    /// [`append_messages`](Self::append_messages), messages numbered by their writer, and
+    /// [`save_session`](Self::save_session), for many conversations in one transaction: a
+    /// conversation's turn (the messages it produced and the session after it) becomes durable
+    /// at once, and many turns share one flush. Of several sessions of one conversation the one
+    /// with the highest turn is saved.
+    ///
+    /// `numbered` messages carry their sequence number: the conversation's single writer (its
+    /// task) numbers them, which saves locking and reading the counter. A number or client id
+    /// that is already taken fails the whole transaction with [`StoreError::MessageExists`]; the
+    /// counter is set to the highest number written.
     pub async fn commit(
         &self,
         messages: &[NewMessage],
+        numbered: &[StoredMessage],
         sessions: &[NewSession],
     ) -> Result<Vec<StoredMessage>> {
-        if messages.is_empty() && sessions.is_empty() {
+        if messages.is_empty() && numbered.is_empty() && sessions.is_empty() {
             return Ok(Vec::new());
+        }
+        let mut tops: BTreeMap<&str, i64> = BTreeMap::new();
+        for message in numbered {
+            let top = tops.entry(message.conversation.as_str()).or_insert(0);
+            *top = (*top).max(message.seq);
         }
         // The latest session of each conversation (an upsert may not touch a row twice).
         let mut latest: BTreeMap<&str, &NewSession> = BTreeMap::new();
@@ -572,6 +584,48 @@ impl Store {
                 query.push(")");
                 query.build().execute(&mut *tx).await?;
             }
+            for chunk in numbered.chunks(MESSAGES_PER_INSERT) {
+                let mut query = sqlx::QueryBuilder::new(sql.insert_messages);
+                query.push_values(chunk, |mut row, message| {
+                    row.push_bind(message.conversation.as_str())
+                        .push_bind(message.seq)
+                        .push_bind(message.sender.as_str())
+                        .push_bind(message.kind.as_str())
+                        .push_bind(message.body_json.as_str())
+                        .push_bind(message.client_id.as_deref())
+                        .push_bind(message.at);
+                });
+                match query.build().execute(&mut *tx).await {
+                    Ok(_) => {}
+                    Err(error) if is_unique_violation(&error) => {
+                        return Err(StoreError::MessageExists);
+                    }
+                    Err(sqlx::Error::Database(error)) if error.is_foreign_key_violation() => {
+                        return Err(StoreError::UnknownConversation(
+                            chunk.first().map(|m| m.conversation.clone()).unwrap_or_default(),
+                        ));
+                    }
+                    Err(error) => return Err(error.into()),
+                }
+            }
+            let tops: Vec<(&str, i64)> = tops.into_iter().collect();
+            for chunk in tops.chunks(COUNTERS_PER_UPDATE) {
+                let mut query = sqlx::QueryBuilder::new(sql.set_message_counters);
+                for &(conversation, last) in chunk {
+                    query
+                        .push(" WHEN ")
+                        .push_bind(conversation)
+                        .push(" THEN ")
+                        .push_bind(last);
+                }
+                query.push(" END WHERE id IN (");
+                let mut ids = query.separated(", ");
+                for &(conversation, _) in chunk {
+                    ids.push_bind(conversation);
+                }
+                query.push(")");
+                query.build().execute(&mut *tx).await?;
+            }
             for chunk in sessions.chunks(SESSIONS_PER_UPSERT) {
                 let mut query = sqlx::QueryBuilder::new(sql.insert_sessions);
                 query.push_values(chunk, |mut row, session| {
@@ -620,6 +674,26 @@ impl Store {
         rows.into_iter()
             .map(|row| message_from_row(conversation, row))
             .collect()
+    }
+
+    /// The stored message of a conversation with this client id, if there is one.
+    pub async fn message_by_client_id(
+        &self,
+        conversation: &str,
+        client_id: &str,
+    ) -> Result<Option<StoredMessage>> {
+        let rows: Vec<MessageRow> = with_pool!(self, pool, sql => {
+            let mut query = sqlx::QueryBuilder::new(sql.messages_by_client_ids);
+            query
+                .push_bind(conversation)
+                .push(" AND client_id = ")
+                .push_bind(client_id);
+            query.build_query_as().fetch_all(pool).await?
+        });
+        rows.into_iter()
+            .next()
+            .map(|row| message_from_row(conversation, row))
+            .transpose()
     }
 
     /// Saves a conversation's session state after `turn`, replacing the saved one unless that is

@@ -79,8 +79,12 @@ enum Command {
 #[derive(Debug)]
 struct Request {
     messages: Vec<NewMessage>,
-    /// How many messages the request has (they are moved out while a batch is written).
+    /// Messages their conversation's task has numbered itself.
+    numbered: Vec<StoredMessage>,
+    /// How many messages and numbered messages the request has (they are moved out while a
+    /// batch is written).
     len: usize,
+    numbered_len: usize,
     session: Option<NewSession>,
     reply: Reply,
 }
@@ -127,15 +131,14 @@ impl MessageWriter {
         stored.pop().ok_or(WriteError::Stopped)
     }
 
-    /// Stores a conversation's turn: `messages` in this order (consecutive sequence numbers
-    /// unless another task appends to the conversation at the same time) and the session after
-    /// them, in one transaction; returns the stored messages.
+    /// Stores a conversation's turn, or part of one: messages its task has numbered (see
+    /// [`Store::commit`]) and the session after them, in one transaction.
     pub async fn commit_turn(
         &self,
-        messages: Vec<NewMessage>,
-        session: NewSession,
-    ) -> Result<Vec<StoredMessage>, WriteError> {
-        self.write(messages, Some(session)).await
+        numbered: Vec<StoredMessage>,
+        session: Option<NewSession>,
+    ) -> Result<(), WriteError> {
+        self.request(Vec::new(), numbered, session).await.map(drop)
     }
 
     async fn write(
@@ -143,11 +146,22 @@ impl MessageWriter {
         messages: Vec<NewMessage>,
         session: Option<NewSession>,
     ) -> Result<Vec<StoredMessage>, WriteError> {
+        self.request(messages, Vec::new(), session).await
+    }
+
+    async fn request(
+        &self,
+        messages: Vec<NewMessage>,
+        numbered: Vec<StoredMessage>,
+        session: Option<NewSession>,
+    ) -> Result<Vec<StoredMessage>, WriteError> {
         let (reply, answer) = oneshot::channel();
         self.commands
             .send(Command::Write(Request {
                 len: messages.len(),
+                numbered_len: numbered.len(),
                 messages,
+                numbered,
                 session,
                 reply,
             }))
@@ -218,16 +232,20 @@ impl Task {
                 .iter_mut()
                 .flat_map(|request| std::mem::take(&mut request.messages))
                 .collect();
+            let numbered: Vec<StoredMessage> = part
+                .iter_mut()
+                .flat_map(|request| std::mem::take(&mut request.numbered))
+                .collect();
             let sessions: Vec<NewSession> = part
                 .iter()
                 .filter_map(|request| request.session.clone())
                 .collect();
-            match self.store.commit(&messages, &sessions).await {
+            match self.store.commit(&messages, &numbered, &sessions).await {
                 Ok(stored) => {
                     self.counters.batches.fetch_add(1, Ordering::Relaxed);
                     self.counters
                         .messages
-                        .fetch_add(stored.len() as u64, Ordering::Relaxed);
+                        .fetch_add((stored.len() + numbered.len()) as u64, Ordering::Relaxed);
                     let mut stored = stored.into_iter();
                     for request in part {
                         let mine: Vec<StoredMessage> = stored.by_ref().take(request.len).collect();
@@ -236,7 +254,7 @@ impl Task {
                     }
                 }
                 Err(error) => {
-                    let mut part = restore(part, messages);
+                    let mut part = restore(part, messages, numbered);
                     if part.len() == 1 {
                         if let Some(request) = part.pop() {
                             let _ = request.reply.send(Err(error));
@@ -276,6 +294,7 @@ impl Request {
     /// Whether this request writes to `conversation`.
     fn touches(&self, conversation: &str) -> bool {
         self.messages.iter().any(|m| m.conversation == conversation)
+            || self.numbered.iter().any(|m| m.conversation == conversation)
             || self
                 .session
                 .as_ref()
@@ -284,10 +303,16 @@ impl Request {
 }
 
 /// Gives each request of `part` its messages back (taken out in order for the batch).
-fn restore(mut part: Vec<Request>, messages: Vec<NewMessage>) -> Vec<Request> {
+fn restore(
+    mut part: Vec<Request>,
+    messages: Vec<NewMessage>,
+    numbered: Vec<StoredMessage>,
+) -> Vec<Request> {
     let mut messages = messages.into_iter();
+    let mut numbered = numbered.into_iter();
     for request in &mut part {
         request.messages = messages.by_ref().take(request.len).collect();
+        request.numbered = numbered.by_ref().take(request.numbered_len).collect();
     }
     part
 }
