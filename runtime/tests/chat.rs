@@ -72,6 +72,8 @@ pub struct Options {
     /// Answer lookups from the demo catalogue (seeded in the data folder) and serve the demo
     /// shop, instead of the canned fixtures.
     pub catalogue: bool,
+    /// Store in this database instead of SQLite in the data folder.
+    pub database_url: Option<String>,
 }
 
 impl Server {
@@ -84,7 +86,7 @@ impl Server {
         };
         let database = Database {
             data_dir: dir.to_owned(),
-            url: None,
+            url: options.database_url,
         };
         let store = database.open(state.library()).await.unwrap();
         let stop = CancellationToken::new();
@@ -666,51 +668,80 @@ async fn heartbeats_close_silent_connections_only() {
 }
 
 #[tokio::test]
-async fn conversations_go_on_after_a_restart() {
-    let dir = temp_dir("restart");
-    let server = Server::start(&dir, Options::default()).await;
-    let mut visitor = Visitor::start(server.addr, "order-status", "en").await;
-    visitor.bot_turn().await;
-    visitor.say("KF100001").await;
-    let turn = visitor.bot_turn().await;
-    assert_eq!(
-        bot_text(messages(&turn).last().unwrap()).as_deref(),
-        Some("Is there anything else I can help with?")
-    );
-    let (conversation, token, seen) = (
-        visitor.conversation.clone(),
-        visitor.token.clone(),
-        visitor.last_seq,
-    );
-    visitor.close().await;
-    server.stop().await;
+async fn conversations_go_on_after_a_restart_on_every_database() {
+    for db in crate::store::backends("conversations_go_on_after_a_restart").await {
+        let dir = temp_dir("restart");
+        let options = || Options {
+            database_url: Some(db.url()),
+            ..Options::default()
+        };
+        let server = Server::start(&dir, options()).await;
+        let mut visitor = Visitor::start(server.addr, "order-status", "en").await;
+        visitor.bot_turn().await;
+        visitor.say("KF100001").await;
+        let turn = visitor.bot_turn().await;
+        assert_eq!(
+            bot_text(messages(&turn).last().unwrap()).as_deref(),
+            Some("Is there anything else I can help with?")
+        );
+        let (conversation, token, seen) = (
+            visitor.conversation.clone(),
+            visitor.token.clone(),
+            visitor.last_seq,
+        );
+        visitor.close().await;
+        server.stop().await;
 
-    let server = Server::start(&dir, Options::default()).await;
-    let (mut visitor, welcome) = Visitor::resume(server.addr, &conversation, &token, seen).await;
-    assert_eq!(welcome["last_seq"], seen);
-    assert_eq!(welcome["status"], "active");
-    visitor.choose("done").await;
-    let end = visitor.bot_turn().await;
-    assert!(
-        messages(&end)
-            .iter()
-            .any(|m| bot_text(m).is_some_and(|t| t.starts_with("Thanks for your patience"))),
-        "{end:?}"
-    );
-    assert_eq!(end.last().unwrap()["status"], "ended");
-    visitor.close().await;
-    server.stop().await;
+        let server = Server::start(&dir, options()).await;
+        let (mut visitor, welcome) =
+            Visitor::resume(server.addr, &conversation, &token, seen).await;
+        assert_eq!(welcome["last_seq"], seen, "{}", db.url());
+        assert_eq!(welcome["status"], "active");
+        visitor.choose("done").await;
+        let end = visitor.bot_turn().await;
+        assert!(
+            messages(&end)
+                .iter()
+                .any(|m| bot_text(m).is_some_and(|t| t.starts_with("Thanks for your patience"))),
+            "{end:?}"
+        );
+        assert_eq!(end.last().unwrap()["status"], "ended");
+        visitor.close().await;
+        server.stop().await;
+        // Every change of state was stored as an event.
+        let store = runtime::store::Store::connect(&db.url()).await.unwrap();
+        let events: Vec<String> = store
+            .events_after(&conversation, 0)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| e.kind)
+            .collect();
+        assert_eq!(events, ["started", "ended"]);
+        let stored = store.conversation(&conversation).await.unwrap().unwrap();
+        assert_eq!(
+            (stored.owner.as_str(), stored.status.as_str()),
+            ("bot", "ended")
+        );
+        store.close().await;
+        db.drop_database().await;
+    }
 }
 
 /// A flow that waits one second between two messages.
 fn waiting_library() -> flows::Library {
+    pause_library(1, "Time is up.")
+}
+
+/// Version `version` of the `pause` flow, saying `last` after its wait.
+fn pause_library(version: u32, last: &str) -> flows::Library {
     let flow = json!({
-        "schema_version": 2, "id": "pause", "version": 1, "name": "Pause", "default_locale": "en",
+        "schema_version": 2, "id": "pause", "version": version, "name": "Pause", "default_locale": "en",
         "nodes": [
             {"id": "start", "kind": "start"},
             {"id": "hello", "kind": "message", "parts": [{"type": "text", "text": "One moment…"}]},
             {"id": "wait", "kind": "wait", "seconds": 1},
-            {"id": "done", "kind": "message", "parts": [{"type": "text", "text": "Time is up."}]},
+            {"id": "done", "kind": "message", "parts": [{"type": "text", "text": last}]},
             {"id": "end", "kind": "end"}
         ],
         "edges": [
@@ -973,5 +1004,48 @@ async fn a_resend_of_an_old_message_is_found_in_the_database() {
         vec![first_ack],
         "the old ack, and nothing stored or answered"
     );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_conversation_stays_on_the_flow_version_it_started_on() {
+    let dir = temp_dir("pinned");
+    let server = Server::start(
+        &dir,
+        Options {
+            library: Some(pause_library(1, "Time is up.")),
+            ..Options::default()
+        },
+    )
+    .await;
+    let mut old = Visitor::start(server.addr, "pause", "en").await;
+    old.recv().await;
+    let (conversation, token) = (old.conversation.clone(), old.token.clone());
+    old.close().await;
+    server.stop().await;
+    // Version 2 is published while the conversation waits on version 1.
+    let server = Server::start(
+        &dir,
+        Options {
+            library: Some(pause_library(2, "Version two says goodbye.")),
+            ..Options::default()
+        },
+    )
+    .await;
+    let (mut old, welcome) = Visitor::resume(server.addr, &conversation, &token, 1).await;
+    assert_eq!(welcome["version"], 1, "{welcome}");
+    let rest = old
+        .until(|f| f["type"] == "state" && f["status"] == "ended")
+        .await;
+    let texts: Vec<String> = rest.iter().filter_map(bot_text).collect();
+    assert_eq!(texts, ["Time is up."]);
+    let mut new = Visitor::connect(server.addr).await;
+    new.send(json!({"type": "start", "flow": "pause"})).await;
+    assert_eq!(new.recv().await["version"], 2);
+    let rest = new
+        .until(|f| f["type"] == "state" && f["status"] == "ended")
+        .await;
+    let texts: Vec<String> = rest.iter().filter_map(bot_text).collect();
+    assert_eq!(texts, ["One moment…", "Version two says goodbye."]);
     server.stop().await;
 }

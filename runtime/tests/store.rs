@@ -16,7 +16,7 @@ use runtime::store::{
 use sqlx::{AssertSqlSafe, Connection, Executor};
 
 /// A fresh, empty database on one backend.
-enum TestDb {
+pub(crate) enum TestDb {
     Sqlite {
         path: PathBuf,
     },
@@ -28,7 +28,7 @@ enum TestDb {
 }
 
 impl TestDb {
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         match self {
             TestDb::Sqlite { path } => format!("sqlite://{}?mode=rwc", path.display()),
             TestDb::Server { url, .. } => url.clone(),
@@ -36,7 +36,7 @@ impl TestDb {
     }
 
     /// Removes the database; called after the store is closed.
-    async fn drop_database(self) {
+    pub(crate) async fn drop_database(self) {
         match self {
             TestDb::Sqlite { path } => {
                 for suffix in ["", "-wal", "-shm"] {
@@ -103,7 +103,7 @@ fn with_database(url: &str, name: &str) -> String {
 }
 
 /// The backends to run on: SQLite always, the servers whose URL variable is set.
-async fn backends(test: &str) -> Vec<TestDb> {
+pub(crate) async fn backends(test: &str) -> Vec<TestDb> {
     let mut dbs = vec![TestDb::Sqlite {
         path: std::env::temp_dir().join(format!("{}.sqlite", unique_name())),
     }];
