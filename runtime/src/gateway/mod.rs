@@ -54,6 +54,9 @@ impl Default for GatewayLimits {
     }
 }
 
+/// The read buffer of a connection (it grows for a larger frame, up to the frame limit).
+const READ_BUFFER: usize = 4 * 1024;
+
 /// Messages read back from the database per query when a connection catches up.
 const BACKLOG_PAGE: u32 = 500;
 
@@ -83,6 +86,11 @@ pub async fn visitor(
     upgrade
         .max_message_size(hard_limit)
         .max_frame_size(hard_limit)
+        // Chat frames are small and most connections are idle: the defaults (128 KiB buffers
+        // for each connection) would cost gigabytes at 100,000 connections. Every frame is
+        // flushed as it is sent, so the write buffer only ever holds one frame.
+        .read_buffer_size(READ_BUFFER)
+        .write_buffer_size(0)
         .on_upgrade(move |socket| async move {
             let token = chat.hub.shutdown_token().child_token();
             Connection::new(socket, chat, token, peer).run().await;
