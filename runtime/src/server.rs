@@ -9,6 +9,7 @@ use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
+use axum::serve::ListenerExt;
 use axum::{Json, Router};
 use flows::{Diagnostic, Library};
 use serde::Serialize;
@@ -120,7 +121,9 @@ pub fn serve_blocking(addr: SocketAddr, database: &Database) -> anyhow::Result<(
         );
         state.demo = Some(catalogue);
         let listener = tokio::net::TcpListener::bind(addr).await?;
-        serve(listener, Arc::new(state)).await
+        // On a worker thread like every other task (`block_on` runs its future on this thread,
+        // apart from the runtime's workers).
+        tokio::spawn(serve(listener, Arc::new(state))).await?
     })
 }
 
@@ -224,6 +227,13 @@ pub async fn serve_until(
         .as_ref()
         .map(|chat| chat.hub.shutdown_token().clone());
     let graceful = stop.clone();
+    // Chat frames are small and answered at once: Nagle's algorithm would hold a bot's message
+    // back until the client's delayed ACK of the previous frame (about 40 ms on Linux).
+    let listener = listener.tap_io(|stream| {
+        if let Err(error) = stream.set_nodelay(true) {
+            tracing::warn!(%error, "cannot set TCP_NODELAY");
+        }
+    });
     axum::serve(
         listener,
         app(Arc::clone(&state)).into_make_service_with_connect_info::<SocketAddr>(),

@@ -48,7 +48,7 @@ impl Default for HubConfig {
     fn default() -> Self {
         HubConfig {
             idle_timeout: Duration::from_secs(60),
-            event_capacity: 256,
+            event_capacity: 32,
             command_capacity: 64,
         }
     }
