@@ -55,7 +55,7 @@ impl Default for GatewayLimits {
 }
 
 /// The read buffer of a connection (it grows for a larger frame, up to the frame limit).
-const READ_BUFFER: usize = 4 * 1024;
+const READ_BUFFER: usize = 1024;
 
 /// Messages read back from the database per query when a connection catches up.
 const BACKLOG_PAGE: u32 = 500;
