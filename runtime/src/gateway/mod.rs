@@ -266,7 +266,10 @@ impl Connection {
         }
         if let Err(wait) = self.limiter.take(Instant::now()) {
             let client_id = client_id_of(text.as_str());
-            let wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX).max(1);
+            // Rounded up: after waiting this long a token is there.
+            let wait_ms = u64::try_from(wait.as_micros().div_ceil(1000))
+                .unwrap_or(u64::MAX)
+                .max(1);
             return self
                 .send(&rate_limited_frame(client_id.as_deref(), wait_ms))
                 .await;
