@@ -7,7 +7,11 @@ use std::path::Path;
 fn main() {
     // `sqlx::migrate!` embeds runtime/migrations/; rebuild when they change.
     println!("cargo:rerun-if-changed=migrations");
-    let library = Path::new(env!("CARGO_MANIFEST_DIR")).join("../flows/library");
+    // Read when the script runs, not when it is compiled: a build directory shared between
+    // clones may run a script compiled in another clone.
+    let manifest_dir =
+        std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
+    let library = Path::new(&manifest_dir).join("../flows/library");
     let out_dir = std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR");
     let flow = |name: &str| library.join(format!("{name}.flow.json"));
     let built = codegen::Builder::new()
