@@ -32,6 +32,8 @@ pub struct AppState {
     pub chat: Option<Chat>,
     /// The demo shop's catalogue (`/demo`), when the server has one.
     pub demo: Option<Catalogue>,
+    /// Failed logins, for the login rate limit.
+    pub login_limiter: crate::auth::LoginLimiter,
 }
 
 impl AppState {
@@ -43,6 +45,7 @@ impl AppState {
             store: None,
             chat: None,
             demo: None,
+            login_limiter: crate::auth::LoginLimiter::default(),
         }
     }
 
@@ -96,6 +99,7 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/ws/visitor", get(crate::gateway::visitor))
         .route("/widget.js", get(widget))
         .merge(crate::demo::web::routes())
+        .merge(crate::auth::routes())
         .route("/api/flows", get(list_flows))
         .route("/api/flows/validate", post(validate_flow))
         .route("/api/flows/{id}", get(get_flow))
@@ -176,6 +180,7 @@ impl Database {
                 Err(error) => return Err(error.into()),
             }
         }
+        crate::auth::bootstrap(&store).await?;
         tracing::info!(database = %store.backend(), "storage ready");
         Ok(store)
     }

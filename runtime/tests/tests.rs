@@ -7,5 +7,6 @@ mod api;
 mod browser;
 mod chat;
 mod cli;
+mod console;
 mod demo;
 mod store;

@@ -12,6 +12,8 @@ pub enum StoreError {
     UnknownConversation(String),
     #[error("conversation `{0}` already exists")]
     ConversationExists(String),
+    #[error("an account with login `{0}` already exists")]
+    UserExists(String),
     /// A published flow version is immutable.
     #[error(
         "flow `{id}` version {version} is already published with content hash {existing} (not {attempted}); publish it as a new version"

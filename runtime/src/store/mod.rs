@@ -40,6 +40,7 @@
 //! (or appears earlier in the same batch) the stored message is returned instead of a new one.
 //! The check runs under the conversation lock, so concurrent resends cannot both insert.
 
+mod accounts;
 mod error;
 mod sql;
 mod types;
@@ -54,6 +55,7 @@ use sqlx::postgres::PgPoolOptions;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
 use sqlx::{Executor, MySqlPool, PgPool, SqlitePool};
 
+pub use accounts::{NewUser, Team, User};
 pub use error::{Result, StoreError};
 pub use types::{
     Backend, Conversation, FlowVersion, NewConversation, NewEvent, NewMessage, NewSession,

@@ -1,0 +1,263 @@
+//! Accounts, sign-in and the console API through the router (`docs/console-api.md`).
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use runtime::server::{AppState, Database};
+use runtime::store::{NewUser, Store};
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+use crate::chat::{TempDir, temp_dir};
+
+/// The router over a fresh SQLite database (with its first accounts), and an extra admin and
+/// agent with known passwords.
+pub struct Api {
+    pub state: Arc<AppState>,
+    pub store: Store,
+    _dir: TempDir,
+}
+
+/// A response: status, headers we look at, and the JSON body (or `null`).
+pub struct Answer {
+    pub status: StatusCode,
+    pub set_cookie: Option<String>,
+    pub retry_after: Option<String>,
+    pub body: Value,
+}
+
+/// A signed-in account: its cookie and CSRF token.
+#[derive(Clone)]
+pub struct Session {
+    pub cookie: String,
+    pub csrf: String,
+}
+
+impl Api {
+    pub async fn new() -> Api {
+        let dir = temp_dir("console");
+        let mut state = AppState::bundled().unwrap();
+        let database = Database {
+            data_dir: dir.to_path_buf(),
+            url: None,
+        };
+        let store = database.open(state.library()).await.unwrap();
+        for (login, role) in [("root", "admin"), ("li", "agent")] {
+            store
+                .create_user(&NewUser {
+                    id: format!("u-{login}"),
+                    login: login.to_owned(),
+                    name: login.to_owned(),
+                    role: role.to_owned(),
+                    team_id: "support".to_owned(),
+                    password_hash: runtime::auth::hash_password("pass-word").unwrap(),
+                    capacity: 3,
+                    created_at: 0,
+                })
+                .await
+                .unwrap();
+        }
+        state.store = Some(store.clone());
+        Api {
+            state: Arc::new(state),
+            store,
+            _dir: dir,
+        }
+    }
+
+    pub async fn call(
+        &self,
+        method: &str,
+        uri: &str,
+        session: Option<&Session>,
+        csrf: bool,
+        body: Option<Value>,
+        extra: &[(&str, &str)],
+    ) -> Answer {
+        let mut request = Request::builder().method(method).uri(uri);
+        if let Some(session) = session {
+            request = request.header(header::COOKIE, &session.cookie);
+            if csrf {
+                request = request.header("x-csrf-token", &session.csrf);
+            }
+        }
+        for (name, value) in extra {
+            request = request.header(*name, *value);
+        }
+        let request = match body {
+            Some(body) => request
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from(body.to_string())),
+            None => request.body(Body::empty()),
+        }
+        .unwrap();
+        let response = runtime::server::app(Arc::clone(&self.state))
+            .oneshot(request)
+            .await
+            .unwrap();
+        let status = response.status();
+        let header_text = |name| {
+            response
+                .headers()
+                .get(name)
+                .map(|v: &axum::http::HeaderValue| v.to_str().unwrap().to_owned())
+        };
+        let set_cookie = header_text(header::SET_COOKIE);
+        let retry_after = header_text(header::RETRY_AFTER);
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        Answer {
+            status,
+            set_cookie,
+            retry_after,
+            body,
+        }
+    }
+
+    pub async fn login(&self, login: &str, password: &str) -> Answer {
+        self.call(
+            "POST",
+            "/api/auth/login",
+            None,
+            false,
+            Some(json!({"login": login, "password": password})),
+            &[],
+        )
+        .await
+    }
+
+    /// Signs in and returns the session.
+    pub async fn session(&self, login: &str, password: &str) -> Session {
+        let answer = self.login(login, password).await;
+        assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+        let cookie = answer.set_cookie.unwrap();
+        Session {
+            cookie: cookie.split(';').next().unwrap().to_owned(),
+            csrf: answer.body["csrf"].as_str().unwrap().to_owned(),
+        }
+    }
+}
+
+#[tokio::test]
+async fn signing_in_and_out() {
+    let api = Api::new().await;
+    let wrong = api.login("root", "nope").await;
+    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(wrong.body["error"], "wrong login or password");
+    let unknown = api.login("nobody", "pass-word").await;
+    assert_eq!(unknown.body, wrong.body, "an unknown login looks the same");
+
+    let answer = api.login("root", "pass-word").await;
+    assert_eq!(answer.status, StatusCode::OK);
+    assert_eq!(answer.body["user"]["role"], "admin");
+    assert_eq!(answer.body["user"]["team"]["id"], "support");
+    assert!(answer.body["user"].get("password_hash").is_none());
+    let cookie = answer.set_cookie.unwrap();
+    assert!(cookie.starts_with("kefu_session="), "{cookie}");
+    for attribute in ["HttpOnly", "SameSite=Lax", "Path=/"] {
+        assert!(cookie.contains(attribute), "{cookie}");
+    }
+    assert!(!cookie.contains("Secure"), "plain HTTP: {cookie}");
+    let session = Session {
+        cookie: cookie.split(';').next().unwrap().to_owned(),
+        csrf: answer.body["csrf"].as_str().unwrap().to_owned(),
+    };
+    let me = api
+        .call("GET", "/api/auth/me", Some(&session), false, None, &[])
+        .await;
+    assert_eq!(
+        (me.status, &me.body["user"]["login"]),
+        (StatusCode::OK, &json!("root"))
+    );
+    assert_eq!(me.body["csrf"], session.csrf.as_str());
+    let anonymous = api
+        .call("GET", "/api/auth/me", None, false, None, &[])
+        .await;
+    assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED);
+    // Signing out changes something: without the CSRF header it is refused.
+    let forged = api
+        .call("POST", "/api/auth/logout", Some(&session), false, None, &[])
+        .await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    let out = api
+        .call("POST", "/api/auth/logout", Some(&session), true, None, &[])
+        .await;
+    assert_eq!(out.status, StatusCode::NO_CONTENT);
+    assert!(out.set_cookie.unwrap().contains("Max-Age=0"));
+    let after = api
+        .call("GET", "/api/auth/me", Some(&session), false, None, &[])
+        .await;
+    assert_eq!(
+        after.status,
+        StatusCode::UNAUTHORIZED,
+        "the session is gone"
+    );
+    // Behind a TLS proxy the cookie is Secure.
+    let tls = api
+        .call(
+            "POST",
+            "/api/auth/login",
+            None,
+            false,
+            Some(json!({"login": "li", "password": "pass-word"})),
+            &[("x-forwarded-proto", "https")],
+        )
+        .await;
+    assert!(tls.set_cookie.unwrap().contains("; Secure"));
+}
+
+#[tokio::test]
+async fn failed_logins_are_rate_limited() {
+    let api = Api::new().await;
+    for _ in 0..5 {
+        assert_eq!(
+            api.login("li", "guess").await.status,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    let blocked = api.login("li", "pass-word").await;
+    assert_eq!(
+        blocked.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "{}",
+        blocked.body
+    );
+    let wait: u64 = blocked.retry_after.unwrap().parse().unwrap();
+    assert!((1..=60).contains(&wait));
+    // Another login from the same address is not blocked by li's failures…
+    assert_eq!(api.login("root", "pass-word").await.status, StatusCode::OK);
+    // …until the address has failed 20 times.
+    for i in 0..15 {
+        api.login(&format!("x{i}"), "guess").await;
+    }
+    let address = api.login("admin", "whatever").await;
+    assert_eq!(address.status, StatusCode::TOO_MANY_REQUESTS);
+}
+
+#[tokio::test]
+async fn the_first_start_creates_an_admin_and_a_demo_agent() {
+    let api = Api::new().await;
+    let logins: Vec<String> = api
+        .store
+        .users()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|u| format!("{}:{}", u.login, u.role))
+        .collect();
+    assert_eq!(
+        logins,
+        ["admin:admin", "agent:agent", "li:agent", "root:admin"]
+    );
+    let agent = api.session("agent", "agent").await;
+    let me = api
+        .call("GET", "/api/auth/me", Some(&agent), false, None, &[])
+        .await;
+    assert_eq!(me.body["user"]["role"], "agent");
+    // Starting again creates nothing more.
+    assert_eq!(runtime::auth::bootstrap(&api.store).await.unwrap(), None);
+    assert_eq!(api.store.users().await.unwrap().len(), 4);
+}
