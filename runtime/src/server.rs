@@ -100,6 +100,7 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/widget.js", get(widget))
         .merge(crate::demo::web::routes())
         .merge(crate::auth::routes())
+        .merge(crate::console::routes())
         .route("/api/flows", get(list_flows))
         .route("/api/flows/validate", post(validate_flow))
         .route("/api/flows/{id}", get(get_flow))

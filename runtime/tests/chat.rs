@@ -60,6 +60,8 @@ fn fixtures() -> Arc<dyn Lookups> {
 /// A running server.
 pub struct Server {
     pub addr: std::net::SocketAddr,
+    /// The server's state: tests call its router directly for HTTP.
+    pub state: Arc<AppState>,
     stop: CancellationToken,
     task: tokio::task::JoinHandle<anyhow::Result<()>>,
 }
@@ -101,10 +103,16 @@ impl Server {
         };
         let mut state = state.with_chat(store, lookups, options.hub, options.limits, stop.clone());
         state.demo = catalogue;
+        let state = Arc::new(state);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let task = tokio::spawn(serve_until(listener, Arc::new(state), stop.clone()));
-        Server { addr, stop, task }
+        let task = tokio::spawn(serve_until(listener, Arc::clone(&state), stop.clone()));
+        Server {
+            addr,
+            state,
+            stop,
+            task,
+        }
     }
 
     /// Shuts down gracefully and waits until everything is stored.

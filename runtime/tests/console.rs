@@ -9,14 +9,33 @@ use runtime::store::{NewUser, Store};
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
-use crate::chat::{TempDir, temp_dir};
+use crate::chat::{Options, Server, TempDir, Visitor, bot_text, temp_dir};
 
 /// The router over a fresh SQLite database (with its first accounts), and an extra admin and
 /// agent with known passwords.
 pub struct Api {
     pub state: Arc<AppState>,
     pub store: Store,
-    _dir: TempDir,
+    _dir: Option<TempDir>,
+}
+
+/// `root` (admin) and `li` (agent), both with password `pass-word`, in team `support`.
+async fn add_test_accounts(store: &Store) {
+    for (login, role) in [("root", "admin"), ("li", "agent")] {
+        store
+            .create_user(&NewUser {
+                id: format!("u-{login}"),
+                login: login.to_owned(),
+                name: login.to_owned(),
+                role: role.to_owned(),
+                team_id: "support".to_owned(),
+                password_hash: runtime::auth::hash_password("pass-word").unwrap(),
+                capacity: 3,
+                created_at: 0,
+            })
+            .await
+            .unwrap();
+    }
 }
 
 /// A response: status, headers we look at, and the JSON body (or `null`).
@@ -43,26 +62,23 @@ impl Api {
             url: None,
         };
         let store = database.open(state.library()).await.unwrap();
-        for (login, role) in [("root", "admin"), ("li", "agent")] {
-            store
-                .create_user(&NewUser {
-                    id: format!("u-{login}"),
-                    login: login.to_owned(),
-                    name: login.to_owned(),
-                    role: role.to_owned(),
-                    team_id: "support".to_owned(),
-                    password_hash: runtime::auth::hash_password("pass-word").unwrap(),
-                    capacity: 3,
-                    created_at: 0,
-                })
-                .await
-                .unwrap();
-        }
+        add_test_accounts(&store).await;
         state.store = Some(store.clone());
         Api {
             state: Arc::new(state),
             store,
-            _dir: dir,
+            _dir: Some(dir),
+        }
+    }
+
+    /// The router of a running server (with its chat), and the test accounts.
+    pub async fn of(server: &Server) -> Api {
+        let store = server.state.store.clone().unwrap();
+        add_test_accounts(&store).await;
+        Api {
+            state: Arc::clone(&server.state),
+            store,
+            _dir: None,
         }
     }
 
@@ -260,4 +276,185 @@ async fn the_first_start_creates_an_admin_and_a_demo_agent() {
     // Starting again creates nothing more.
     assert_eq!(runtime::auth::bootstrap(&api.store).await.unwrap(), None);
     assert_eq!(api.store.users().await.unwrap().len(), 4);
+}
+
+#[tokio::test]
+async fn an_agent_takes_over_a_handed_off_conversation_and_hands_it_back() {
+    let dir = temp_dir("takeover");
+    let server = Server::start(&dir, Options::default()).await;
+    let api = Api::of(&server).await;
+    let mut visitor = Visitor::start(server.addr, "order-status", "en").await;
+    visitor.bot_turn().await;
+    visitor.say("agent").await;
+    let queued = visitor.bot_turn().await;
+    assert_eq!(queued.last().unwrap()["owner"], "queue");
+    let id = visitor.conversation.clone();
+
+    let agent = api.session("li", "pass-word").await;
+    let other = api.session("agent", "agent").await;
+    let queue = api
+        .call(
+            "GET",
+            "/api/console/conversations?view=queue",
+            Some(&agent),
+            false,
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(queue.status, StatusCode::OK, "{}", queue.body);
+    let entry = queue
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == id.as_str())
+        .unwrap();
+    assert_eq!(
+        (&entry["status"], &entry["queue"], &entry["priority"]),
+        (&json!("waiting"), &json!("support"), &json!("normal")),
+        "{entry}"
+    );
+    assert_eq!(entry["unread"], 1, "the visitor's `agent`: {entry}");
+    assert!(
+        entry["reason"].as_str().unwrap().contains("agent"),
+        "{entry}"
+    );
+
+    // The whole context: transcript, the bot's path, its variables, the handoff.
+    let detail = api
+        .call(
+            "GET",
+            &format!("/api/console/conversations/{id}"),
+            Some(&agent),
+            false,
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(detail.status, StatusCode::OK, "{}", detail.body);
+    let messages = detail.body["messages"].as_array().unwrap();
+    assert!(
+        messages
+            .iter()
+            .any(|m| m["sender"] == "visitor" && m["body"]["text"] == "agent")
+    );
+    assert!(
+        !detail.body["context"]["path"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    assert!(detail.body["context"]["variables"].is_object());
+    assert!(
+        detail.body["context"]["handoff"]["reason"].is_string(),
+        "{}",
+        detail.body
+    );
+
+    // Claiming needs the CSRF token; then the visitor is told who has joined.
+    let claim = format!("/api/console/conversations/{id}/claim");
+    let forged = api
+        .call("POST", &claim, Some(&agent), false, None, &[])
+        .await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    let claimed = api
+        .call("POST", &claim, Some(&agent), true, None, &[])
+        .await;
+    assert_eq!(claimed.status, StatusCode::OK, "{}", claimed.body);
+    assert_eq!(claimed.body["assignee"]["id"], "u-li");
+    assert_eq!(claimed.body["owner"], "agent");
+    let joined = visitor.until(|f| f["body"]["code"] == "assigned").await;
+    assert!(
+        joined
+            .iter()
+            .any(|f| f["type"] == "state" && f["owner"] == "agent")
+    );
+    assert_eq!(
+        joined.last().unwrap()["body"]["text"],
+        "li has joined the conversation."
+    );
+    let again = api
+        .call("POST", &claim, Some(&other), true, None, &[])
+        .await;
+    assert_eq!(
+        again.status,
+        StatusCode::NOT_FOUND,
+        "no longer visible to another agent"
+    );
+
+    // The visitor and the agent talk; the bot stays quiet.
+    visitor.say("my parcel is lost").await;
+    let ack = visitor.until(|f| f["type"] == "ack").await;
+    assert!(ack.iter().all(|f| f["sender"] != "bot"));
+    let sent = api
+        .call(
+            "POST",
+            &format!("/api/console/conversations/{id}/messages"),
+            Some(&agent),
+            true,
+            Some(json!({"text": "Sorry to hear that — let me check.", "client_id": "r1"})),
+            &[],
+        )
+        .await;
+    assert_eq!(sent.status, StatusCode::OK, "{}", sent.body);
+    let reply = visitor.until(|f| f["sender"] == "agent").await;
+    assert_eq!(
+        reply.last().unwrap()["body"]["text"],
+        "Sorry to hear that — let me check."
+    );
+    let note = api
+        .call(
+            "POST",
+            &format!("/api/console/conversations/{id}/notes"),
+            Some(&agent),
+            true,
+            Some(json!({"text": "VIP customer"})),
+            &[],
+        )
+        .await;
+    assert_eq!(note.status, StatusCode::CREATED);
+    let detail = api
+        .call(
+            "GET",
+            &format!("/api/console/conversations/{id}"),
+            Some(&agent),
+            false,
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(detail.body["notes"][0]["text"], "VIP customer");
+    assert_eq!(
+        detail.body["conversation"]["unread"], 0,
+        "the agent wrote last"
+    );
+
+    // Hand back: the flow continues where the handoff node says.
+    let back = api
+        .call(
+            "POST",
+            &format!("/api/console/conversations/{id}/hand-back"),
+            Some(&agent),
+            true,
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(back.status, StatusCode::OK, "{}", back.body);
+    assert_eq!(back.body["owner"], "bot");
+    let resumed = visitor.bot_turn().await;
+    assert!(
+        resumed
+            .iter()
+            .any(|f| f["type"] == "state" && f["owner"] == "bot")
+    );
+    assert!(
+        resumed
+            .iter()
+            .filter_map(bot_text)
+            .any(|t| t.starts_with("Please enter your order number")),
+        "{resumed:?}"
+    );
+    server.stop().await;
 }

@@ -32,7 +32,7 @@ use super::hub::{ConversationHandle, HubError, Outbound, SendError, Shared, Visi
 use super::{State, Transition, now_ms};
 use crate::engines::SharedEngine;
 use crate::store::{
-    NewConversation, NewEvent, NewSession, Sender, StoreError, StoredMessage, WriteError,
+    NewConversation, NewEvent, NewSession, Routing, Sender, StoreError, StoredMessage, WriteError,
 };
 
 /// How long a lookup may take before the flow is told it failed.
@@ -48,6 +48,12 @@ pub(super) enum Command {
         reply: oneshot::Sender<Result<i64, SendError>>,
     },
     Snapshot(oneshot::Sender<(State, i64)>),
+    /// What the console reads of the bot's work: the session's path and main variables.
+    Context(oneshot::Sender<Context>),
+    Console {
+        action: ConsoleAction,
+        reply: oneshot::Sender<Result<ConsoleOutcome, ConsoleError>>,
+    },
     Timer {
         id: String,
         at: Millis,
@@ -89,6 +95,8 @@ pub(super) struct Actor {
     timers: HashMap<String, CancellationToken>,
     /// The highest message sequence number this conversation has.
     last_seq: i64,
+    /// Where it was handed off to and who has it.
+    routing: Routing,
     /// The `turn` of the last save (saves only move forward).
     saved_turn: i64,
     token: CancellationToken,
@@ -260,6 +268,7 @@ impl Actor {
         actor.input_seq = parsed.input_seq;
         actor.saved_turn = saved.turn;
         actor.last_seq = conversation.last_message_seq;
+        actor.routing = conversation.routing.clone();
         actor.replay = replay;
         actor.known = known;
         for request in parsed.lookups {
@@ -293,6 +302,7 @@ impl Actor {
             lookups: HashMap::new(),
             timers: HashMap::new(),
             last_seq: 0,
+            routing: Routing::default(),
             saved_turn: 0,
             token,
             events,
@@ -452,6 +462,16 @@ impl Actor {
                 let _ = reply.send((self.state, self.last_seq));
                 Ok(())
             }
+            Command::Context(reply) => {
+                let _ = reply.send(Context {
+                    path: self.session.path.clone(),
+                    variables: self.session.main_vars(),
+                    state: self.state,
+                    routing: self.routing.clone(),
+                });
+                Ok(())
+            }
+            Command::Console { action, reply } => self.console(action, reply).await,
             Command::Timer { id, at } => {
                 self.timers.remove(&id);
                 if self.state.is_ended() || self.session.timers.get(&id) != Some(&at) {
@@ -488,7 +508,7 @@ impl Actor {
         let step = self.engine.step(&mut self.session, input, now);
         let turn = self.session.turns;
         let mut bodies: Vec<(Sender, Body)> = Vec::new();
-        let mut transitions: Vec<(Transition, serde_json::Value)> = Vec::new();
+        let mut transitions: Vec<(Transition, serde_json::Value, Option<Routing>)> = Vec::new();
         let mut lookups = Vec::new();
         for effect in step.effects {
             match effect {
@@ -498,7 +518,18 @@ impl Actor {
                 }
                 Effect::Lookup(request) => lookups.push(request),
                 Effect::Handoff(request) => {
-                    bodies.push((Sender::System, self.notice("queued")));
+                    bodies.push((Sender::System, self.notice("queued", None)));
+                    let priority = serde_json::to_value(request.priority)
+                        .ok()
+                        .and_then(|p| p.as_str().map(str::to_owned));
+                    let routing = Routing {
+                        queue: request.queue.clone(),
+                        team: request.team.clone(),
+                        priority,
+                        reason: Some(request.reason.clone()),
+                        assignee: None,
+                        handed_off_at: Some(now),
+                    };
                     transitions.push((
                         Transition::HandedOff,
                         serde_json::json!({
@@ -506,6 +537,7 @@ impl Actor {
                             "priority": request.priority, "reason": request.reason,
                             "summary": request.summary,
                         }),
+                        Some(routing),
                     ));
                 }
                 Effect::SetTimer { id, at } => self.arm_timer(id, at),
@@ -515,9 +547,12 @@ impl Actor {
                     }
                 }
                 Effect::End { outcome } => {
-                    bodies.push((Sender::System, self.notice("ended")));
-                    transitions
-                        .push((Transition::Ended, serde_json::json!({ "outcome": outcome })));
+                    bodies.push((Sender::System, self.notice("ended", None)));
+                    transitions.push((
+                        Transition::Ended,
+                        serde_json::json!({ "outcome": outcome }),
+                        None,
+                    ));
                 }
                 Effect::Error { node, message } => {
                     tracing::warn!(conversation = %self.id, node = ?node, error = %message, "the flow reported an error");
@@ -586,8 +621,8 @@ impl Actor {
             self.publish(message);
         }
         let transitioned = !transitions.is_empty();
-        for (transition, data) in transitions {
-            self.transition(transition, &data, now).await?;
+        for (transition, data, routing) in transitions {
+            self.transition(transition, &data, now, routing).await?;
         }
         for request in lookups {
             self.frame(r#"{"type":"typing","sender":"bot","on":true}"#);
@@ -602,11 +637,13 @@ impl Actor {
         Ok(())
     }
 
+    /// Applies `transition`, storing it as an event, with the new `routing` when given.
     async fn transition(
         &mut self,
         transition: Transition,
         data: &serde_json::Value,
         now: Millis,
+        routing: Option<Routing>,
     ) -> Result<(), Stop> {
         let next = match self.state.apply(transition) {
             Ok(next) => next,
@@ -620,17 +657,24 @@ impl Actor {
             kind: transition.event().to_owned(),
             data_json: data.to_string(),
         };
-        if let Err(error) = self
-            .shared
-            .services
-            .store
-            .set_state(&self.id, next.owner.as_str(), next.status.as_str(), &event)
-            .await
-        {
+        let store = &self.shared.services.store;
+        let (owner, status) = (next.owner.as_str(), next.status.as_str());
+        let stored = match &routing {
+            Some(routing) => {
+                store
+                    .set_state_routed(&self.id, owner, status, &event, routing)
+                    .await
+            }
+            None => store.set_state(&self.id, owner, status, &event).await,
+        };
+        if let Err(error) = stored {
             tracing::error!(conversation = %self.id, %error, "cannot store a state change");
             return Err(Stop);
         }
         self.state = next;
+        if let Some(routing) = routing {
+            self.routing = routing;
+        }
         let frame = serde_json::json!({
             "type": "state", "owner": next.owner.as_str(), "status": next.status.as_str(),
         });
@@ -736,6 +780,165 @@ impl Actor {
         });
     }
 
+    /// An agent's (or admin's) action; the route has checked who may do it.
+    async fn console(
+        &mut self,
+        action: ConsoleAction,
+        reply: oneshot::Sender<Result<ConsoleOutcome, ConsoleError>>,
+    ) -> Result<(), Stop> {
+        use super::{Owner, Status};
+        let now = now_ms();
+        let refuse = |reply: oneshot::Sender<Result<ConsoleOutcome, ConsoleError>>, why: &str| {
+            let _ = reply.send(Err(ConsoleError::Conflict(why.to_owned())));
+            Ok(())
+        };
+        let mut seq = None;
+        match action {
+            ConsoleAction::Claim { agent, name } => {
+                if self.state.owner != Owner::Queue {
+                    return refuse(reply, "the conversation is not waiting in a queue");
+                }
+                let routing = Routing {
+                    assignee: Some(agent.clone()),
+                    ..self.routing.clone()
+                };
+                let data = serde_json::json!({ "agent": agent });
+                self.transition(Transition::Assigned, &data, now, Some(routing))
+                    .await?;
+                self.system_message(self.notice("assigned", Some(&name)), now)
+                    .await?;
+            }
+            ConsoleAction::Transfer {
+                by,
+                agent,
+                team,
+                note,
+            } => {
+                if self.state.owner != Owner::Agent {
+                    return refuse(reply, "only a conversation an agent has can be transferred");
+                }
+                let data = serde_json::json!({
+                    "by": by, "agent": agent.as_ref().map(|(id, _)| id), "team": team, "note": note,
+                });
+                if let Some((agent, name)) = agent {
+                    let routing = Routing {
+                        assignee: Some(agent),
+                        ..self.routing.clone()
+                    };
+                    self.transition(Transition::Transferred, &data, now, Some(routing))
+                        .await?;
+                    self.system_message(self.notice("assigned", Some(&name)), now)
+                        .await?;
+                } else {
+                    let routing = Routing {
+                        team: team.or_else(|| self.routing.team.clone()),
+                        assignee: None,
+                        handed_off_at: Some(now),
+                        ..self.routing.clone()
+                    };
+                    self.transition(Transition::Requeued, &data, now, Some(routing))
+                        .await?;
+                    self.system_message(self.notice("queued", None), now)
+                        .await?;
+                }
+            }
+            ConsoleAction::Resolve { by } => {
+                if self.state.status == Status::Ended {
+                    return refuse(reply, "the conversation has ended already");
+                }
+                self.system_message(self.notice("ended", None), now).await?;
+                let data = serde_json::json!({ "by": by, "outcome": "resolved" });
+                self.transition(Transition::Ended, &data, now, None).await?;
+                self.save().await?;
+            }
+            ConsoleAction::HandBack { by, node } => {
+                if self.state.owner != Owner::Agent {
+                    return refuse(reply, "only a conversation an agent has can be handed back");
+                }
+                let routing = Routing {
+                    assignee: None,
+                    ..self.routing.clone()
+                };
+                let data = serde_json::json!({ "by": by, "node": node });
+                self.transition(Transition::HandedBack, &data, now, Some(routing))
+                    .await?;
+                let input = Input::HandBack(flows::engine::HandBack {
+                    node,
+                    vars: std::collections::BTreeMap::new(),
+                });
+                self.turn(&input, None).await?;
+            }
+            ConsoleAction::Reply {
+                agent,
+                client_id,
+                text,
+            } => {
+                if self.state.owner != Owner::Agent
+                    || self.routing.assignee.as_deref() != Some(agent.as_str())
+                {
+                    return refuse(reply, "only the agent who has the conversation can reply");
+                }
+                let client_id = format!("a:{agent}:{client_id}");
+                if let Some(known) = self.known.get(&client_id) {
+                    seq = Some(known);
+                } else {
+                    let stored = self
+                        .store_message(Sender::Agent, &Body::Text { text }, client_id, now)
+                        .await?;
+                    seq = Some(stored);
+                }
+            }
+        }
+        let _ = reply.send(Ok(ConsoleOutcome {
+            state: self.state,
+            routing: self.routing.clone(),
+            seq,
+        }));
+        Ok(())
+    }
+
+    /// Stores one message this task numbers, outside a bot turn, and publishes it.
+    async fn store_message(
+        &mut self,
+        sender: Sender,
+        body: &Body,
+        client_id: String,
+        now: Millis,
+    ) -> Result<i64, Stop> {
+        let message = StoredMessage {
+            conversation: self.id.to_string(),
+            seq: self.last_seq + 1,
+            sender,
+            kind: body.kind().to_owned(),
+            body_json: body.to_json(),
+            client_id: Some(client_id),
+            at: now,
+        };
+        if let Err(error) = self
+            .shared
+            .services
+            .writer
+            .commit_turn(vec![message.clone()], None)
+            .await
+        {
+            tracing::error!(conversation = %self.id, %error, "cannot store a message");
+            return Err(Stop);
+        }
+        if let Some(client_id) = &message.client_id {
+            self.known.insert(client_id, message.seq);
+        }
+        self.publish(&message);
+        Ok(message.seq)
+    }
+
+    /// A system line (joined, queued, ended) outside a bot turn.
+    async fn system_message(&mut self, body: Body, now: Millis) -> Result<(), Stop> {
+        let client_id = format!("s:{}", self.last_seq + 1);
+        self.store_message(Sender::System, &body, client_id, now)
+            .await
+            .map(drop)
+    }
+
     fn is_idle(&self) -> bool {
         self.lookups.is_empty() && (self.timers.is_empty() || self.state.is_ended())
     }
@@ -774,17 +977,20 @@ impl Actor {
     }
 
     /// A system line in the conversation's language.
-    fn notice(&self, code: &str) -> Body {
+    fn notice(&self, code: &str, name: Option<&str>) -> Body {
         let chinese = self.session.locale.starts_with("zh");
+        let name = name.unwrap_or_default();
         let text = match (code, chinese) {
-            ("queued", true) => "正在为您转接人工客服，请稍候。",
-            ("queued", false) => "Connecting you to an agent — please wait.",
-            ("ended", true) => "本次对话已结束。",
-            (_, _) => "This conversation has ended.",
+            ("queued", true) => "正在为您转接人工客服，请稍候。".to_owned(),
+            ("queued", false) => "Connecting you to an agent — please wait.".to_owned(),
+            ("assigned", true) => format!("{name} 正在为您服务。"),
+            ("assigned", false) => format!("{name} has joined the conversation."),
+            ("ended", true) => "本次对话已结束。".to_owned(),
+            (_, _) => "This conversation has ended.".to_owned(),
         };
         Body::Notice {
             code: code.to_owned(),
-            text: text.to_owned(),
+            text,
         }
     }
 }
@@ -796,4 +1002,63 @@ fn visitor_input(message: &StoredMessage) -> Option<Input> {
         Body::Choice { option, .. } => Some(Input::Choice(option)),
         _ => None,
     }
+}
+
+/// What the console sees of the bot's work in a conversation.
+#[derive(Debug, Clone)]
+pub struct Context {
+    pub path: Vec<String>,
+    pub variables: std::collections::BTreeMap<String, flows::Value>,
+    pub state: State,
+    pub routing: Routing,
+}
+
+/// What an agent or admin does to a conversation.
+#[derive(Debug, Clone)]
+pub enum ConsoleAction {
+    /// Take it from the queue (`agent` is a user id, `name` what the visitor is told).
+    Claim {
+        agent: String,
+        name: String,
+    },
+    /// To another agent (id, name), or back to the queue of a team.
+    Transfer {
+        by: String,
+        agent: Option<(String, String)>,
+        team: Option<String>,
+        note: Option<String>,
+    },
+    Resolve {
+        by: String,
+    },
+    /// The bot continues, at `node` or where the flow says.
+    HandBack {
+        by: String,
+        node: Option<String>,
+    },
+    /// A message to the visitor (idempotent by `client_id`).
+    Reply {
+        agent: String,
+        client_id: String,
+        text: String,
+    },
+}
+
+/// The conversation after a console action.
+#[derive(Debug, Clone)]
+pub struct ConsoleOutcome {
+    pub state: State,
+    pub routing: Routing,
+    /// The sequence number of the reply, for `Reply`.
+    pub seq: Option<i64>,
+}
+
+/// Why a console action was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConsoleError {
+    /// The conversation is not in a state that allows it (someone else was quicker).
+    #[error("{0}")]
+    Conflict(String),
+    #[error("the conversation stopped; try again")]
+    Gone,
 }

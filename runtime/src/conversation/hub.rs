@@ -179,6 +179,29 @@ impl ConversationHandle {
         answer.await.map_err(|_| SendError::Gone)
     }
 
+    /// The bot's path and variables, and the state and routing now.
+    pub async fn context(&self) -> Result<super::actor::Context, SendError> {
+        let (reply, answer) = oneshot::channel();
+        self.commands
+            .send(Command::Context(reply))
+            .await
+            .map_err(|_| SendError::Gone)?;
+        answer.await.map_err(|_| SendError::Gone)
+    }
+
+    /// Carries out an agent's or admin's action on the conversation.
+    pub async fn console(
+        &self,
+        action: super::actor::ConsoleAction,
+    ) -> Result<super::actor::ConsoleOutcome, super::actor::ConsoleError> {
+        let (reply, answer) = oneshot::channel();
+        self.commands
+            .send(Command::Console { action, reply })
+            .await
+            .map_err(|_| super::actor::ConsoleError::Gone)?;
+        answer.await.map_err(|_| super::actor::ConsoleError::Gone)?
+    }
+
     fn is_running(&self) -> bool {
         !self.commands.is_closed()
     }

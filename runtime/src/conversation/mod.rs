@@ -17,6 +17,7 @@ use std::pin::Pin;
 
 use flows::engine::{LookupOutcome, LookupRequest, Millis};
 
+pub use actor::{ConsoleAction, ConsoleError, ConsoleOutcome, Context};
 pub use body::{Body, message_frame};
 pub use hub::{
     ConversationHandle, Hub, HubConfig, HubError, Outbound, SendError, Services, StartParams,
@@ -59,6 +60,10 @@ pub enum Transition {
     Assigned,
     /// The agent gave it back to the bot.
     HandedBack,
+    /// The agent passed it to another agent.
+    Transferred,
+    /// The agent passed it to a team: back to the queue.
+    Requeued,
     /// The conversation is over.
     Ended,
 }
@@ -108,6 +113,23 @@ impl State {
                 },
                 Transition::HandedBack,
             ) => State::STARTED,
+            (
+                state @ State {
+                    owner: Owner::Agent,
+                    status: Status::Active,
+                },
+                Transition::Transferred,
+            ) => state,
+            (
+                State {
+                    owner: Owner::Agent,
+                    status: Status::Active,
+                },
+                Transition::Requeued,
+            ) => State {
+                owner: Owner::Queue,
+                status: Status::Waiting,
+            },
             (state, Transition::Ended) if state.status != Status::Ended => State {
                 owner: state.owner,
                 status: Status::Ended,
@@ -166,6 +188,8 @@ impl Transition {
             Transition::HandedOff => "handed_off",
             Transition::Assigned => "assigned",
             Transition::HandedBack => "handed_back",
+            Transition::Transferred => "transferred",
+            Transition::Requeued => "requeued",
             Transition::Ended => "ended",
         }
     }
@@ -183,6 +207,8 @@ impl fmt::Display for Transition {
             Transition::HandedOff => "handed off",
             Transition::Assigned => "assigned",
             Transition::HandedBack => "handed back",
+            Transition::Transferred => "transferred",
+            Transition::Requeued => "requeued",
             Transition::Ended => "ended",
         })
     }

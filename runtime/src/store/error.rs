@@ -14,6 +14,8 @@ pub enum StoreError {
     ConversationExists(String),
     #[error("an account with login `{0}` already exists")]
     UserExists(String),
+    #[error("there is no account `{0}`")]
+    UnknownUser(String),
     /// A published flow version is immutable.
     #[error(
         "flow `{id}` version {version} is already published with content hash {existing} (not {attempted}); publish it as a new version"

@@ -41,6 +41,7 @@
 //! The check runs under the conversation lock, so concurrent resends cannot both insert.
 
 mod accounts;
+mod console;
 mod error;
 mod sql;
 mod types;
@@ -56,10 +57,11 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
 use sqlx::{Executor, MySqlPool, PgPool, SqlitePool};
 
 pub use accounts::{NewUser, Team, User};
+pub use console::{ListView, Note};
 pub use error::{Result, StoreError};
 pub use types::{
     Backend, Conversation, FlowVersion, NewConversation, NewEvent, NewMessage, NewSession,
-    Published, Sender, SessionState, StoredEvent, StoredFlow, StoredMessage,
+    Published, Routing, Sender, SessionState, StoredEvent, StoredFlow, StoredMessage,
 };
 pub use writer::{MessageWriter, WriteError, WriterConfig, WriterStats};
 
@@ -128,7 +130,23 @@ macro_rules! begin_write {
 }
 
 type FlowRow = (String, i64, String, String);
-type ConversationRow = (String, String, i64, String, String, String, i64, i64, i64);
+type ConversationRow = (
+    String,
+    String,
+    i64,
+    String,
+    String,
+    String,
+    i64,
+    i64,
+    i64,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<i64>,
+);
 type MessageRow = (i64, String, String, String, Option<String>, i64);
 type EventRow = (i64, i64, String, String);
 
@@ -329,20 +347,7 @@ impl Store {
         let row: Option<ConversationRow> = with_pool!(self, pool, sql => {
             sqlx::query_as(sql.conversation).bind(id).fetch_optional(pool).await?
         });
-        let Some(row) = row else { return Ok(None) };
-        let (id, flow_id, flow_version, flow_hash, owner, status, created_at, messages, events) =
-            row;
-        Ok(Some(Conversation {
-            id,
-            flow_id,
-            flow_version: version_from_db(flow_version)?,
-            flow_hash,
-            owner,
-            status,
-            created_at,
-            last_message_seq: messages,
-            last_event_seq: events,
-        }))
+        row.map(console::conversation_from_row).transpose()
     }
 
     /// The ids of every conversation that has not ended, oldest first: the ones to bring back
@@ -361,6 +366,31 @@ impl Store {
         owner: &str,
         status: &str,
         event: &NewEvent,
+    ) -> Result<StoredEvent> {
+        self.change_state(id, owner, status, event, None).await
+    }
+
+    /// [`set_state`](Self::set_state) that also sets the conversation's routing and
+    /// assignment, in the same transaction.
+    pub async fn set_state_routed(
+        &self,
+        id: &str,
+        owner: &str,
+        status: &str,
+        event: &NewEvent,
+        routing: &Routing,
+    ) -> Result<StoredEvent> {
+        self.change_state(id, owner, status, event, Some(routing))
+            .await
+    }
+
+    async fn change_state(
+        &self,
+        id: &str,
+        owner: &str,
+        status: &str,
+        event: &NewEvent,
+        routing: Option<&Routing>,
     ) -> Result<StoredEvent> {
         with_pool!(self, pool, sql => {
             let mut tx = begin_write!(pool, sql);
@@ -387,6 +417,27 @@ impl Store {
                 .bind(&event.data_json)
                 .execute(&mut *tx)
                 .await?;
+            if let Some(routing) = routing {
+                let updated = sqlx::query(sql.update_routing)
+                    .bind(routing.queue.as_deref())
+                    .bind(routing.team.as_deref())
+                    .bind(routing.priority.as_deref())
+                    .bind(routing.reason.as_deref())
+                    .bind(routing.assignee.as_deref())
+                    .bind(routing.handed_off_at)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await;
+                match updated {
+                    Ok(_) => {}
+                    Err(sqlx::Error::Database(error)) if error.is_foreign_key_violation() => {
+                        return Err(StoreError::UnknownUser(
+                            routing.assignee.clone().unwrap_or_default(),
+                        ));
+                    }
+                    Err(error) => return Err(error.into()),
+                }
+            }
             tx.commit().await?;
             Ok(StoredEvent {
                 conversation: id.to_owned(),

@@ -36,6 +36,8 @@ pub(super) struct Sql {
     /// Reads `last_event_seq` and holds the conversation row until commit.
     pub lock_event_counter: &'static str,
     pub update_state: &'static str,
+    /// Sets the console's columns: queue, team, priority, reason, assignee, handed_off_at.
+    pub update_routing: &'static str,
     pub insert_event: &'static str,
     pub events_after: &'static str,
     pub save_session: &'static str,
@@ -57,7 +59,7 @@ pub(super) const SQLITE: Sql = Sql {
     latest_flow: "SELECT flow_id, version, hash, document FROM flow_versions WHERE flow_id = ? ORDER BY version DESC LIMIT 1",
     flow_versions: "SELECT version, hash FROM flow_versions WHERE flow_id = ? ORDER BY version",
     insert_conversation: "INSERT INTO conversations (id, flow_id, flow_version, flow_hash, owner, status, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-    conversation: "SELECT id, flow_id, flow_version, flow_hash, owner, status, created_at, last_message_seq, last_event_seq FROM conversations WHERE id = ?",
+    conversation: "SELECT id, flow_id, flow_version, flow_hash, owner, status, created_at, last_message_seq, last_event_seq, queue, team, priority, reason, assignee, handed_off_at FROM conversations WHERE id = ?",
     conversation_exists: "SELECT 1 FROM conversations WHERE id = ?",
     open_conversations: "SELECT id FROM conversations WHERE status <> 'ended' ORDER BY created_at, id",
     lock_message_counter: "SELECT last_message_seq FROM conversations WHERE id = ?",
@@ -68,6 +70,7 @@ pub(super) const SQLITE: Sql = Sql {
     messages_after: "SELECT seq, sender, kind, body, client_id, at FROM messages WHERE conversation_id = ? AND seq > ? ORDER BY seq LIMIT ?",
     lock_event_counter: "SELECT last_event_seq FROM conversations WHERE id = ?",
     update_state: "UPDATE conversations SET owner = ?, status = ?, last_event_seq = ? WHERE id = ?",
+    update_routing: "UPDATE conversations SET queue = ?, team = ?, priority = ?, reason = ?, assignee = ?, handed_off_at = ? WHERE id = ?",
     insert_event: "INSERT INTO events (conversation_id, seq, at, kind, data) VALUES (?, ?, ?, ?, ?)",
     events_after: "SELECT seq, at, kind, data FROM events WHERE conversation_id = ? AND seq > ? ORDER BY seq",
     save_session: "INSERT INTO sessions (conversation_id, turn, state) VALUES (?, ?, ?) \
@@ -88,7 +91,7 @@ pub(super) const POSTGRES: Sql = Sql {
     latest_flow: "SELECT flow_id, version, hash, document FROM flow_versions WHERE flow_id = $1 ORDER BY version DESC LIMIT 1",
     flow_versions: "SELECT version, hash FROM flow_versions WHERE flow_id = $1 ORDER BY version",
     insert_conversation: "INSERT INTO conversations (id, flow_id, flow_version, flow_hash, owner, status, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-    conversation: "SELECT id, flow_id, flow_version, flow_hash, owner, status, created_at, last_message_seq, last_event_seq FROM conversations WHERE id = $1",
+    conversation: "SELECT id, flow_id, flow_version, flow_hash, owner, status, created_at, last_message_seq, last_event_seq, queue, team, priority, reason, assignee, handed_off_at FROM conversations WHERE id = $1",
     conversation_exists: "SELECT 1 FROM conversations WHERE id = $1",
     open_conversations: "SELECT id FROM conversations WHERE status <> 'ended' ORDER BY created_at, id",
     lock_message_counter: "SELECT last_message_seq FROM conversations WHERE id = $1 FOR UPDATE",
@@ -99,6 +102,7 @@ pub(super) const POSTGRES: Sql = Sql {
     messages_after: "SELECT seq, sender, kind, body, client_id, at FROM messages WHERE conversation_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
     lock_event_counter: "SELECT last_event_seq FROM conversations WHERE id = $1 FOR UPDATE",
     update_state: "UPDATE conversations SET owner = $1, status = $2, last_event_seq = $3 WHERE id = $4",
+    update_routing: "UPDATE conversations SET queue = $1, team = $2, priority = $3, reason = $4, assignee = $5, handed_off_at = $6 WHERE id = $7",
     insert_event: "INSERT INTO events (conversation_id, seq, at, kind, data) VALUES ($1, $2, $3, $4, $5)",
     events_after: "SELECT seq, at, kind, data FROM events WHERE conversation_id = $1 AND seq > $2 ORDER BY seq",
     save_session: "INSERT INTO sessions (conversation_id, turn, state) VALUES ($1, $2, $3) \

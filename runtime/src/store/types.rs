@@ -75,6 +75,22 @@ pub struct Conversation {
     pub last_message_seq: i64,
     /// The sequence number of the conversation's last event (0: none yet).
     pub last_event_seq: i64,
+    /// Where it was handed off to and who has it (all `None` until a handoff).
+    pub routing: Routing,
+}
+
+/// A handed-off conversation's routing and assignment, for the console.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Routing {
+    pub queue: Option<String>,
+    pub team: Option<String>,
+    /// `low`, `normal`, `high` or `urgent`.
+    pub priority: Option<String>,
+    pub reason: Option<String>,
+    /// The user id of the agent who has it.
+    pub assignee: Option<String>,
+    /// Unix milliseconds.
+    pub handed_off_at: Option<i64>,
 }
 
 /// An event to append with a state change.

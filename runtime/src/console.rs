@@ -1,0 +1,467 @@
+//! The console API (`docs/console-api.md`): conversation lists and the whole context of one
+//! conversation for agents, and their actions — claim, transfer, resolve, hand back, notes,
+//! replies. Every route checks its caller ([`Caller`]): an agent sees the queue and the
+//! conversations assigned to them; an admin sees everything.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::auth::Caller;
+use crate::conversation::{ConsoleAction, ConsoleError, ConversationHandle, Hub, now_ms};
+use crate::server::{ApiError, AppState};
+use crate::store::{Conversation, ListView, Sender, Store, StoredMessage};
+
+/// The longest note or reply.
+const MAX_TEXT: usize = 4000;
+
+pub fn routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/api/console/conversations", get(list))
+        .route("/api/console/conversations/{id}", get(detail))
+        .route("/api/console/conversations/{id}/claim", post(claim))
+        .route("/api/console/conversations/{id}/transfer", post(transfer))
+        .route("/api/console/conversations/{id}/resolve", post(resolve))
+        .route("/api/console/conversations/{id}/hand-back", post(hand_back))
+        .route("/api/console/conversations/{id}/notes", post(add_note))
+        .route("/api/console/conversations/{id}/messages", post(reply))
+        .route("/api/console/canned", get(canned))
+        .route("/api/console/agents", get(agents))
+}
+
+fn parts(state: &AppState) -> Result<(&Store, &Hub), ApiError> {
+    match (&state.store, &state.chat) {
+        (Some(store), Some(chat)) => Ok((store, &chat.hub)),
+        _ => Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the console is not available on this server",
+        )),
+    }
+}
+
+fn internal(error: &dyn std::fmt::Display) -> ApiError {
+    tracing::error!(%error, "console request failed");
+    ApiError::internal()
+}
+
+#[derive(Deserialize)]
+struct ListQuery {
+    view: Option<String>,
+    limit: Option<u32>,
+}
+
+async fn list(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Query(query): Query<ListQuery>,
+) -> Result<Json<Vec<Value>>, ApiError> {
+    let (store, _) = parts(&state)?;
+    let view = match query.view.as_deref().unwrap_or("queue") {
+        "queue" => ListView::Queue,
+        "mine" => ListView::Assignee(caller.user.id.clone()),
+        "all" if caller.is_admin() => ListView::All,
+        "all" => {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "only admins may list every conversation",
+            ));
+        }
+        other => {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                format!("unknown view `{other}`: use queue, mine or all"),
+            ));
+        }
+    };
+    let limit = query.limit.unwrap_or(100).clamp(1, 500);
+    let conversations = store
+        .list_conversations(&view, limit)
+        .await
+        .map_err(|e| internal(&e))?;
+    let mut summaries = Vec::with_capacity(conversations.len());
+    for conversation in &conversations {
+        summaries.push(summary(store, conversation).await?);
+    }
+    Ok(Json(summaries))
+}
+
+/// A conversation as lists show it: its state, routing, assignee, the last message and how many
+/// visitor messages came since an agent last wrote.
+async fn summary(store: &Store, conversation: &Conversation) -> Result<Value, ApiError> {
+    let recent = store
+        .messages_after(
+            &conversation.id,
+            (conversation.last_message_seq - 50).max(0),
+            50,
+        )
+        .await
+        .map_err(|e| internal(&e))?;
+    let unread = recent
+        .iter()
+        .rev()
+        .take_while(|m| m.sender != Sender::Agent)
+        .filter(|m| m.sender == Sender::Visitor)
+        .count();
+    let last = recent
+        .last()
+        .map(|m| json!({ "sender": m.sender.as_str(), "text": preview(m), "at": m.at }));
+    let assignee = match &conversation.routing.assignee {
+        Some(id) => store
+            .user(id)
+            .await
+            .map_err(|e| internal(&e))?
+            .map(|u| json!({ "id": u.id, "name": u.name })),
+        None => None,
+    };
+    let routing = &conversation.routing;
+    Ok(json!({
+        "id": conversation.id,
+        "flow": conversation.flow_id,
+        "version": conversation.flow_version,
+        "owner": conversation.owner,
+        "status": conversation.status,
+        "queue": routing.queue,
+        "team": routing.team,
+        "priority": routing.priority,
+        "reason": routing.reason,
+        "assignee": assignee,
+        "handed_off_at": routing.handed_off_at,
+        "last_seq": conversation.last_message_seq,
+        "unread": unread,
+        "last": last,
+    }))
+}
+
+/// A line of text standing for a message in a list.
+fn preview(message: &StoredMessage) -> String {
+    let body: Value = serde_json::from_str(&message.body_json).unwrap_or(Value::Null);
+    let text = body["text"]
+        .as_str()
+        .or_else(|| body["prompt"].as_str())
+        .or_else(|| body["label"].as_str())
+        .unwrap_or_else(|| body["type"].as_str().unwrap_or_default());
+    text.chars().take(120).collect()
+}
+
+/// The conversation if the caller may see it: admins always; agents while it waits in a queue
+/// or is assigned to them.
+async fn visible(store: &Store, caller: &Caller, id: &str) -> Result<Conversation, ApiError> {
+    let conversation = store
+        .conversation(id)
+        .await
+        .map_err(|e| internal(&e))?
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("no conversation `{id}`")))?;
+    let queued = conversation.status == "waiting";
+    let mine = conversation.routing.assignee.as_deref() == Some(caller.user.id.as_str());
+    if caller.is_admin() || queued || mine {
+        Ok(conversation)
+    } else {
+        // Not 403: whether a conversation exists is not for everyone to learn.
+        Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("no conversation `{id}`"),
+        ))
+    }
+}
+
+/// Like [`visible`], for actions only the assignee (or an admin) may take.
+async fn assigned(store: &Store, caller: &Caller, id: &str) -> Result<Conversation, ApiError> {
+    let conversation = visible(store, caller, id).await?;
+    let mine = conversation.routing.assignee.as_deref() == Some(caller.user.id.as_str());
+    if mine || caller.is_admin() {
+        Ok(conversation)
+    } else {
+        Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "only the agent who has the conversation may do this",
+        ))
+    }
+}
+
+async fn handle(hub: &Hub, id: &str) -> Result<ConversationHandle, ApiError> {
+    hub.get(id).await.map_err(|e| internal(&e))
+}
+
+async fn detail(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let (store, hub) = parts(&state)?;
+    let conversation = visible(store, &caller, &id).await?;
+    let context = handle(hub, &id)
+        .await?
+        .context()
+        .await
+        .map_err(|e| internal(&e))?;
+    let mut messages = Vec::new();
+    let mut after = 0;
+    loop {
+        let page = store
+            .messages_after(&id, after, 500)
+            .await
+            .map_err(|e| internal(&e))?;
+        let full = page.len() == 500;
+        for message in &page {
+            after = message.seq;
+            messages.push(json!({
+                "type": "message",
+                "conversation": id,
+                "seq": message.seq,
+                "sender": message.sender.as_str(),
+                "at": message.at,
+                "client_id": message.client_id,
+                "body": serde_json::from_str::<Value>(&message.body_json).unwrap_or(Value::Null),
+            }));
+        }
+        if !full {
+            break;
+        }
+    }
+    let events = store.events_after(&id, 0).await.map_err(|e| internal(&e))?;
+    let handoff = events
+        .iter()
+        .rev()
+        .find(|e| e.kind == "handed_off")
+        .and_then(|e| serde_json::from_str::<Value>(&e.data_json).ok());
+    let notes = store.notes(&id).await.map_err(|e| internal(&e))?;
+    Ok(Json(json!({
+        "conversation": summary(store, &conversation).await?,
+        "messages": messages,
+        "context": {
+            "path": context.path,
+            "variables": context.variables,
+            "handoff": handoff,
+        },
+        "notes": notes,
+    })))
+}
+
+/// Runs `action` on the conversation and answers with its summary.
+async fn act(
+    store: &Store,
+    hub: &Hub,
+    id: &str,
+    action: ConsoleAction,
+) -> Result<Response, ApiError> {
+    match handle(hub, id).await?.console(action).await {
+        Ok(outcome) => {
+            let conversation = store
+                .conversation(id)
+                .await
+                .map_err(|e| internal(&e))?
+                .ok_or_else(ApiError::internal)?;
+            let mut answer = summary(store, &conversation).await?;
+            if let Some(seq) = outcome.seq {
+                answer["seq"] = json!(seq);
+            }
+            Ok(Json(answer).into_response())
+        }
+        Err(ConsoleError::Conflict(why)) => Err(ApiError::new(StatusCode::CONFLICT, why)),
+        Err(error @ ConsoleError::Gone) => Err(internal(&error)),
+    }
+}
+
+async fn claim(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let (store, hub) = parts(&state)?;
+    visible(store, &caller, &id).await?;
+    let action = ConsoleAction::Claim {
+        agent: caller.user.id.clone(),
+        name: caller.user.name.clone(),
+    };
+    act(store, hub, &id, action).await
+}
+
+#[derive(Deserialize)]
+struct TransferBody {
+    agent: Option<String>,
+    team: Option<String>,
+    note: Option<String>,
+}
+
+async fn transfer(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Json(body): Json<TransferBody>,
+) -> Result<Response, ApiError> {
+    let (store, hub) = parts(&state)?;
+    assigned(store, &caller, &id).await?;
+    let agent = match (&body.agent, &body.team) {
+        (Some(agent), None) => {
+            let user = store
+                .user(agent)
+                .await
+                .map_err(|e| internal(&e))?
+                .ok_or_else(|| {
+                    ApiError::new(StatusCode::BAD_REQUEST, format!("no agent `{agent}`"))
+                })?;
+            Some((user.id, user.name))
+        }
+        (None, Some(_)) => None,
+        _ => {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "give either `agent` or `team`",
+            ));
+        }
+    };
+    let note = body.note.filter(|n| !n.trim().is_empty());
+    if let Some(note) = &note {
+        store
+            .add_note(&id, now_ms(), &caller.user.id, note)
+            .await
+            .map_err(|e| internal(&e))?;
+    }
+    let action = ConsoleAction::Transfer {
+        by: caller.user.id.clone(),
+        agent,
+        team: body.team,
+        note,
+    };
+    act(store, hub, &id, action).await
+}
+
+async fn resolve(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let (store, hub) = parts(&state)?;
+    assigned(store, &caller, &id).await?;
+    let action = ConsoleAction::Resolve {
+        by: caller.user.id.clone(),
+    };
+    act(store, hub, &id, action).await
+}
+
+#[derive(Deserialize, Default)]
+struct HandBackBody {
+    node: Option<String>,
+}
+
+async fn hand_back(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path(id): Path<String>,
+    body: Option<Json<HandBackBody>>,
+) -> Result<Response, ApiError> {
+    let (store, hub) = parts(&state)?;
+    assigned(store, &caller, &id).await?;
+    let Json(body) = body.unwrap_or_default();
+    let action = ConsoleAction::HandBack {
+        by: caller.user.id.clone(),
+        node: body.node.filter(|n| !n.is_empty()),
+    };
+    act(store, hub, &id, action).await
+}
+
+#[derive(Deserialize)]
+struct TextBody {
+    text: String,
+    client_id: Option<String>,
+}
+
+fn checked_text(text: &str) -> Result<(), ApiError> {
+    if text.trim().is_empty() {
+        return Err(ApiError::new(StatusCode::BAD_REQUEST, "the text is empty"));
+    }
+    let chars = text.chars().count();
+    if chars > MAX_TEXT {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("the text has {chars} characters; the limit is {MAX_TEXT}"),
+        ));
+    }
+    Ok(())
+}
+
+async fn add_note(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Json(body): Json<TextBody>,
+) -> Result<Response, ApiError> {
+    let (store, _) = parts(&state)?;
+    assigned(store, &caller, &id).await?;
+    checked_text(&body.text)?;
+    store
+        .add_note(&id, now_ms(), &caller.user.id, &body.text)
+        .await
+        .map_err(|e| internal(&e))?;
+    Ok(StatusCode::CREATED.into_response())
+}
+
+/// A reply to the visitor (`client_id` makes a resend safe).
+async fn reply(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Json(body): Json<TextBody>,
+) -> Result<Response, ApiError> {
+    let (store, hub) = parts(&state)?;
+    assigned(store, &caller, &id).await?;
+    checked_text(&body.text)?;
+    let client_id = body
+        .client_id
+        .filter(|c| crate::gateway::frames::valid_client_id(c))
+        .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
+    let action = ConsoleAction::Reply {
+        agent: caller.user.id.clone(),
+        client_id,
+        text: body.text,
+    };
+    act(store, hub, &id, action).await
+}
+
+/// Canned replies, in both languages; `{{name}}` stands for the conversation's variable `name`.
+async fn canned(_caller: Caller) -> Json<Value> {
+    Json(json!([
+        {"id": "greet", "title": "问候 · Greeting",
+         "text": "您好，我是人工客服，很高兴为您服务！/ Hello, I'm here to help!"},
+        {"id": "checking", "title": "查询中 · Checking",
+         "text": "请稍等，我帮您查一下。/ One moment please, I'm checking that for you."},
+        {"id": "order", "title": "订单 · Order",
+         "text": "您的订单 {{order_no}} 我这边已经看到了。/ I can see your order {{order_no}}."},
+        {"id": "budget", "title": "预算 · Budget",
+         "text": "您的预算是 ¥{{budget}}，我为您推荐几款合适的。/ With a budget of ¥{{budget}}, here are a few good options."},
+        {"id": "anything_else", "title": "还有吗 · Anything else",
+         "text": "还有其他可以帮您的吗？/ Is there anything else I can help with?"},
+    ]))
+}
+
+/// The accounts an agent can transfer to, with how many open conversations each has.
+async fn agents(
+    State(state): State<Arc<AppState>>,
+    _caller: Caller,
+) -> Result<Json<Vec<Value>>, ApiError> {
+    let (store, _) = parts(&state)?;
+    let users = store.users().await.map_err(|e| internal(&e))?;
+    let mut agents = Vec::with_capacity(users.len());
+    for user in users {
+        let active = store
+            .list_conversations(&ListView::Assignee(user.id.clone()), 500)
+            .await
+            .map_err(|e| internal(&e))?
+            .len();
+        agents.push(json!({
+            "id": user.id,
+            "name": user.name,
+            "role": user.role,
+            "team": user.team,
+            "active": active,
+            "capacity": user.capacity,
+        }));
+    }
+    Ok(Json(agents))
+}

@@ -1,0 +1,221 @@
+//! What the agent console reads: conversation lists by queue and assignee, and internal notes.
+
+use super::{Conversation, Pool, Result, Routing, Store, StoreError, version_from_db};
+
+/// Which conversations a list shows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ListView {
+    /// Waiting in a queue: highest priority first, then the longest waiting.
+    Queue,
+    /// Assigned to this user and not ended, the longest handed off first.
+    Assignee(String),
+    /// Every conversation, newest first.
+    All,
+}
+
+/// An internal note on a conversation.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Note {
+    pub author: String,
+    pub author_name: String,
+    pub text: String,
+    pub at: i64,
+}
+
+struct ConsoleSql {
+    queue: &'static str,
+    assigned: &'static str,
+    all: &'static str,
+    insert_note: &'static str,
+    notes: &'static str,
+}
+
+/// The columns of `Store::conversation`, in its order.
+macro_rules! columns {
+    () => {
+        "id, flow_id, flow_version, flow_hash, owner, status, created_at, last_message_seq, \
+         last_event_seq, queue, team, priority, reason, assignee, handed_off_at"
+    };
+}
+
+/// Priorities in the order agents should take them.
+macro_rules! priority_rank {
+    () => {
+        "CASE priority WHEN 'urgent' THEN 0 WHEN 'high' THEN 1 WHEN 'normal' THEN 2 ELSE 3 END"
+    };
+}
+
+const SQLITE: ConsoleSql = ConsoleSql {
+    queue: concat!(
+        "SELECT ",
+        columns!(),
+        " FROM conversations WHERE status = 'waiting' ORDER BY ",
+        priority_rank!(),
+        ", handed_off_at, id LIMIT ?"
+    ),
+    assigned: concat!(
+        "SELECT ",
+        columns!(),
+        " FROM conversations WHERE assignee = ? AND status <> 'ended' ORDER BY handed_off_at, id LIMIT ?"
+    ),
+    all: concat!(
+        "SELECT ",
+        columns!(),
+        " FROM conversations ORDER BY created_at DESC, id LIMIT ?"
+    ),
+    insert_note: "INSERT INTO notes (conversation_id, at, author, text) VALUES (?, ?, ?, ?)",
+    notes: "SELECT n.author, u.name, n.text, n.at FROM notes n JOIN users u ON u.id = n.author \
+            WHERE n.conversation_id = ? ORDER BY n.at",
+};
+
+const POSTGRES: ConsoleSql = ConsoleSql {
+    queue: concat!(
+        "SELECT ",
+        columns!(),
+        " FROM conversations WHERE status = 'waiting' ORDER BY ",
+        priority_rank!(),
+        ", handed_off_at, id LIMIT $1"
+    ),
+    assigned: concat!(
+        "SELECT ",
+        columns!(),
+        " FROM conversations WHERE assignee = $1 AND status <> 'ended' ORDER BY handed_off_at, id LIMIT $2"
+    ),
+    all: concat!(
+        "SELECT ",
+        columns!(),
+        " FROM conversations ORDER BY created_at DESC, id LIMIT $1"
+    ),
+    insert_note: "INSERT INTO notes (conversation_id, at, author, text) VALUES ($1, $2, $3, $4)",
+    notes: "SELECT n.author, u.name, n.text, n.at FROM notes n JOIN users u ON u.id = n.author \
+            WHERE n.conversation_id = $1 ORDER BY n.at",
+};
+
+macro_rules! with_console {
+    ($store:expr, $pool:ident, $sql:ident => $body:block) => {
+        match &$store.pool {
+            Pool::Sqlite($pool) => {
+                let $sql = &SQLITE;
+                $body
+            }
+            Pool::Postgres($pool) => {
+                let $sql = &POSTGRES;
+                $body
+            }
+            // The SQLite text suits MySQL too (`?` placeholders, standard SQL).
+            Pool::MySql($pool) => {
+                let $sql = &SQLITE;
+                $body
+            }
+        }
+    };
+}
+
+impl Store {
+    /// At most `limit` conversations of `view`.
+    pub async fn list_conversations(
+        &self,
+        view: &ListView,
+        limit: u32,
+    ) -> Result<Vec<Conversation>> {
+        let limit = i64::from(limit);
+        let rows: Vec<super::ConversationRow> = with_console!(self, pool, sql => {
+            match view {
+                ListView::Queue => {
+                    sqlx::query_as(sql.queue).bind(limit).fetch_all(pool).await?
+                }
+                ListView::Assignee(user) => {
+                    sqlx::query_as(sql.assigned)
+                        .bind(user.as_str())
+                        .bind(limit)
+                        .fetch_all(pool)
+                        .await?
+                }
+                ListView::All => sqlx::query_as(sql.all).bind(limit).fetch_all(pool).await?,
+            }
+        });
+        rows.into_iter().map(conversation_from_row).collect()
+    }
+
+    /// Adds an internal note.
+    pub async fn add_note(
+        &self,
+        conversation: &str,
+        at: i64,
+        author: &str,
+        text: &str,
+    ) -> Result<()> {
+        let inserted = with_console!(self, pool, sql => {
+            sqlx::query(sql.insert_note)
+                .bind(conversation)
+                .bind(at)
+                .bind(author)
+                .bind(text)
+                .execute(pool)
+                .await
+                .map(drop)
+        });
+        match inserted {
+            Ok(()) => Ok(()),
+            Err(sqlx::Error::Database(error)) if error.is_foreign_key_violation() => {
+                Err(StoreError::UnknownConversation(conversation.to_owned()))
+            }
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    /// A conversation's notes, oldest first.
+    pub async fn notes(&self, conversation: &str) -> Result<Vec<Note>> {
+        let rows: Vec<(String, String, String, i64)> = with_console!(self, pool, sql => {
+            sqlx::query_as(sql.notes).bind(conversation).fetch_all(pool).await?
+        });
+        Ok(rows
+            .into_iter()
+            .map(|(author, author_name, text, at)| Note {
+                author,
+                author_name,
+                text,
+                at,
+            })
+            .collect())
+    }
+}
+
+pub(super) fn conversation_from_row(row: super::ConversationRow) -> Result<Conversation> {
+    let (
+        id,
+        flow_id,
+        flow_version,
+        flow_hash,
+        owner,
+        status,
+        created_at,
+        last_message_seq,
+        last_event_seq,
+        queue,
+        team,
+        priority,
+        reason,
+        assignee,
+        handed_off_at,
+    ) = row;
+    Ok(Conversation {
+        id,
+        flow_id,
+        flow_version: version_from_db(flow_version)?,
+        flow_hash,
+        owner,
+        status,
+        created_at,
+        last_message_seq,
+        last_event_seq,
+        routing: Routing {
+            queue,
+            team,
+            priority,
+            reason,
+            assignee,
+            handed_off_at,
+        },
+    })
+}
