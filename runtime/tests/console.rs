@@ -458,3 +458,165 @@ async fn an_agent_takes_over_a_handed_off_conversation_and_hands_it_back() {
     );
     server.stop().await;
 }
+
+/// Starts a conversation that a visitor hands off; returns its id and the visitor.
+async fn queued(server: &Server) -> (String, Visitor) {
+    let mut visitor = Visitor::start(server.addr, "order-status", "en").await;
+    visitor.bot_turn().await;
+    visitor.say("agent").await;
+    visitor.bot_turn().await;
+    (visitor.conversation.clone(), visitor)
+}
+
+/// Every route with every role (and none): who may do what.
+#[tokio::test]
+async fn every_route_checks_its_caller() {
+    let dir = temp_dir("matrix");
+    let server = Server::start(
+        &dir,
+        Options {
+            catalogue: true,
+            ..Options::default()
+        },
+    )
+    .await;
+    let api = Api::of(&server).await;
+    let li = api.session("li", "pass-word").await;
+    let root = api.session("root", "pass-word").await;
+    let other = api.session("agent", "agent").await;
+    let (q, _v1) = queued(&server).await;
+    let (mine, _v2) = queued(&server).await;
+    let (theirs, _v3) = queued(&server).await;
+    for (id, who) in [(&mine, &li), (&theirs, &other)] {
+        let claimed = api
+            .call(
+                "POST",
+                &format!("/api/console/conversations/{id}/claim"),
+                Some(who),
+                true,
+                None,
+                &[],
+            )
+            .await;
+        assert_eq!(claimed.status, StatusCode::OK, "{}", claimed.body);
+    }
+    let c = "/api/console/conversations";
+    let text = || Some(json!({"text": "hello"}));
+    // (method, path, body, expected without a session, as agent `li`, as admin `root`)
+    let table: Vec<(&str, String, Option<Value>, [u16; 3])> = vec![
+        ("GET", "/".to_owned(), None, [200, 200, 200]),
+        ("GET", "/healthz".to_owned(), None, [200, 200, 200]),
+        ("GET", "/api/flows".to_owned(), None, [200, 200, 200]),
+        (
+            "GET",
+            "/api/flows/faq-hours".to_owned(),
+            None,
+            [200, 200, 200],
+        ),
+        (
+            "GET",
+            "/api/flows/faq-hours/versions/1/rust".to_owned(),
+            None,
+            [200, 200, 200],
+        ),
+        ("GET", "/widget.js".to_owned(), None, [200, 200, 200]),
+        ("GET", "/demo".to_owned(), None, [200, 200, 200]),
+        (
+            "GET",
+            "/demo/api/products?category=phones".to_owned(),
+            None,
+            [200, 200, 200],
+        ),
+        ("GET", "/api/auth/me".to_owned(), None, [401, 200, 200]),
+        ("GET", format!("{c}?view=queue"), None, [401, 200, 200]),
+        ("GET", format!("{c}?view=mine"), None, [401, 200, 200]),
+        ("GET", format!("{c}?view=all"), None, [401, 403, 200]),
+        ("GET", format!("{c}/{q}"), None, [401, 200, 200]),
+        ("GET", format!("{c}/{mine}"), None, [401, 200, 200]),
+        ("GET", format!("{c}/{theirs}"), None, [401, 404, 200]),
+        (
+            "GET",
+            format!("{c}/no-such-conversation"),
+            None,
+            [401, 404, 404],
+        ),
+        ("POST", format!("{c}/{mine}/notes"), text(), [401, 201, 201]),
+        (
+            "POST",
+            format!("{c}/{theirs}/notes"),
+            text(),
+            [401, 404, 201],
+        ),
+        ("POST", format!("{c}/{q}/notes"), text(), [401, 403, 201]),
+        (
+            "POST",
+            format!("{c}/{mine}/messages"),
+            text(),
+            [401, 200, 409],
+        ),
+        (
+            "POST",
+            format!("{c}/{theirs}/messages"),
+            text(),
+            [401, 404, 409],
+        ),
+        ("POST", format!("{c}/{q}/resolve"), None, [401, 403, 200]),
+        (
+            "POST",
+            format!("{c}/{theirs}/hand-back"),
+            None,
+            [401, 404, 200],
+        ),
+        (
+            "POST",
+            format!("{c}/{mine}/transfer"),
+            Some(json!({"team": "support"})),
+            [401, 200, 409],
+        ),
+        (
+            "GET",
+            "/api/console/canned".to_owned(),
+            None,
+            [401, 200, 200],
+        ),
+        (
+            "GET",
+            "/api/console/agents".to_owned(),
+            None,
+            [401, 200, 200],
+        ),
+    ];
+    let mut wrong = Vec::new();
+    for (method, path, body, expected) in &table {
+        for (session, want) in [
+            (None, expected[0]),
+            (Some(&li), expected[1]),
+            (Some(&root), expected[2]),
+        ] {
+            let got = api
+                .call(method, path, session, true, body.clone(), &[])
+                .await
+                .status
+                .as_u16();
+            if got != want {
+                let who =
+                    session.map_or(
+                        "nobody",
+                        |s| if std::ptr::eq(s, &li) { "li" } else { "root" },
+                    );
+                wrong.push(format!("{method} {path} as {who}: {got}, expected {want}"));
+            }
+        }
+        // Without the CSRF token, nothing changes for anyone.
+        if *method == "POST" {
+            let forged = api
+                .call(method, path, Some(&root), false, body.clone(), &[])
+                .await;
+            if forged.status != StatusCode::FORBIDDEN {
+                wrong.push(format!("{method} {path} without CSRF: {}", forged.status));
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "{wrong:#?}");
+    server.stop().await;
+}
