@@ -93,7 +93,7 @@ async fn list(
 
 /// A conversation as lists show it: its state, routing, assignee, the last message and how many
 /// visitor messages came since an agent last wrote.
-async fn summary(store: &Store, conversation: &Conversation) -> Result<Value, ApiError> {
+pub(crate) async fn summary(store: &Store, conversation: &Conversation) -> Result<Value, ApiError> {
     let recent = store
         .messages_after(
             &conversation.id,

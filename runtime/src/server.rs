@@ -97,6 +97,7 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/", get(index))
         .route("/healthz", get(health))
         .route("/ws/visitor", get(crate::gateway::visitor))
+        .route("/ws/agent", get(crate::gateway::agent::agent))
         .route("/widget.js", get(widget))
         .merge(crate::demo::web::routes())
         .merge(crate::auth::routes())

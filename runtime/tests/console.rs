@@ -620,3 +620,148 @@ async fn every_route_checks_its_caller() {
     assert!(wrong.is_empty(), "{wrong:#?}");
     server.stop().await;
 }
+
+/// A console's WebSocket, signed in with `session`.
+async fn agent_socket(
+    server: &Server,
+    session: Option<&Session>,
+    origin: Option<&str>,
+) -> Result<
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+    tokio_tungstenite::tungstenite::Error,
+> {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut request = format!("ws://{}/ws/agent", server.addr)
+        .into_client_request()
+        .unwrap();
+    if let Some(session) = session {
+        request
+            .headers_mut()
+            .insert("cookie", session.cookie.parse().unwrap());
+    }
+    if let Some(origin) = origin {
+        request
+            .headers_mut()
+            .insert("origin", origin.parse().unwrap());
+    }
+    tokio_tungstenite::connect_async(request)
+        .await
+        .map(|(socket, _)| socket)
+}
+
+/// The next text frame of a console socket that satisfies `wanted`.
+async fn next_frame(
+    socket: &mut tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
+    wanted: impl Fn(&Value) -> bool,
+) -> Value {
+    use futures_util::StreamExt;
+    loop {
+        let message = tokio::time::timeout(std::time::Duration::from_secs(10), socket.next())
+            .await
+            .expect("a frame arrives in time")
+            .expect("the socket is open")
+            .unwrap();
+        if let tokio_tungstenite::tungstenite::Message::Text(text) = message {
+            let frame: Value = serde_json::from_str(&text).unwrap();
+            if wanted(&frame) {
+                return frame;
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_console_socket_follows_the_queue_and_talks_with_the_visitor() {
+    use futures_util::SinkExt;
+    use tokio_tungstenite::tungstenite::Message;
+    let dir = temp_dir("agent-socket");
+    let server = Server::start(&dir, Options::default()).await;
+    let api = Api::of(&server).await;
+    let li = api.session("li", "pass-word").await;
+    // Signed out, or from another site's page: refused at the handshake.
+    assert!(agent_socket(&server, None, None).await.is_err());
+    let port = server.addr.port();
+    assert!(
+        agent_socket(&server, Some(&li), Some("http://evil.example"))
+            .await
+            .is_err()
+    );
+    let own = format!("http://127.0.0.1:{port}");
+    let mut console = agent_socket(&server, Some(&li), Some(&own)).await.unwrap();
+    let hello = next_frame(&mut console, |f| f["type"] == "hello").await;
+    assert_eq!(hello["user"]["login"], "li");
+    next_frame(&mut console, |f| f["type"] == "queue").await;
+
+    let (id, mut visitor) = queued(&server).await;
+    let queue = next_frame(&mut console, |f| {
+        f["type"] == "queue"
+            && f["conversations"]
+                .as_array()
+                .is_some_and(|c| c.iter().any(|c| c["id"] == id.as_str()))
+    })
+    .await;
+    assert!(queue["conversations"].is_array());
+    let claimed = api
+        .call(
+            "POST",
+            &format!("/api/console/conversations/{id}/claim"),
+            Some(&li),
+            true,
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(claimed.status, StatusCode::OK);
+    let assigned = next_frame(&mut console, |f| f["type"] == "assigned").await;
+    assert_eq!(assigned["conversation"]["id"], id.as_str());
+
+    // Open the conversation: everything so far, tagged with its id, in order.
+    let open = json!({"type": "open", "conversation": id, "last_seq": 0});
+    console.send(Message::text(open.to_string())).await.unwrap();
+    let first = next_frame(&mut console, |f| f["type"] == "message").await;
+    assert_eq!(
+        (first["seq"].as_i64(), &first["conversation"]),
+        (Some(1), &json!(id))
+    );
+    // Typing both ways, then a reply that the visitor sees.
+    visitor.send(json!({"type": "typing", "on": true})).await;
+    let typing = next_frame(&mut console, |f| f["type"] == "typing").await;
+    assert_eq!(
+        (&typing["sender"], &typing["on"]),
+        (&json!("visitor"), &json!(true))
+    );
+    let typing = json!({"type": "typing", "conversation": id, "on": true});
+    console
+        .send(Message::text(typing.to_string()))
+        .await
+        .unwrap();
+    let seen = visitor.until(|f| f["type"] == "typing").await;
+    assert_eq!(seen.last().unwrap()["sender"], "agent");
+    let reply =
+        json!({"type": "message", "conversation": id, "client_id": "c-1", "text": "您好！"});
+    console
+        .send(Message::text(reply.to_string()))
+        .await
+        .unwrap();
+    let ack = next_frame(&mut console, |f| f["type"] == "ack").await;
+    assert_eq!(
+        (&ack["conversation"], &ack["client_id"]),
+        (&json!(id), &json!("c-1"))
+    );
+    let shown = visitor.until(|f| f["sender"] == "agent").await;
+    let shown = shown.last().unwrap();
+    assert_eq!(
+        (&shown["body"]["text"], &shown["seq"]),
+        (&json!("您好！"), &ack["seq"])
+    );
+    // The visitor's answer reaches the console live.
+    visitor.say("谢谢").await;
+    let answer = next_frame(&mut console, |f| {
+        f["sender"] == "visitor" && f["body"]["text"] == "谢谢"
+    })
+    .await;
+    assert_eq!(answer["conversation"], id.as_str());
+    server.stop().await;
+}

@@ -675,6 +675,12 @@ impl Actor {
         if let Some(routing) = routing {
             self.routing = routing;
         }
+        // No agent listening is fine.
+        let _ = self.shared.queue_changes.send(super::QueueChange {
+            conversation: Arc::clone(&self.id),
+            event: transition.event(),
+            assignee: self.routing.assignee.clone(),
+        });
         let frame = serde_json::json!({
             "type": "state", "owner": next.owner.as_str(), "status": next.status.as_str(),
         });

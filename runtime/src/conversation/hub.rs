@@ -119,8 +119,24 @@ pub enum Outbound {
         client_id: Option<Arc<str>>,
         frame: Arc<str>,
     },
-    /// Any other frame (`state`, `typing`, `error`), ready to send.
+    /// Any other frame (`state`, `typing` of the bot, `error`), ready to send.
     Frame(Arc<str>),
+    /// A person is typing: shown to the other side only.
+    Typing {
+        sender: crate::store::Sender,
+        on: bool,
+    },
+}
+
+/// A conversation entered or left a queue, or changed hands: agents' lists need refreshing.
+#[derive(Debug, Clone)]
+pub struct QueueChange {
+    pub conversation: Arc<str>,
+    /// The event's name (`handed_off`, `assigned`, `transferred`, `requeued`, `handed_back`,
+    /// `ended`).
+    pub event: &'static str,
+    /// Who has the conversation now.
+    pub assignee: Option<String>,
 }
 
 /// A running conversation; cheap to clone.
@@ -189,6 +205,11 @@ impl ConversationHandle {
         answer.await.map_err(|_| SendError::Gone)
     }
 
+    /// Tells everyone else in the conversation that `sender` is typing (or stopped).
+    pub fn typing(&self, sender: crate::store::Sender, on: bool) {
+        let _ = self.events.send(Outbound::Typing { sender, on });
+    }
+
     /// Carries out an agent's or admin's action on the conversation.
     pub async fn console(
         &self,
@@ -224,6 +245,8 @@ pub(super) struct Shared {
     pinned: Mutex<HashMap<(String, String), SharedEngine>>,
     pub(super) shutdown: CancellationToken,
     tracker: TaskTracker,
+    /// Queue and assignment changes of every conversation, for agents' consoles.
+    pub(super) queue_changes: broadcast::Sender<QueueChange>,
 }
 
 impl Hub {
@@ -238,6 +261,7 @@ impl Hub {
                 pinned: Mutex::new(HashMap::new()),
                 shutdown,
                 tracker: TaskTracker::new(),
+                queue_changes: broadcast::channel(256).0,
             }),
         }
     }
@@ -249,6 +273,11 @@ impl Hub {
     /// The token every connection and conversation descends from.
     pub fn shutdown_token(&self) -> &CancellationToken {
         &self.shared.shutdown
+    }
+
+    /// Queue and assignment changes from now on.
+    pub fn queue_changes(&self) -> broadcast::Receiver<QueueChange> {
+        self.shared.queue_changes.subscribe()
     }
 
     /// How many conversation tasks are running.

@@ -20,8 +20,8 @@ use flows::engine::{LookupOutcome, LookupRequest, Millis};
 pub use actor::{ConsoleAction, ConsoleError, ConsoleOutcome, Context};
 pub use body::{Body, message_frame};
 pub use hub::{
-    ConversationHandle, Hub, HubConfig, HubError, Outbound, SendError, Services, StartParams,
-    Started, VisitorInput,
+    ConversationHandle, Hub, HubConfig, HubError, Outbound, QueueChange, SendError, Services,
+    StartParams, Started, VisitorInput,
 };
 
 /// Who is responsible for a conversation.

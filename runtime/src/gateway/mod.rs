@@ -5,6 +5,7 @@
 //! resumes first subscribes to the conversation, then reads what it missed from the database,
 //! then forwards live messages it has not sent yet: nothing is missed and nothing is sent twice.
 
+pub mod agent;
 pub mod frames;
 
 use std::sync::Arc;
@@ -347,11 +348,18 @@ impl Connection {
                 self.visitor_message(client_id, VisitorInput::Choice(option))
                     .await
             }
-            ClientFrame::Typing { .. } | ClientFrame::Read { .. } | ClientFrame::Ack { .. } => {
+            ClientFrame::Typing { on } => {
+                let Some(joined) = &self.conversation else {
+                    return self.not_started().await;
+                };
+                // Shown to agents; nothing is stored.
+                joined.handle.typing(crate::store::Sender::Visitor, on);
+                Ok(())
+            }
+            ClientFrame::Read { .. } | ClientFrame::Ack { .. } => {
                 if self.conversation.is_none() {
                     return self.not_started().await;
                 }
-                // Agents see these once the console exists (issue 5); nothing is stored.
                 Ok(())
             }
             ClientFrame::Ping {} => self.send(r#"{"type":"pong"}"#).await,
@@ -572,6 +580,14 @@ impl Connection {
                 self.send(&frame).await
             }
             Ok(Outbound::Frame(frame)) => self.send(&frame).await,
+            Ok(Outbound::Typing { sender, on }) => {
+                if sender == crate::store::Sender::Visitor {
+                    return Ok(());
+                }
+                let frame =
+                    serde_json::json!({"type": "typing", "sender": sender.as_str(), "on": on});
+                self.send(&frame.to_string()).await
+            }
             Err(broadcast::error::RecvError::Lagged(_)) => self.catch_up().await,
             Err(broadcast::error::RecvError::Closed) => {
                 // The conversation's task stopped (idle or failed): follow the one loaded next.

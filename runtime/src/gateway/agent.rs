@@ -1,0 +1,473 @@
+//! The agent WebSocket (`/ws/agent`, `docs/console-api.md`): the signed-in agent's queue as it
+//! changes, the conversations they open (resumable by sequence number, like a visitor's), their
+//! replies (acknowledged once stored) and typing in both directions.
+//!
+//! Each opened conversation gets a forwarding task (a child of the connection's token) that
+//! subscribes to the conversation, reads what the agent missed from the database and then
+//! forwards live frames, tagged with the conversation's id, into the connection's channel.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade, close_code};
+use axum::extract::{ConnectInfo, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use futures_util::StreamExt;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tokio::sync::{broadcast, mpsc};
+use tokio_util::sync::CancellationToken;
+
+use super::Chat;
+use super::frames::{error_frame, valid_client_id};
+use crate::auth::Caller;
+use crate::conversation::{ConsoleAction, ConsoleError, Hub, Outbound, message_frame};
+use crate::server::AppState;
+use crate::store::{ListView, Sender, Store};
+
+/// Frames waiting for a slow console before its forwarders wait too.
+const CHANNEL: usize = 256;
+
+/// A frame from the console.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum AgentFrame {
+    Open {
+        conversation: String,
+        #[serde(default)]
+        last_seq: i64,
+    },
+    Close {
+        conversation: String,
+    },
+    Message {
+        conversation: String,
+        client_id: String,
+        text: String,
+    },
+    Typing {
+        conversation: String,
+        on: bool,
+    },
+    Read {
+        #[allow(dead_code)]
+        conversation: String,
+        #[allow(dead_code)]
+        seq: i64,
+    },
+    Ping {},
+}
+
+/// `GET /ws/agent`: the caller must be signed in, and the page must come from this server.
+pub async fn agent(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    let (Some(chat), Some(store)) = (state.chat.clone(), state.store.clone()) else {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the console is not available on this server",
+        )
+            .into_response();
+    };
+    // Cookies go with cross-site WebSocket requests too: only our own pages may connect.
+    if !same_origin(&headers) {
+        return (
+            StatusCode::FORBIDDEN,
+            "cross-origin console connections are refused",
+        )
+            .into_response();
+    }
+    let hard_limit = chat.limits.max_frame * 4;
+    upgrade
+        .max_message_size(hard_limit)
+        .max_frame_size(hard_limit)
+        .on_upgrade(move |socket| async move {
+            let token = chat.hub.shutdown_token().child_token();
+            tracing::debug!(peer = %peer, agent = %caller.user.login, "console connected");
+            AgentConnection::run(socket, chat, store, caller, token).await;
+        })
+}
+
+/// Whether the request's `Origin` (when a browser sent one) is this server.
+fn same_origin(headers: &HeaderMap) -> bool {
+    let Some(origin) = headers.get(header::ORIGIN).and_then(|o| o.to_str().ok()) else {
+        return true;
+    };
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or_default();
+    let origin_host = origin.split_once("://").map_or(origin, |(_, rest)| rest);
+    origin_host == host
+}
+
+struct AgentConnection {
+    socket: WebSocket,
+    chat: Chat,
+    store: Store,
+    caller: Caller,
+    token: CancellationToken,
+    frames: mpsc::Receiver<String>,
+    sender: mpsc::Sender<String>,
+    /// The forwarders of the opened conversations.
+    open: HashMap<String, CancellationToken>,
+    last_seen: Instant,
+}
+
+impl AgentConnection {
+    async fn run(
+        socket: WebSocket,
+        chat: Chat,
+        store: Store,
+        caller: Caller,
+        token: CancellationToken,
+    ) {
+        let (sender, frames) = mpsc::channel(CHANNEL);
+        let mut connection = AgentConnection {
+            socket,
+            chat,
+            store,
+            caller,
+            token,
+            frames,
+            sender,
+            open: HashMap::new(),
+            last_seen: Instant::now(),
+        };
+        connection.serve().await;
+        connection.token.cancel();
+    }
+
+    async fn serve(&mut self) {
+        let mut queue = self.chat.hub.queue_changes();
+        let hello = json!({"type": "hello", "user": self.caller.user});
+        if self.send(&hello.to_string()).await.is_err() || self.send_queue().await.is_err() {
+            return;
+        }
+        let mut ping = tokio::time::interval(self.chat.limits.ping_every);
+        ping.tick().await;
+        loop {
+            let outcome = tokio::select! {
+                () = self.token.cancelled() => Err(Some((close_code::AWAY, "the server is shutting down"))),
+                frame = self.socket.next() => match frame {
+                    Some(Ok(message)) => {
+                        self.last_seen = Instant::now();
+                        self.on_frame(message).await
+                    }
+                    Some(Err(_)) | None => Err(None),
+                },
+                Some(frame) = self.frames.recv() => self.send(&frame).await,
+                change = queue.recv() => match change {
+                    Ok(change) => self.on_queue_change(&change).await,
+                    Err(broadcast::error::RecvError::Lagged(_)) => self.send_queue().await,
+                    Err(broadcast::error::RecvError::Closed) => Err(None),
+                },
+                _ = ping.tick() => {
+                    if self.last_seen.elapsed() > self.chat.limits.idle_timeout {
+                        Err(Some((close_code::AWAY, "no heartbeat")))
+                    } else {
+                        self.socket.send(Message::Ping(Default::default())).await.map_err(|_| None)
+                    }
+                }
+            };
+            if let Err(end) = outcome {
+                if let Some((code, reason)) = end {
+                    let close = Message::Close(Some(CloseFrame {
+                        code,
+                        reason: Utf8Bytes::from_static(reason),
+                    }));
+                    let _ = self.socket.send(close).await;
+                }
+                return;
+            }
+        }
+    }
+
+    async fn send(&mut self, frame: &str) -> Result<(), Option<(u16, &'static str)>> {
+        self.socket
+            .send(Message::Text(frame.into()))
+            .await
+            .map_err(|_| None)
+    }
+
+    async fn error(
+        &mut self,
+        code: &str,
+        message: &str,
+    ) -> Result<(), Option<(u16, &'static str)>> {
+        self.send(&error_frame(code, message, None, false)).await
+    }
+
+    /// The queue as it is now.
+    async fn send_queue(&mut self) -> Result<(), Option<(u16, &'static str)>> {
+        let conversations = match self.store.list_conversations(&ListView::Queue, 100).await {
+            Ok(conversations) => conversations,
+            Err(error) => {
+                tracing::error!(%error, "cannot read the queue");
+                return self.error("internal", "the queue could not be read").await;
+            }
+        };
+        let mut summaries = Vec::with_capacity(conversations.len());
+        for conversation in &conversations {
+            match crate::console::summary(&self.store, conversation).await {
+                Ok(summary) => summaries.push(summary),
+                Err(_) => return self.error("internal", "the queue could not be read").await,
+            }
+        }
+        let frame = json!({"type": "queue", "conversations": summaries});
+        self.send(&frame.to_string()).await
+    }
+
+    async fn on_queue_change(
+        &mut self,
+        change: &crate::conversation::QueueChange,
+    ) -> Result<(), Option<(u16, &'static str)>> {
+        let mine = change.assignee.as_deref() == Some(self.caller.user.id.as_str());
+        if mine
+            && matches!(change.event, "assigned" | "transferred")
+            && let Ok(Some(conversation)) = self.store.conversation(&change.conversation).await
+            && let Ok(summary) = crate::console::summary(&self.store, &conversation).await
+        {
+            let frame = json!({"type": "assigned", "conversation": summary});
+            self.send(&frame.to_string()).await?;
+        }
+        self.send_queue().await
+    }
+
+    async fn on_frame(&mut self, message: Message) -> Result<(), Option<(u16, &'static str)>> {
+        let text = match message {
+            Message::Text(text) => text,
+            Message::Close(_) => return Err(None),
+            Message::Binary(_) => return self.error("bad_frame", "send JSON text frames").await,
+            Message::Ping(_) | Message::Pong(_) => return Ok(()),
+        };
+        if text.len() > self.chat.limits.max_frame {
+            return self
+                .error("frame_too_large", "the frame is too large")
+                .await;
+        }
+        let frame: AgentFrame = match serde_json::from_str(text.as_str()) {
+            Ok(frame) => frame,
+            Err(error) => {
+                let message = format!("the frame is not a valid console frame: {error}");
+                return self.error("bad_frame", &message).await;
+            }
+        };
+        match frame {
+            AgentFrame::Open {
+                conversation,
+                last_seq,
+            } => self.open_conversation(conversation, last_seq.max(0)).await,
+            AgentFrame::Close { conversation } => {
+                if let Some(forwarder) = self.open.remove(&conversation) {
+                    forwarder.cancel();
+                }
+                Ok(())
+            }
+            AgentFrame::Message {
+                conversation,
+                client_id,
+                text,
+            } => self.reply(conversation, client_id, text).await,
+            AgentFrame::Typing { conversation, on } => {
+                if self.open.contains_key(&conversation)
+                    && let Ok(handle) = self.chat.hub.get(&conversation).await
+                {
+                    handle.typing(Sender::Agent, on);
+                }
+                Ok(())
+            }
+            AgentFrame::Read { .. } => Ok(()),
+            AgentFrame::Ping {} => self.send(r#"{"type":"pong"}"#).await,
+        }
+    }
+
+    async fn open_conversation(
+        &mut self,
+        id: String,
+        last_seq: i64,
+    ) -> Result<(), Option<(u16, &'static str)>> {
+        if !may_see(&self.store, &self.caller, &id).await {
+            return self
+                .error("unknown_conversation", &format!("no conversation `{id}`"))
+                .await;
+        }
+        if let Some(previous) = self.open.remove(&id) {
+            previous.cancel();
+        }
+        let token = self.token.child_token();
+        self.open.insert(id.clone(), token.clone());
+        let forwarder = Forwarder {
+            id: Arc::from(id.as_str()),
+            hub: self.chat.hub.clone(),
+            store: self.store.clone(),
+            sender: self.sender.clone(),
+            last_sent: last_seq,
+        };
+        tokio::spawn(forwarder.run(token));
+        Ok(())
+    }
+
+    async fn reply(
+        &mut self,
+        id: String,
+        client_id: String,
+        text: String,
+    ) -> Result<(), Option<(u16, &'static str)>> {
+        if !valid_client_id(&client_id) || text.trim().is_empty() || text.chars().count() > 4000 {
+            return self
+                .error(
+                    "bad_frame",
+                    "a reply needs a valid `client_id` and 1–4,000 characters",
+                )
+                .await;
+        }
+        let Ok(handle) = self.chat.hub.get(&id).await else {
+            return self
+                .error("unknown_conversation", &format!("no conversation `{id}`"))
+                .await;
+        };
+        let action = ConsoleAction::Reply {
+            agent: self.caller.user.id.clone(),
+            client_id: client_id.clone(),
+            text,
+        };
+        match handle.console(action).await {
+            Ok(outcome) => {
+                let frame = json!({
+                    "type": "ack", "conversation": id, "client_id": client_id, "seq": outcome.seq,
+                });
+                self.send(&frame.to_string()).await
+            }
+            Err(ConsoleError::Conflict(why)) => {
+                let frame = json!({
+                    "type": "error", "code": "not_allowed", "message": why,
+                    "conversation": id, "client_id": client_id, "fatal": false,
+                });
+                self.send(&frame.to_string()).await
+            }
+            Err(ConsoleError::Gone) => {
+                self.error("internal", "the reply was not stored; send it again")
+                    .await
+            }
+        }
+    }
+}
+
+/// Whether `caller` may see conversation `id` (as the console API decides).
+async fn may_see(store: &Store, caller: &Caller, id: &str) -> bool {
+    match store.conversation(id).await {
+        Ok(Some(conversation)) => {
+            caller.is_admin()
+                || conversation.status == "waiting"
+                || conversation.routing.assignee.as_deref() == Some(caller.user.id.as_str())
+        }
+        _ => false,
+    }
+}
+
+/// Forwards one conversation's frames to a console connection.
+struct Forwarder {
+    id: Arc<str>,
+    hub: Hub,
+    store: Store,
+    sender: mpsc::Sender<String>,
+    last_sent: i64,
+}
+
+impl Forwarder {
+    async fn run(mut self, token: CancellationToken) {
+        tokio::select! {
+            () = token.cancelled() => {}
+            () = self.forward() => {}
+        }
+    }
+
+    async fn forward(&mut self) {
+        loop {
+            let Ok(handle) = self.hub.get(&self.id).await else {
+                return;
+            };
+            let mut events = handle.subscribe();
+            if self.catch_up().await.is_err() {
+                return;
+            }
+            loop {
+                let frame = match events.recv().await {
+                    Ok(Outbound::Message { seq, frame, .. }) => {
+                        if seq <= self.last_sent {
+                            continue;
+                        }
+                        if seq > self.last_sent + 1 {
+                            if self.catch_up().await.is_err() {
+                                return;
+                            }
+                            continue;
+                        }
+                        self.last_sent = seq;
+                        tagged(&self.id, &frame)
+                    }
+                    Ok(Outbound::Frame(frame)) => tagged(&self.id, &frame),
+                    Ok(Outbound::Typing { sender, on }) => {
+                        if sender != Sender::Visitor {
+                            continue;
+                        }
+                        json!({"type": "typing", "conversation": &*self.id, "sender": "visitor", "on": on})
+                            .to_string()
+                    }
+                    Err(broadcast::error::RecvError::Lagged(_)) => {
+                        if self.catch_up().await.is_err() {
+                            return;
+                        }
+                        continue;
+                    }
+                    // The conversation's task stopped: follow the next one.
+                    Err(broadcast::error::RecvError::Closed) => break,
+                };
+                if self.sender.send(frame).await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Sends what the database has after the last message sent.
+    async fn catch_up(&mut self) -> Result<(), ()> {
+        loop {
+            let page = self
+                .store
+                .messages_after(&self.id, self.last_sent, 500)
+                .await
+                .map_err(|error| tracing::error!(conversation = %self.id, %error, "cannot read messages"))?;
+            let full = page.len() == 500;
+            for message in &page {
+                self.sender
+                    .send(tagged(&self.id, &message_frame(message)))
+                    .await
+                    .map_err(drop)?;
+                self.last_sent = message.seq;
+            }
+            if !full {
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// `frame` (a JSON object) with `"conversation"` added.
+fn tagged(conversation: &str, frame: &str) -> String {
+    match serde_json::from_str::<Value>(frame) {
+        Ok(Value::Object(mut object)) => {
+            object.insert("conversation".to_owned(), Value::from(conversation));
+            Value::Object(object).to_string()
+        }
+        _ => frame.to_owned(),
+    }
+}
