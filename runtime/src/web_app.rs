@@ -73,7 +73,10 @@ mod tests {
 
     #[test]
     fn the_bundle_is_embedded() {
-        assert!(APP_WASM.starts_with(b"\0asm"), "kefu_app_bg.wasm is not WebAssembly");
+        assert!(
+            APP_WASM.starts_with(b"\0asm"),
+            "kefu_app_bg.wasm is not WebAssembly"
+        );
         assert!(APP_JS.contains("kefu_app_bg.wasm"));
         assert_eq!(STAMP.trim().len(), 64, "STAMP is a SHA-256 in hex");
     }

@@ -817,6 +817,14 @@ async fn the_bot_stays_quiet_while_the_conversation_waits_for_an_agent() {
         .find(|m| m["sender"] == "system")
         .unwrap();
     assert_eq!(notice["body"]["code"], "queued");
+    // Then how many are ahead: none.
+    let position = visitor
+        .until(|f| f["body"]["code"] == "queue_position")
+        .await;
+    assert_eq!(
+        position.last().unwrap()["body"]["text"],
+        "You are next in line."
+    );
     let id = visitor.say("hello? is anyone there").await;
     let frames = visitor.until_pong().await;
     assert_eq!(frames.len(), 1, "only the ack: {frames:?}");

@@ -459,13 +459,26 @@ async fn an_agent_takes_over_a_handed_off_conversation_and_hands_it_back() {
     server.stop().await;
 }
 
-/// Starts a conversation that a visitor hands off; returns its id and the visitor.
+/// Starts a conversation that a visitor hands off; returns its id and the visitor (who has been
+/// told their place in the queue).
 async fn queued(server: &Server) -> (String, Visitor) {
+    let (id, visitor, _) = queued_at(server).await;
+    (id, visitor)
+}
+
+/// [`queued`], with what the visitor was told of their place in the queue.
+async fn queued_at(server: &Server) -> (String, Visitor, String) {
     let mut visitor = Visitor::start(server.addr, "order-status", "en").await;
     visitor.bot_turn().await;
     visitor.say("agent").await;
-    visitor.bot_turn().await;
-    (visitor.conversation.clone(), visitor)
+    let told = visitor
+        .until(|f| f["body"]["code"] == "queue_position")
+        .await;
+    let place = told.last().unwrap()["body"]["text"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    (visitor.conversation.clone(), visitor, place)
 }
 
 /// Every route with every role (and none): who may do what.
@@ -484,9 +497,17 @@ async fn every_route_checks_its_caller() {
     let li = api.session("li", "pass-word").await;
     let root = api.session("root", "pass-word").await;
     let other = api.session("agent", "agent").await;
-    let (q, _v1) = queued(&server).await;
-    let (mine, _v2) = queued(&server).await;
-    let (theirs, _v3) = queued(&server).await;
+    let (q, _v1, first) = queued_at(&server).await;
+    let (mine, _v2, second) = queued_at(&server).await;
+    let (theirs, _v3, third) = queued_at(&server).await;
+    assert_eq!(
+        [first, second, third],
+        [
+            "You are next in line.",
+            "1 person is ahead of you.",
+            "2 people are ahead of you."
+        ]
+    );
     for (id, who) in [(&mine, &li), (&theirs, &other)] {
         let claimed = api
             .call(

@@ -621,8 +621,13 @@ impl Actor {
             self.publish(message);
         }
         let transitioned = !transitions.is_empty();
+        let mut queued = false;
         for (transition, data, routing) in transitions {
+            queued |= transition == Transition::HandedOff;
             self.transition(transition, &data, now, routing).await?;
+        }
+        if queued {
+            self.tell_position(now).await?;
         }
         for request in lookups {
             self.frame(r#"{"type":"typing","sender":"bot","on":true}"#);
@@ -935,6 +940,35 @@ impl Actor {
         }
         self.publish(&message);
         Ok(message.seq)
+    }
+
+    /// Tells the visitor how many conversations are ahead of theirs in the queue.
+    async fn tell_position(&mut self, now: Millis) -> Result<(), Stop> {
+        let queue = self
+            .shared
+            .services
+            .store
+            .list_conversations(&crate::store::ListView::Queue, 1000)
+            .await;
+        let Ok(queue) = queue else {
+            // Only a courtesy: the conversation is queued whether or not it is told.
+            return Ok(());
+        };
+        let Some(ahead) = queue.iter().position(|c| *c.id == *self.id) else {
+            return Ok(());
+        };
+        let text = match (self.session.locale.starts_with("zh"), ahead) {
+            (true, 0) => "您是下一位，客服马上就来。".to_owned(),
+            (true, n) => format!("您前面还有 {n} 位访客在等待。"),
+            (false, 0) => "You are next in line.".to_owned(),
+            (false, 1) => "1 person is ahead of you.".to_owned(),
+            (false, n) => format!("{n} people are ahead of you."),
+        };
+        let body = Body::Notice {
+            code: "queue_position".to_owned(),
+            text,
+        };
+        self.system_message(body, now).await
     }
 
     /// A system line (joined, queued, ended) outside a bot turn.
