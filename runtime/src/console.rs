@@ -445,7 +445,7 @@ async fn agents(
     State(state): State<Arc<AppState>>,
     _caller: Caller,
 ) -> Result<Json<Vec<Value>>, ApiError> {
-    let (store, _) = parts(&state)?;
+    let (store, hub) = parts(&state)?;
     let users = store.users().await.map_err(|e| internal(&e))?;
     let mut agents = Vec::with_capacity(users.len());
     for user in users {
@@ -459,6 +459,7 @@ async fn agents(
             "name": user.name,
             "role": user.role,
             "team": user.team,
+            "online": hub.is_online(&user.id),
             "active": active,
             "capacity": user.capacity,
         }));

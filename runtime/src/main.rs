@@ -30,6 +30,10 @@ enum Command {
         /// Use this database instead (`postgres://…`, `mysql://…` or `sqlite://…`).
         #[arg(long, env = "KEFU_DATABASE_URL")]
         database_url: Option<String>,
+        /// Give conversations handed to people to online agents automatically (least busy
+        /// first, within their capacity) instead of waiting for an agent to claim them.
+        #[arg(long, env = "KEFU_AUTO_ASSIGN")]
+        auto_assign: bool,
     },
     /// Check flow files and print every problem; exits 1 if any has errors.
     Validate {
@@ -75,18 +79,24 @@ fn main() -> ExitCode {
         addr: default_addr(),
         data_dir: default_data_dir(),
         database_url: std::env::var("KEFU_DATABASE_URL").ok(),
+        auto_assign: std::env::var("KEFU_AUTO_ASSIGN").is_ok_and(|v| v == "1" || v == "true"),
     }) {
         Command::Serve {
             addr,
             data_dir,
             database_url,
+            auto_assign,
         } => {
             runtime::telemetry::init();
             let database = runtime::server::Database {
                 data_dir,
                 url: database_url,
             };
-            match runtime::server::serve_blocking(addr, &database) {
+            let hub = runtime::conversation::HubConfig {
+                auto_assign,
+                ..runtime::conversation::HubConfig::default()
+            };
+            match runtime::server::serve_blocking(addr, &database, hub) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(error) => {
                     tracing::error!(%error, "server stopped");

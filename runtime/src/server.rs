@@ -110,7 +110,7 @@ pub fn app(state: Arc<AppState>) -> Router {
 }
 
 /// Starts the server with the bundled flows and blocks until Ctrl-C or SIGTERM.
-pub fn serve_blocking(addr: SocketAddr, database: &Database) -> anyhow::Result<()> {
+pub fn serve_blocking(addr: SocketAddr, database: &Database, hub: HubConfig) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -121,7 +121,7 @@ pub fn serve_blocking(addr: SocketAddr, database: &Database) -> anyhow::Result<(
         let mut state = state.with_chat(
             store,
             Arc::new(catalogue.clone()),
-            HubConfig::default(),
+            hub,
             GatewayLimits::default(),
             CancellationToken::new(),
         );

@@ -786,3 +786,75 @@ async fn the_console_socket_follows_the_queue_and_talks_with_the_visitor() {
     assert_eq!(answer["conversation"], id.as_str());
     server.stop().await;
 }
+
+#[tokio::test]
+async fn waiting_conversations_go_to_online_agents_with_room() {
+    let dir = temp_dir("auto-assign");
+    let server = Server::start(
+        &dir,
+        Options {
+            hub: runtime::conversation::HubConfig {
+                auto_assign: true,
+                ..runtime::conversation::HubConfig::default()
+            },
+            ..Options::default()
+        },
+    )
+    .await;
+    let api = Api::of(&server).await;
+    let li = api.session("li", "pass-word").await;
+    let mut console = agent_socket(&server, Some(&li), None).await.unwrap();
+    next_frame(&mut console, |f| f["type"] == "hello").await;
+    // li's capacity is 3: the fourth conversation waits.
+    let mut visitors = Vec::new();
+    for _ in 0..4 {
+        let mut visitor = Visitor::start(server.addr, "order-status", "en").await;
+        visitor.bot_turn().await;
+        visitor.say("agent").await;
+        visitors.push(visitor);
+    }
+    for _ in 0..3 {
+        let assigned = next_frame(&mut console, |f| f["type"] == "assigned").await;
+        assert_eq!(assigned["conversation"]["assignee"]["id"], "u-li");
+    }
+    let mut joined = 0;
+    for visitor in &mut visitors {
+        let frames = visitor
+            .frames_for(std::time::Duration::from_millis(300))
+            .await
+            .0;
+        if frames.iter().any(|f| f["body"]["code"] == "assigned") {
+            joined += 1;
+        }
+    }
+    assert_eq!(joined, 3, "three visitors were told li joined");
+    let queue = api
+        .call(
+            "GET",
+            "/api/console/conversations?view=queue",
+            Some(&li),
+            false,
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(queue.body.as_array().unwrap().len(), 1, "{}", queue.body);
+    // When another agent comes online, the waiting one goes to them.
+    let other = api.session("agent", "agent").await;
+    let mut second = agent_socket(&server, Some(&other), None).await.unwrap();
+    let assigned = next_frame(&mut second, |f| f["type"] == "assigned").await;
+    assert_eq!(assigned["conversation"]["assignee"]["id"], "u-agent");
+    let agents = api
+        .call("GET", "/api/console/agents", Some(&li), false, None, &[])
+        .await;
+    let online: Vec<&str> = agents
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["online"] == true)
+        .map(|a| a["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(online, ["u-agent", "u-li"]);
+    server.stop().await;
+}

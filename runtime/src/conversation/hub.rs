@@ -42,6 +42,9 @@ pub struct HubConfig {
     pub event_capacity: usize,
     /// Commands that may queue for one conversation.
     pub command_capacity: usize,
+    /// Give waiting conversations to online agents automatically (least busy first, within
+    /// their capacity); otherwise agents claim them.
+    pub auto_assign: bool,
 }
 
 impl Default for HubConfig {
@@ -50,6 +53,7 @@ impl Default for HubConfig {
             idle_timeout: Duration::from_secs(60),
             event_capacity: 32,
             command_capacity: 64,
+            auto_assign: false,
         }
     }
 }
@@ -247,12 +251,15 @@ pub(super) struct Shared {
     tracker: TaskTracker,
     /// Queue and assignment changes of every conversation, for agents' consoles.
     pub(super) queue_changes: broadcast::Sender<QueueChange>,
+    pub(super) presence: Arc<super::assign::Presence>,
 }
 
 impl Hub {
     /// A hub whose conversations stop when `shutdown` is cancelled.
+    /// Needs a tokio runtime when `config.auto_assign` is on (the assigner is a task).
     pub fn new(services: Services, config: HubConfig, shutdown: CancellationToken) -> Hub {
-        Hub {
+        let auto_assign = config.auto_assign;
+        let hub = Hub {
             shared: Arc::new(Shared {
                 services,
                 config,
@@ -262,8 +269,17 @@ impl Hub {
                 shutdown,
                 tracker: TaskTracker::new(),
                 queue_changes: broadcast::channel(256).0,
+                presence: Arc::default(),
             }),
+        };
+        if auto_assign {
+            hub.shared.tracker.spawn(hub.clone().run_assigner());
         }
+        hub
+    }
+
+    pub(super) fn shared(&self) -> &Shared {
+        &self.shared
     }
 
     pub fn store(&self) -> &Store {

@@ -8,6 +8,7 @@
 //! The [`Hub`] starts, finds and loads conversations, and shuts them all down.
 
 mod actor;
+mod assign;
 mod body;
 mod hub;
 
@@ -18,6 +19,7 @@ use std::pin::Pin;
 use flows::engine::{LookupOutcome, LookupRequest, Millis};
 
 pub use actor::{ConsoleAction, ConsoleError, ConsoleOutcome, Context};
+pub use assign::OnlineGuard;
 pub use body::{Body, message_frame};
 pub use hub::{
     ConversationHandle, Hub, HubConfig, HubError, Outbound, QueueChange, SendError, Services,

@@ -147,6 +147,7 @@ impl AgentConnection {
 
     async fn serve(&mut self) {
         let mut queue = self.chat.hub.queue_changes();
+        let _online = self.chat.hub.agent_online(&self.caller.user);
         let hello = json!({"type": "hello", "user": self.caller.user});
         if self.send(&hello.to_string()).await.is_err() || self.send_queue().await.is_err() {
             return;
