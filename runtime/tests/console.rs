@@ -858,3 +858,80 @@ async fn waiting_conversations_go_to_online_agents_with_room() {
     assert_eq!(online, ["u-agent", "u-li"]);
     server.stop().await;
 }
+
+#[tokio::test]
+async fn a_conversation_is_transferred_with_a_note_and_resolved() {
+    let dir = temp_dir("transfer");
+    let server = Server::start(&dir, Options::default()).await;
+    let api = Api::of(&server).await;
+    let li = api.session("li", "pass-word").await;
+    let other = api.session("agent", "agent").await;
+    let (id, mut visitor) = queued(&server).await;
+    let c = format!("/api/console/conversations/{id}");
+    let claimed = api
+        .call("POST", &format!("{c}/claim"), Some(&li), true, None, &[])
+        .await;
+    assert_eq!(claimed.status, StatusCode::OK);
+    let neither = api
+        .call(
+            "POST",
+            &format!("{c}/transfer"),
+            Some(&li),
+            true,
+            Some(json!({"note": "?"})),
+            &[],
+        )
+        .await;
+    assert_eq!(neither.status, StatusCode::BAD_REQUEST);
+    let moved = api
+        .call(
+            "POST",
+            &format!("{c}/transfer"),
+            Some(&li),
+            true,
+            Some(json!({"agent": "u-agent", "note": "Asks about an invoice"})),
+            &[],
+        )
+        .await;
+    assert_eq!(moved.status, StatusCode::OK, "{}", moved.body);
+    assert_eq!(moved.body["assignee"]["id"], "u-agent");
+    let told = visitor
+        .until(|f| f["body"]["text"] == "小李 · Demo agent has joined the conversation.")
+        .await;
+    assert!(!told.is_empty());
+    let gone = api.call("GET", &c, Some(&li), false, None, &[]).await;
+    assert_eq!(gone.status, StatusCode::NOT_FOUND, "li no longer has it");
+    let detail = api.call("GET", &c, Some(&other), false, None, &[]).await;
+    assert_eq!(detail.body["notes"][0]["text"], "Asks about an invoice");
+    assert_eq!(detail.body["notes"][0]["author"], "u-li");
+    let resolved = api
+        .call(
+            "POST",
+            &format!("{c}/resolve"),
+            Some(&other),
+            true,
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(resolved.status, StatusCode::OK);
+    assert_eq!(resolved.body["status"], "ended");
+    let end = visitor
+        .until(|f| f["type"] == "state" && f["status"] == "ended")
+        .await;
+    assert!(end.iter().any(|f| f["body"]["code"] == "ended"));
+    visitor.say("hello?").await;
+    assert_eq!(visitor.recv().await["code"], "ended");
+    let again = api
+        .call(
+            "POST",
+            &format!("{c}/resolve"),
+            Some(&other),
+            true,
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(again.status, StatusCode::CONFLICT);
+    server.stop().await;
+}
