@@ -13,7 +13,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::auth::Caller;
+use crate::auth::{Admin, Caller};
 use crate::conversation::{ConsoleAction, ConsoleError, ConversationHandle, Hub, now_ms};
 use crate::server::{ApiError, AppState};
 use crate::store::{Conversation, ListView, Sender, Store, StoredMessage};
@@ -33,6 +33,8 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/api/console/conversations/{id}/messages", post(reply))
         .route("/api/console/canned", get(canned))
         .route("/api/console/agents", get(agents))
+        .route("/api/admin/users", get(list_users).post(create_user))
+        .route("/api/admin/teams", post(create_team))
 }
 
 fn parts(state: &AppState) -> Result<(&Store, &Hub), ApiError> {
@@ -43,6 +45,16 @@ fn parts(state: &AppState) -> Result<(&Store, &Hub), ApiError> {
             "the console is not available on this server",
         )),
     }
+}
+
+/// The store alone, for routes that need no conversation task.
+fn store_of(state: &AppState) -> Result<&Store, ApiError> {
+    state.store.as_ref().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "accounts are not available on this server",
+        )
+    })
 }
 
 fn internal(error: &dyn std::fmt::Display) -> ApiError {
@@ -465,4 +477,116 @@ async fn agents(
         }));
     }
     Ok(Json(agents))
+}
+
+/// Every account (admins only).
+async fn list_users(
+    State(state): State<Arc<AppState>>,
+    _admin: Admin,
+) -> Result<Json<Vec<crate::store::User>>, ApiError> {
+    let store = store_of(&state)?;
+    Ok(Json(store.users().await.map_err(|e| internal(&e))?))
+}
+
+#[derive(Deserialize)]
+struct NewUserBody {
+    login: String,
+    name: String,
+    password: String,
+    role: String,
+    team: String,
+    capacity: Option<i64>,
+}
+
+/// Creates an account (admins only).
+async fn create_user(
+    State(state): State<Arc<AppState>>,
+    _admin: Admin,
+    Json(body): Json<NewUserBody>,
+) -> Result<Response, ApiError> {
+    let store = store_of(&state)?;
+    let bad = |message: &str| ApiError::new(StatusCode::BAD_REQUEST, message);
+    let login_ok = !body.login.is_empty()
+        && body.login.len() <= 64
+        && body
+            .login
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    if !login_ok {
+        return Err(bad("`login` must be 1–64 letters, digits, `-`, `_` or `.`"));
+    }
+    if body.password.chars().count() < 8 {
+        return Err(bad("`password` must have at least 8 characters"));
+    }
+    if !matches!(body.role.as_str(), "admin" | "agent") {
+        return Err(bad("`role` must be `admin` or `agent`"));
+    }
+    let capacity = body.capacity.unwrap_or(5);
+    if !(1..=100).contains(&capacity) {
+        return Err(bad("`capacity` must be between 1 and 100"));
+    }
+    let name = if body.name.trim().is_empty() {
+        body.login.clone()
+    } else {
+        body.name.clone()
+    };
+    let password = body.password;
+    let hash = tokio::task::spawn_blocking(move || crate::auth::hash_password(&password))
+        .await
+        .map_err(|e| internal(&e))?
+        .map_err(|e| internal(&e))?;
+    let user = crate::store::NewUser {
+        id: format!("u-{}", uuid::Uuid::new_v4().simple()),
+        login: body.login,
+        name,
+        role: body.role,
+        team_id: body.team,
+        password_hash: hash,
+        capacity,
+        created_at: now_ms(),
+    };
+    match store.create_user(&user).await {
+        Ok(()) => {}
+        Err(error @ crate::store::StoreError::UserExists(_)) => {
+            return Err(ApiError::new(StatusCode::CONFLICT, error.to_string()));
+        }
+        Err(crate::store::StoreError::Database(sqlx::Error::Database(error)))
+            if error.is_foreign_key_violation() =>
+        {
+            return Err(bad("there is no such team"));
+        }
+        Err(error) => return Err(internal(&error)),
+    }
+    let created = store
+        .user(&user.id)
+        .await
+        .map_err(|e| internal(&e))?
+        .ok_or_else(ApiError::internal)?;
+    Ok((StatusCode::CREATED, Json(created)).into_response())
+}
+
+#[derive(Deserialize)]
+struct NewTeamBody {
+    id: String,
+    name: String,
+}
+
+/// Creates a team (admins only); an existing id is left as it is.
+async fn create_team(
+    State(state): State<Arc<AppState>>,
+    _admin: Admin,
+    Json(body): Json<NewTeamBody>,
+) -> Result<Response, ApiError> {
+    let store = store_of(&state)?;
+    if body.id.is_empty() || body.id.len() > 64 || body.name.trim().is_empty() {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "a team needs an `id` (1–64 characters) and a `name`",
+        ));
+    }
+    store
+        .ensure_team(&body.id, &body.name)
+        .await
+        .map_err(|e| internal(&e))?;
+    Ok(StatusCode::CREATED.into_response())
 }

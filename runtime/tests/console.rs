@@ -935,3 +935,67 @@ async fn a_conversation_is_transferred_with_a_note_and_resolved() {
     assert_eq!(again.status, StatusCode::CONFLICT);
     server.stop().await;
 }
+
+#[tokio::test]
+async fn admins_create_accounts_and_bad_ones_are_refused() {
+    let api = Api::new().await;
+    let root = api.session("root", "pass-word").await;
+    let create = |body: Value| {
+        let api = &api;
+        let root = root.clone();
+        async move {
+            api.call(
+                "POST",
+                "/api/admin/users",
+                Some(&root),
+                true,
+                Some(body),
+                &[],
+            )
+            .await
+        }
+    };
+    let made = create(json!({"login": "zhang", "name": "张三", "password": "12345678", "role": "agent", "team": "support", "capacity": 2})).await;
+    assert_eq!(made.status, StatusCode::CREATED, "{}", made.body);
+    assert_eq!(
+        (&made.body["name"], &made.body["capacity"]),
+        (&json!("张三"), &json!(2))
+    );
+    assert_eq!(api.login("zhang", "12345678").await.status, StatusCode::OK);
+    let cases = [
+        (
+            json!({"login": "zhang", "name": "", "password": "12345678", "role": "agent", "team": "support"}),
+            409,
+            "already exists",
+        ),
+        (
+            json!({"login": "a b", "name": "", "password": "12345678", "role": "agent", "team": "support"}),
+            400,
+            "`login`",
+        ),
+        (
+            json!({"login": "x", "name": "", "password": "short", "role": "agent", "team": "support"}),
+            400,
+            "`password`",
+        ),
+        (
+            json!({"login": "x", "name": "", "password": "12345678", "role": "owner", "team": "support"}),
+            400,
+            "`role`",
+        ),
+        (
+            json!({"login": "x", "name": "", "password": "12345678", "role": "agent", "team": "nowhere"}),
+            400,
+            "no such team",
+        ),
+    ];
+    for (body, status, message) in cases {
+        let answer = create(body.clone()).await;
+        assert_eq!(answer.status.as_u16(), status, "{body} → {}", answer.body);
+        assert!(
+            answer.body["error"].as_str().unwrap().contains(message),
+            "{}",
+            answer.body
+        );
+    }
+}
