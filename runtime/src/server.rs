@@ -78,10 +78,9 @@ impl AppState {
             engines: Arc::clone(&self.engines),
             lookups,
         };
-        self.chat = Some(Chat {
-            hub: Hub::new(services, config, shutdown),
-            limits,
-        });
+        let hub = Hub::new(services, config, shutdown);
+        let queue = crate::gateway::agent::queue_feed(&hub, store.clone());
+        self.chat = Some(Chat { hub, limits, queue });
         self.store = Some(store);
         self
     }

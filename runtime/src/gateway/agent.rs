@@ -31,6 +31,56 @@ use crate::store::{ListView, Sender, Store};
 /// Frames waiting for a slow console before its forwarders wait too.
 const CHANNEL: usize = 256;
 
+/// Changes of the queue closer together than this are sent to consoles as one.
+const QUEUE_COALESCE: std::time::Duration = std::time::Duration::from_millis(50);
+
+/// Starts the task that renders the `queue` frame once per change (not once per console) and
+/// publishes it; consoles send whatever is current. Ends with the hub.
+pub fn queue_feed(hub: &Hub, store: Store) -> tokio::sync::watch::Receiver<Arc<str>> {
+    let (publish, feed) =
+        tokio::sync::watch::channel(Arc::from(r#"{"type":"queue","conversations":[]}"#));
+    let mut changes = hub.queue_changes();
+    let shutdown = hub.shutdown_token().clone();
+    tokio::spawn(async move {
+        loop {
+            if let Some(frame) = render_queue(&store).await {
+                publish.send_replace(Arc::from(frame.as_str()));
+            }
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                change = changes.recv() => {
+                    if matches!(change, Err(broadcast::error::RecvError::Closed)) {
+                        return;
+                    }
+                }
+            }
+            // Let a burst of handoffs settle, then render once for all of them.
+            tokio::time::sleep(QUEUE_COALESCE).await;
+            while !matches!(
+                changes.try_recv(),
+                Err(broadcast::error::TryRecvError::Empty | broadcast::error::TryRecvError::Closed)
+            ) {}
+        }
+    });
+    feed
+}
+
+/// The `queue` frame: the waiting conversations, highest priority first.
+async fn render_queue(store: &Store) -> Option<String> {
+    let conversations = match store.list_conversations(&ListView::Queue, 100).await {
+        Ok(conversations) => conversations,
+        Err(error) => {
+            tracing::error!(%error, "cannot read the queue");
+            return None;
+        }
+    };
+    let mut summaries = Vec::with_capacity(conversations.len());
+    for conversation in &conversations {
+        summaries.push(crate::console::summary(store, conversation).await.ok()?);
+    }
+    Some(json!({"type": "queue", "conversations": summaries}).to_string())
+}
+
 /// A frame from the console.
 #[derive(Debug, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -147,9 +197,11 @@ impl AgentConnection {
 
     async fn serve(&mut self) {
         let mut queue = self.chat.hub.queue_changes();
+        let mut feed = self.chat.queue.clone();
         let _online = self.chat.hub.agent_online(&self.caller.user);
         let hello = json!({"type": "hello", "user": self.caller.user});
-        if self.send(&hello.to_string()).await.is_err() || self.send_queue().await.is_err() {
+        let current = feed.borrow_and_update().clone();
+        if self.send(&hello.to_string()).await.is_err() || self.send(&current).await.is_err() {
             return;
         }
         let mut ping = tokio::time::interval(self.chat.limits.ping_every);
@@ -165,9 +217,16 @@ impl AgentConnection {
                     Some(Err(_)) | None => Err(None),
                 },
                 Some(frame) = self.frames.recv() => self.send(&frame).await,
+                changed = feed.changed() => match changed {
+                    Ok(()) => {
+                        let frame = feed.borrow_and_update().clone();
+                        self.send(&frame).await
+                    }
+                    Err(_) => Err(None),
+                },
                 change = queue.recv() => match change {
                     Ok(change) => self.on_queue_change(&change).await,
-                    Err(broadcast::error::RecvError::Lagged(_)) => self.send_queue().await,
+                    Err(broadcast::error::RecvError::Lagged(_)) => Ok(()),
                     Err(broadcast::error::RecvError::Closed) => Err(None),
                 },
                 _ = ping.tick() => {
@@ -206,26 +265,6 @@ impl AgentConnection {
         self.send(&error_frame(code, message, None, false)).await
     }
 
-    /// The queue as it is now.
-    async fn send_queue(&mut self) -> Result<(), Option<(u16, &'static str)>> {
-        let conversations = match self.store.list_conversations(&ListView::Queue, 100).await {
-            Ok(conversations) => conversations,
-            Err(error) => {
-                tracing::error!(%error, "cannot read the queue");
-                return self.error("internal", "the queue could not be read").await;
-            }
-        };
-        let mut summaries = Vec::with_capacity(conversations.len());
-        for conversation in &conversations {
-            match crate::console::summary(&self.store, conversation).await {
-                Ok(summary) => summaries.push(summary),
-                Err(_) => return self.error("internal", "the queue could not be read").await,
-            }
-        }
-        let frame = json!({"type": "queue", "conversations": summaries});
-        self.send(&frame.to_string()).await
-    }
-
     async fn on_queue_change(
         &mut self,
         change: &crate::conversation::QueueChange,
@@ -239,7 +278,7 @@ impl AgentConnection {
             let frame = json!({"type": "assigned", "conversation": summary});
             self.send(&frame.to_string()).await?;
         }
-        self.send_queue().await
+        Ok(())
     }
 
     async fn on_frame(&mut self, message: Message) -> Result<(), Option<(u16, &'static str)>> {

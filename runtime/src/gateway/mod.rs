@@ -66,6 +66,8 @@ const BACKLOG_PAGE: u32 = 500;
 pub struct Chat {
     pub hub: Hub,
     pub limits: GatewayLimits,
+    /// The queue as consoles see it (a rendered `queue` frame), kept current by one task.
+    pub queue: tokio::sync::watch::Receiver<Arc<str>>,
 }
 
 /// `GET /ws/visitor`: upgrades to the visitor protocol.
