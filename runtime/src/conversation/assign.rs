@@ -13,6 +13,9 @@ use super::actor::{ConsoleAction, ConsoleError};
 use super::hub::Hub;
 use crate::store::{ListView, Store, User};
 
+/// Changes closer together than this are handled in one pass.
+const COALESCE: std::time::Duration = std::time::Duration::from_millis(20);
+
 /// Agents with at least one console connection.
 #[derive(Debug, Default)]
 pub(super) struct Presence {
@@ -89,6 +92,12 @@ impl Hub {
                     }
                 }
             }
+            // A burst of handoffs is assigned in one pass.
+            tokio::time::sleep(COALESCE).await;
+            while !matches!(
+                changes.try_recv(),
+                Err(broadcast::error::TryRecvError::Empty | broadcast::error::TryRecvError::Closed)
+            ) {}
         }
     }
 

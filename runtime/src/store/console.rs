@@ -23,6 +23,7 @@ pub struct Note {
 }
 
 struct ConsoleSql {
+    open_assignments: &'static str,
     queue: &'static str,
     assigned: &'static str,
     all: &'static str,
@@ -46,6 +47,8 @@ macro_rules! priority_rank {
 }
 
 const SQLITE: ConsoleSql = ConsoleSql {
+    open_assignments: "SELECT assignee, COUNT(*) FROM conversations \
+                       WHERE assignee IS NOT NULL AND status <> 'ended' GROUP BY assignee",
     queue: concat!(
         "SELECT ",
         columns!(),
@@ -69,6 +72,8 @@ const SQLITE: ConsoleSql = ConsoleSql {
 };
 
 const POSTGRES: ConsoleSql = ConsoleSql {
+    open_assignments: "SELECT assignee, COUNT(*) FROM conversations \
+                       WHERE assignee IS NOT NULL AND status <> 'ended' GROUP BY assignee",
     queue: concat!(
         "SELECT ",
         columns!(),
@@ -135,6 +140,14 @@ impl Store {
             }
         });
         rows.into_iter().map(conversation_from_row).collect()
+    }
+
+    /// How many open conversations each agent has (agents with none are missing).
+    pub async fn open_assignments(&self) -> Result<std::collections::HashMap<String, i64>> {
+        let rows: Vec<(String, i64)> = with_console!(self, pool, sql => {
+            sqlx::query_as(sql.open_assignments).fetch_all(pool).await?
+        });
+        Ok(rows.into_iter().collect())
     }
 
     /// Adds an internal note.
