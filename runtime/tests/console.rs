@@ -430,6 +430,24 @@ async fn an_agent_takes_over_a_handed_off_conversation_and_hands_it_back() {
         "the agent wrote last"
     );
 
+    // A node the flow cannot continue at is refused, and nothing changes.
+    let nowhere = api
+        .call(
+            "POST",
+            &format!("/api/console/conversations/{id}/hand-back"),
+            Some(&agent),
+            true,
+            Some(json!({"node": "no_such_node"})),
+            &[],
+        )
+        .await;
+    assert_eq!(nowhere.status, StatusCode::CONFLICT, "{}", nowhere.body);
+    assert!(
+        nowhere.body["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("the bot cannot continue there")
+    );
     // Hand back: the flow continues where the handoff node says.
     let back = api
         .call(

@@ -866,6 +866,22 @@ impl Actor {
                 if self.state.owner != Owner::Agent {
                     return refuse(reply, "only a conversation an agent has can be handed back");
                 }
+                // Tried on a copy first: a node the flow cannot continue at is refused before
+                // anything changes (the engine is deterministic, so the real step agrees).
+                let trial = Input::HandBack(flows::engine::HandBack {
+                    node: node.clone(),
+                    vars: std::collections::BTreeMap::new(),
+                });
+                let mut copy = self.session.clone();
+                let step = self.engine.step(&mut copy, &trial, now);
+                if let Some(Effect::Rejected { reason }) = step
+                    .effects
+                    .iter()
+                    .find(|e| matches!(e, Effect::Rejected { .. }))
+                {
+                    let why = format!("the bot cannot continue there: {reason}");
+                    return refuse(reply, &why);
+                }
                 let routing = Routing {
                     assignee: None,
                     ..self.routing.clone()
