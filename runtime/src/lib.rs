@@ -15,3 +15,4 @@ pub mod gateway;
 pub mod server;
 pub mod store;
 pub mod telemetry;
+pub mod web_app;

@@ -98,9 +98,11 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/ws/visitor", get(crate::gateway::visitor))
         .route("/ws/agent", get(crate::gateway::agent::agent))
         .route("/widget.js", get(widget))
+        .route("/favicon.ico", get(favicon))
         .merge(crate::demo::web::routes())
         .merge(crate::auth::routes())
         .merge(crate::console::routes())
+        .merge(crate::web_app::routes())
         .route("/api/flows", get(list_flows))
         .route("/api/flows/validate", post(validate_flow))
         .route("/api/flows/{id}", get(get_flow))
@@ -312,6 +314,18 @@ impl IntoResponse for ApiError {
 
 async fn index() -> Html<&'static str> {
     Html(include_str!("index.html"))
+}
+
+/// The site's icon (browsers ask for it on every page without one of their own).
+async fn favicon() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "image/svg+xml"),
+            (header::CACHE_CONTROL, "public, max-age=86400"),
+        ],
+        r##"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 32 32"><rect width="32" height="32" rx="7" fill="#2563eb"/><text x="16" y="23" font-family="system-ui, sans-serif" font-size="19" font-weight="700" fill="#fff" text-anchor="middle">K</text></svg>"##,
+    )
+        .into_response()
 }
 
 /// The visitor widget: one script tag on any site.

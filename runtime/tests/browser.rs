@@ -1,6 +1,8 @@
-//! The demo shop in a real headless Chromium: `tests/browser/shop.mjs` (playwright-core) opens
-//! the shop, chats with the guided-shopping bot by clicking its buttons, waits for product
-//! cards, saves screenshots, reloads and checks that the conversation comes back.
+//! The web pages in a real headless Chromium (playwright-core scripts in `tests/browser/`):
+//! `shop.mjs` chats with the guided-shopping bot in the demo shop by clicking its buttons, waits
+//! for product cards, reloads and checks that the conversation comes back; `console.mjs` has an
+//! agent take over a visitor's conversation in the console, reply, transfer and hand back. Both
+//! save screenshots.
 //!
 //! Needs Node.js, Debian's Chromium and `npm ci` in `tests/browser`; `.ci/run` provides them and
 //! sets `KEFU_TEST_BROWSER=1`. Without that variable the test says so and skips.
@@ -9,11 +11,12 @@ use std::path::Path;
 
 use crate::chat::{Options, Server, temp_dir};
 
-#[tokio::test]
-async fn the_demo_shop_chats_in_chromium() {
+/// Runs `tests/browser/SCRIPT` against a server with the demo shop; returns its output and
+/// the folder of its screenshots. `None` when browser tests are off.
+async fn run_script(script: &str) -> Option<(String, std::path::PathBuf)> {
     if std::env::var_os("KEFU_TEST_BROWSER").is_none() {
-        eprintln!("KEFU_TEST_BROWSER is not set: skipping the browser test (see .ci/run)");
-        return;
+        eprintln!("KEFU_TEST_BROWSER is not set: skipping the browser test {script} (see .ci/run)");
+        return None;
     }
     let dir = temp_dir("browser");
     let server = Server::start(
@@ -29,7 +32,9 @@ async fn the_demo_shop_chats_in_chromium() {
         std::path::PathBuf::from,
     );
     std::fs::create_dir_all(&artifacts).unwrap();
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/browser/shop.mjs");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/browser")
+        .join(script);
     let output = tokio::process::Command::new("node")
         .arg(&script)
         .env("KEFU_URL", format!("http://{}", server.addr))
@@ -43,17 +48,41 @@ async fn the_demo_shop_chats_in_chromium() {
         String::from_utf8_lossy(&output.stderr)
     );
     assert!(output.status.success(), "the browser test failed:\n{log}");
-    assert!(
-        log.contains("ok: the shop chat works and resumes in en and zh-CN"),
-        "{log}"
-    );
-    for picture in ["shop-chat-en.png", "shop-chat-zh.png"] {
+    eprintln!("screenshots in {}", artifacts.display());
+    server.stop().await;
+    Some((log, artifacts))
+}
+
+fn assert_screenshots(artifacts: &Path, pictures: &[&str]) {
+    for picture in pictures {
         let size = std::fs::metadata(artifacts.join(picture)).unwrap().len();
         assert!(
             size > 10_000,
             "{picture} is a real screenshot ({size} bytes)"
         );
     }
-    eprintln!("screenshots in {}", artifacts.display());
-    server.stop().await;
+}
+
+#[tokio::test]
+async fn the_demo_shop_chats_in_chromium() {
+    let Some((log, artifacts)) = run_script("shop.mjs").await else {
+        return;
+    };
+    assert!(
+        log.contains("ok: the shop chat works and resumes in en and zh-CN"),
+        "{log}"
+    );
+    assert_screenshots(&artifacts, &["shop-chat-en.png", "shop-chat-zh.png"]);
+}
+
+#[tokio::test]
+async fn an_agent_takes_over_in_the_console_in_chromium() {
+    let Some((log, artifacts)) = run_script("console.mjs").await else {
+        return;
+    };
+    assert!(
+        log.contains("ok: an agent took over, replied, transferred and handed back"),
+        "{log}"
+    );
+    assert_screenshots(&artifacts, &["console-agent.png", "console-visitor.png"]);
 }

@@ -518,7 +518,7 @@ impl Actor {
                 }
                 Effect::Lookup(request) => lookups.push(request),
                 Effect::Handoff(request) => {
-                    bodies.push((Sender::System, self.notice("queued", None)));
+                    // The flow says its own words before a handoff; the queue position follows.
                     let priority = serde_json::to_value(request.priority)
                         .ok()
                         .and_then(|p| p.as_str().map(str::to_owned));

@@ -1,0 +1,598 @@
+//! The console's HTTP API (docs/console-api.md): its JSON types and `fetch` calls.
+//!
+//! Types are lenient: missing fields take defaults and unknown message bodies become
+//! `Body::Unknown`, so a newer server never breaks the console.
+
+use std::fmt;
+
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::{Map, Value};
+use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen_futures::JsFuture;
+use web_sys::{Headers, Request, RequestCredentials, RequestInit, Response};
+
+/// A field that may be `null`: it takes its default, like a missing one.
+fn or_default<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Default + Deserialize<'de>,
+{
+    Ok(Option::<T>::deserialize(deserializer)?.unwrap_or_default())
+}
+
+/// An account or team id: the API's ids may be numbers or strings; they go back as they came.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Id {
+    Num(i64),
+    Str(String),
+}
+
+impl Default for Id {
+    fn default() -> Id {
+        Id::Str(String::new())
+    }
+}
+
+impl fmt::Display for Id {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Id::Num(n) => write!(f, "{n}"),
+            Id::Str(s) => f.write_str(s),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(default)]
+pub struct Team {
+    #[serde(deserialize_with = "or_default")]
+    pub id: Id,
+    #[serde(deserialize_with = "or_default")]
+    pub name: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(default)]
+pub struct User {
+    #[serde(deserialize_with = "or_default")]
+    pub id: Id,
+    #[serde(deserialize_with = "or_default")]
+    pub login: String,
+    #[serde(deserialize_with = "or_default")]
+    pub name: String,
+    #[serde(deserialize_with = "or_default")]
+    pub role: String,
+    pub team: Team,
+}
+
+impl User {
+    pub fn is_admin(&self) -> bool {
+        self.role == "admin"
+    }
+}
+
+/// The answer to login and `me`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Session {
+    pub user: User,
+    pub csrf: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(default)]
+pub struct Assignee {
+    #[serde(deserialize_with = "or_default")]
+    pub id: Id,
+    #[serde(deserialize_with = "or_default")]
+    pub name: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(default)]
+pub struct Last {
+    #[serde(deserialize_with = "or_default")]
+    pub sender: String,
+    pub text: Option<String>,
+    #[serde(deserialize_with = "or_default")]
+    pub at: f64,
+}
+
+/// A conversation as the lists show it.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(default)]
+pub struct Summary {
+    #[serde(deserialize_with = "or_default")]
+    pub id: String,
+    #[serde(deserialize_with = "or_default")]
+    pub flow: String,
+    #[serde(deserialize_with = "or_default")]
+    pub version: u64,
+    #[serde(deserialize_with = "or_default")]
+    pub owner: String,
+    #[serde(deserialize_with = "or_default")]
+    pub status: String,
+    pub queue: Option<String>,
+    pub team: Value,
+    #[serde(deserialize_with = "or_default")]
+    pub priority: String,
+    pub reason: Option<String>,
+    pub assignee: Option<Assignee>,
+    pub handed_off_at: Option<f64>,
+    #[serde(deserialize_with = "or_default")]
+    pub last_seq: u64,
+    #[serde(deserialize_with = "or_default")]
+    pub unread: u64,
+    pub last: Option<Last>,
+}
+
+impl Summary {
+    pub fn is_queued(&self) -> bool {
+        self.owner == "queue" && self.status != "ended"
+    }
+}
+
+/// One stored message (a `message` frame of docs/protocol.md).
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(default)]
+pub struct Message {
+    #[serde(deserialize_with = "or_default")]
+    pub conversation: String,
+    #[serde(deserialize_with = "or_default")]
+    pub seq: u64,
+    #[serde(deserialize_with = "or_default")]
+    pub sender: String,
+    #[serde(deserialize_with = "or_default")]
+    pub at: f64,
+    pub client_id: Option<String>,
+    #[serde(deserialize_with = "lenient_body")]
+    pub body: Body,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Body {
+    Text {
+        text: String,
+    },
+    Choice {
+        #[serde(default)]
+        option: String,
+        #[serde(default)]
+        label: String,
+    },
+    Image {
+        url: String,
+        #[serde(default)]
+        alt: String,
+    },
+    Products {
+        cards: Vec<Card>,
+    },
+    Carousel {
+        cards: Vec<Card>,
+    },
+    Ask {
+        prompt: String,
+        #[serde(default, deserialize_with = "lenient_expect")]
+        expect: Expect,
+    },
+    Notice {
+        #[serde(default)]
+        code: String,
+        #[serde(default)]
+        text: String,
+    },
+    #[default]
+    #[serde(other)]
+    Unknown,
+}
+
+fn lenient_body<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Body, D::Error> {
+    let value = Value::deserialize(deserializer)?;
+    Ok(Body::deserialize(value).unwrap_or_default())
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Expect {
+    Choice {
+        options: Vec<ChoiceOption>,
+    },
+    Input {
+        #[serde(default)]
+        input_type: String,
+    },
+    #[default]
+    #[serde(other)]
+    Unknown,
+}
+
+fn lenient_expect<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Expect, D::Error> {
+    let value = Value::deserialize(deserializer)?;
+    Ok(Expect::deserialize(value).unwrap_or_default())
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(default)]
+pub struct ChoiceOption {
+    #[serde(deserialize_with = "or_default")]
+    pub id: String,
+    #[serde(deserialize_with = "or_default")]
+    pub label: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(default)]
+pub struct Card {
+    #[serde(deserialize_with = "or_default")]
+    pub title: String,
+    pub subtitle: Option<String>,
+    pub price: Option<f64>,
+    pub url: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(default)]
+pub struct Handoff {
+    pub reason: Option<String>,
+    pub summary: Option<String>,
+    pub queue: Option<String>,
+    pub team: Value,
+    pub priority: Option<String>,
+    pub node: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(default)]
+pub struct Context {
+    pub path: Vec<String>,
+    pub variables: Map<String, Value>,
+    pub handoff: Option<Handoff>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(default)]
+pub struct Note {
+    pub author: Value,
+    #[serde(deserialize_with = "or_default")]
+    pub text: String,
+    #[serde(deserialize_with = "or_default")]
+    pub at: f64,
+}
+
+/// `GET /api/console/conversations/{id}`.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(default)]
+pub struct Detail {
+    pub conversation: Summary,
+    pub messages: Vec<Message>,
+    pub context: Context,
+    pub notes: Vec<Note>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(default)]
+pub struct Canned {
+    pub id: Value,
+    #[serde(deserialize_with = "or_default")]
+    pub title: String,
+    #[serde(deserialize_with = "or_default")]
+    pub text: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(default)]
+pub struct Agent {
+    #[serde(deserialize_with = "or_default")]
+    pub id: Id,
+    #[serde(deserialize_with = "or_default")]
+    pub name: String,
+    pub team: Value,
+    #[serde(deserialize_with = "or_default")]
+    pub online: bool,
+    #[serde(deserialize_with = "or_default")]
+    pub active: u64,
+    #[serde(deserialize_with = "or_default")]
+    pub capacity: u64,
+}
+
+/// A team reference as the API writes it: an object `{id, name}` or a bare id.
+pub fn team_id_and_name(team: &Value) -> Option<(Id, String)> {
+    match team {
+        Value::Object(object) => {
+            let id = Id::deserialize(object.get("id")?).ok()?;
+            let name = object
+                .get("name")
+                .and_then(Value::as_str)
+                .map_or_else(|| id.to_string(), str::to_owned);
+            Some((id, name))
+        }
+        Value::String(s) => Some((Id::Str(s.clone()), s.clone())),
+        Value::Number(n) => n.as_i64().map(|n| (Id::Num(n), n.to_string())),
+        _ => None,
+    }
+}
+
+/// A JSON value for display: strings without quotes, `null` as nothing.
+pub fn display_value(value: &Value) -> String {
+    match value {
+        Value::Null => String::new(),
+        Value::String(s) => s.clone(),
+        Value::Object(object) => match object.get("name") {
+            Some(Value::String(name)) => name.clone(),
+            _ => value.to_string(),
+        },
+        other => other.to_string(),
+    }
+}
+
+/// Fills `{{variable}}` (or `{{ a.b }}`) placeholders from the conversation's variables;
+/// unknown ones stay as they are, so the agent sees what is missing.
+pub fn fill_template(template: &str, variables: &Map<String, Value>) -> String {
+    let mut out = String::new();
+    let mut rest = template;
+    while let Some(start) = rest.find("{{") {
+        let Some(len) = rest[start..].find("}}") else {
+            break;
+        };
+        let name = rest[start + 2..start + len].trim();
+        out.push_str(&rest[..start]);
+        let mut parts = name.split('.');
+        let first = parts.next().and_then(|part| variables.get(part));
+        let value = parts.fold(first, |value, part| value.and_then(|v| v.get(part)));
+        match value {
+            Some(value) => out.push_str(&display_value(value)),
+            None => out.push_str(&rest[start..start + len + 2]),
+        }
+        rest = &rest[start + len + 2..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// A failed API call.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ApiError {
+    /// The request did not reach the server, or its answer could not be read.
+    Network(String),
+    /// The server answered with an error status.
+    Status {
+        status: u16,
+        message: String,
+        /// From `Retry-After`, in seconds (a 429).
+        retry_after: Option<u64>,
+    },
+}
+
+impl ApiError {
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            ApiError::Network(_) => None,
+            ApiError::Status { status, .. } => Some(*status),
+        }
+    }
+}
+
+impl fmt::Display for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ApiError::Network(message) => write!(f, "network error: {message}"),
+            ApiError::Status {
+                status, message, ..
+            } if message.is_empty() => {
+                write!(f, "HTTP {status}")
+            }
+            ApiError::Status { message, .. } => f.write_str(message),
+        }
+    }
+}
+
+fn js_error(value: &JsValue) -> ApiError {
+    ApiError::Network(value.as_string().unwrap_or_else(|| format!("{value:?}")))
+}
+
+/// One request; `Ok` carries the body of a 2xx answer.
+async fn send(
+    method: &str,
+    url: &str,
+    body: Option<&Value>,
+    csrf: Option<&str>,
+) -> Result<String, ApiError> {
+    let window = web_sys::window().ok_or_else(|| ApiError::Network("no window".into()))?;
+    let init = RequestInit::new();
+    init.set_method(method);
+    init.set_credentials(RequestCredentials::SameOrigin);
+    let headers = Headers::new().map_err(|e| js_error(&e))?;
+    headers
+        .set("Accept", "application/json")
+        .map_err(|e| js_error(&e))?;
+    if let Some(body) = body {
+        headers
+            .set("Content-Type", "application/json")
+            .map_err(|e| js_error(&e))?;
+        init.set_body(&JsValue::from_str(&body.to_string()));
+    }
+    if let Some(csrf) = csrf {
+        headers
+            .set("X-CSRF-Token", csrf)
+            .map_err(|e| js_error(&e))?;
+    }
+    init.set_headers(&headers);
+    let request = Request::new_with_str_and_init(url, &init).map_err(|e| js_error(&e))?;
+    let response = JsFuture::from(window.fetch_with_request(&request))
+        .await
+        .map_err(|e| js_error(&e))?;
+    let response: Response = response.dyn_into().map_err(|e| js_error(&e))?;
+    let text = match response.text() {
+        Ok(promise) => JsFuture::from(promise)
+            .await
+            .map_err(|e| js_error(&e))?
+            .as_string()
+            .unwrap_or_default(),
+        Err(e) => return Err(js_error(&e)),
+    };
+    if response.ok() {
+        return Ok(text);
+    }
+    let message = serde_json::from_str::<Value>(&text)
+        .ok()
+        .and_then(|v| v.get("error").and_then(Value::as_str).map(str::to_owned))
+        .unwrap_or_default();
+    let retry_after = response
+        .headers()
+        .get("Retry-After")
+        .ok()
+        .flatten()
+        .and_then(|s| s.trim().parse().ok());
+    Err(ApiError::Status {
+        status: response.status(),
+        message,
+        retry_after,
+    })
+}
+
+fn decode<T: for<'de> Deserialize<'de>>(text: &str) -> Result<T, ApiError> {
+    serde_json::from_str(text).map_err(|error| ApiError::Network(format!("bad answer: {error}")))
+}
+
+pub async fn get<T: for<'de> Deserialize<'de>>(url: &str) -> Result<T, ApiError> {
+    decode(&send("GET", url, None, None).await?)
+}
+
+/// A POST with the CSRF header; the answer's body is decoded when `T` wants one.
+pub async fn post<T: for<'de> Deserialize<'de>>(
+    url: &str,
+    body: &Value,
+    csrf: &str,
+) -> Result<T, ApiError> {
+    let text = send("POST", url, Some(body), Some(csrf)).await?;
+    decode(if text.trim().is_empty() {
+        "null"
+    } else {
+        &text
+    })
+}
+
+pub async fn login(login: &str, password: &str) -> Result<Session, ApiError> {
+    let body = serde_json::json!({ "login": login, "password": password });
+    decode(&send("POST", "/api/auth/login", Some(&body), None).await?)
+}
+
+pub async fn me() -> Result<Session, ApiError> {
+    get("/api/auth/me").await
+}
+
+pub async fn logout(csrf: &str) -> Result<(), ApiError> {
+    send("POST", "/api/auth/logout", None, Some(csrf))
+        .await
+        .map(drop)
+}
+
+pub async fn conversations(view: &str) -> Result<Vec<Summary>, ApiError> {
+    get(&format!("/api/console/conversations?view={view}")).await
+}
+
+pub async fn detail(id: &str) -> Result<Detail, ApiError> {
+    get(&format!("/api/console/conversations/{}", encode(id))).await
+}
+
+/// `POST /api/console/conversations/{id}/{action}` answered with a `Summary`.
+pub async fn act(id: &str, action: &str, body: &Value, csrf: &str) -> Result<Summary, ApiError> {
+    post(
+        &format!("/api/console/conversations/{}/{action}", encode(id)),
+        body,
+        csrf,
+    )
+    .await
+}
+
+pub async fn add_note(id: &str, text: &str, csrf: &str) -> Result<(), ApiError> {
+    let url = format!("/api/console/conversations/{}/notes", encode(id));
+    post::<Value>(&url, &serde_json::json!({ "text": text }), csrf)
+        .await
+        .map(drop)
+}
+
+pub async fn canned() -> Result<Vec<Canned>, ApiError> {
+    get("/api/console/canned").await
+}
+
+pub async fn agents() -> Result<Vec<Agent>, ApiError> {
+    get("/api/console/agents").await
+}
+
+/// A path segment, percent-encoded.
+fn encode(segment: &str) -> String {
+    String::from(js_sys::encode_uri_component(segment))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn templates_take_variables() {
+        let variables = json!({"name": "Li Lei", "order": {"id": 42}, "n": 3});
+        let Value::Object(variables) = variables else {
+            unreachable!()
+        };
+        assert_eq!(
+            fill_template(
+                "Hi {{name}}, order {{ order.id }} x{{n}} {{missing}}",
+                &variables
+            ),
+            "Hi Li Lei, order 42 x3 {{missing}}"
+        );
+        assert_eq!(fill_template("no end {{name", &variables), "no end {{name");
+    }
+
+    #[test]
+    fn unknown_bodies_do_not_break_a_transcript() {
+        let message: Message = serde_json::from_value(json!({
+            "seq": 3, "sender": "bot", "at": 1, "body": {"type": "hologram", "x": 1}
+        }))
+        .unwrap();
+        assert_eq!(message.body, Body::Unknown);
+        let message: Message = serde_json::from_value(json!({
+            "seq": 4, "sender": "bot", "at": 1,
+            "body": {"type": "ask", "prompt": "Which?", "expect": {"type": "choice",
+                "options": [{"id": "a", "label": "A"}]}}
+        }))
+        .unwrap();
+        let Body::Ask {
+            expect: Expect::Choice { options },
+            ..
+        } = message.body
+        else {
+            panic!("not a choice: {message:?}")
+        };
+        assert_eq!(options[0].label, "A");
+    }
+
+    #[test]
+    fn nulls_take_defaults() {
+        let summary: Summary = serde_json::from_value(json!({
+            "id": "c-1", "flow": "faq", "version": null, "owner": "bot", "status": "active",
+            "priority": null, "reason": null, "assignee": null, "last_seq": 3, "unread": null
+        }))
+        .unwrap();
+        assert_eq!(
+            (summary.priority.as_str(), summary.version, summary.last_seq),
+            ("", 0, 3)
+        );
+    }
+
+    #[test]
+    fn ids_go_back_as_they_came() {
+        let agent: Agent =
+            serde_json::from_value(json!({"id": 7, "team": {"id": "t1", "name": "Support"}}))
+                .unwrap();
+        assert_eq!(serde_json::to_value(&agent.id).unwrap(), json!(7));
+        assert_eq!(
+            team_id_and_name(&agent.team),
+            Some((Id::Str("t1".into()), "Support".into()))
+        );
+    }
+}

@@ -1,0 +1,259 @@
+//! The console's texts in Simplified Chinese and English.
+
+/// A language of the console.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lang {
+    Zh,
+    En,
+}
+
+impl Lang {
+    /// The language for a BCP 47 tag such as `navigator.language` or a stored choice.
+    pub fn from_tag(tag: &str) -> Lang {
+        if tag.to_ascii_lowercase().starts_with("zh") {
+            Lang::Zh
+        } else {
+            Lang::En
+        }
+    }
+
+    pub fn tag(self) -> &'static str {
+        match self {
+            Lang::Zh => "zh-CN",
+            Lang::En => "en",
+        }
+    }
+
+    pub fn other(self) -> Lang {
+        match self {
+            Lang::Zh => Lang::En,
+            Lang::En => Lang::Zh,
+        }
+    }
+
+    /// The name of the language, in itself (for the switch).
+    pub fn name(self) -> &'static str {
+        match self {
+            Lang::Zh => "中文",
+            Lang::En => "English",
+        }
+    }
+}
+
+/// Every fixed text of the console (a closed set, so a missing translation cannot compile).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum T {
+    Title,
+    Login,
+    Password,
+    SignIn,
+    SignOut,
+    Queue,
+    Mine,
+    All,
+    Empty,
+    NoSelection,
+    Claim,
+    Transfer,
+    Resolve,
+    HandBack,
+    Send,
+    ReplyPlaceholder,
+    Canned,
+    Context,
+    Reason,
+    Summary,
+    BotPath,
+    Variables,
+    Notes,
+    AddNote,
+    NotePlaceholder,
+    VisitorTyping,
+    Connected,
+    Reconnecting,
+    ToAgent,
+    ToTeam,
+    TransferNote,
+    Cancel,
+    Confirm,
+    NodeOptional,
+    ContinueWhereLeft,
+    Shortcuts,
+    Taken,
+    Ended,
+    Sending,
+    NewAssigned,
+    Visitor,
+    Bot,
+    Agent,
+    Picked,
+    Loading,
+    Unread,
+    ExpectsInput,
+    WrongLogin,
+}
+
+impl T {
+    pub fn get(self, lang: Lang) -> &'static str {
+        let (zh, en) = match self {
+            T::Title => ("客服工作台", "Agent console"),
+            T::Login => ("账号", "Login"),
+            T::Password => ("密码", "Password"),
+            T::SignIn => ("登录", "Sign in"),
+            T::SignOut => ("退出", "Sign out"),
+            T::Queue => ("排队", "Queue"),
+            T::Mine => ("我的", "Mine"),
+            T::All => ("全部", "All"),
+            T::Empty => ("没有会话", "No conversations"),
+            T::NoSelection => ("请从左侧选择一个会话", "Pick a conversation on the left"),
+            T::Claim => ("接入", "Claim"),
+            T::Transfer => ("转接", "Transfer"),
+            T::Resolve => ("结束", "Resolve"),
+            T::HandBack => ("交还机器人", "Hand back to bot"),
+            T::Send => ("发送", "Send"),
+            T::ReplyPlaceholder => (
+                "输入回复，Enter 发送，Shift+Enter 换行",
+                "Type a reply: Enter sends, Shift+Enter for a new line",
+            ),
+            T::Canned => ("快捷回复…", "Canned replies…"),
+            T::Context => ("上下文", "Context"),
+            T::Reason => ("转人工原因", "Handoff reason"),
+            T::Summary => ("摘要", "Summary"),
+            T::BotPath => ("机器人路径", "Bot path"),
+            T::Variables => ("已收集的信息", "Collected variables"),
+            T::Notes => ("内部备注", "Internal notes"),
+            T::AddNote => ("添加备注", "Add note"),
+            T::NotePlaceholder => ("仅客服可见", "Only agents see this"),
+            T::VisitorTyping => ("访客正在输入…", "The visitor is typing…"),
+            T::Connected => ("已连接", "Connected"),
+            T::Reconnecting => ("正在重连…", "Reconnecting…"),
+            T::ToAgent => ("转给客服", "To an agent"),
+            T::ToTeam => ("转给团队", "To a team"),
+            T::TransferNote => ("转接说明", "Note for the next agent"),
+            T::Cancel => ("取消", "Cancel"),
+            T::Confirm => ("确定", "Confirm"),
+            T::NodeOptional => ("从哪个节点继续（可选）", "Continue at node (optional)"),
+            T::ContinueWhereLeft => ("从转人工处继续", "Where the bot left off"),
+            T::Shortcuts => ("键盘快捷键", "Keyboard shortcuts"),
+            T::Taken => (
+                "该会话已被其他客服接入",
+                "Someone else has taken this conversation",
+            ),
+            T::Ended => ("会话已结束", "The conversation has ended"),
+            T::Sending => ("发送中", "sending"),
+            T::NewAssigned => ("新会话分配给你", "A conversation was assigned to you"),
+            T::Visitor => ("访客", "Visitor"),
+            T::Bot => ("机器人", "Bot"),
+            T::Agent => ("客服", "Agent"),
+            T::Picked => ("选择了", "picked"),
+            T::Loading => ("加载中…", "Loading…"),
+            T::Unread => ("未读", "unread"),
+            T::ExpectsInput => ("等待输入", "expects input"),
+            T::WrongLogin => ("账号或密码错误", "Wrong login or password"),
+        };
+        match lang {
+            Lang::Zh => zh,
+            Lang::En => en,
+        }
+    }
+}
+
+/// "try again in N s" after too many failed sign-ins.
+pub fn retry_in(lang: Lang, seconds: u64) -> String {
+    match lang {
+        Lang::Zh => format!("尝试次数过多，请 {seconds} 秒后再试"),
+        Lang::En => format!("Too many attempts: try again in {seconds} s"),
+    }
+}
+
+/// A waiting time, short: "45 s", "3 min", "2 h".
+pub fn waited(lang: Lang, millis: f64) -> String {
+    let seconds = (millis / 1000.0).max(0.0) as u64;
+    match (lang, seconds) {
+        (Lang::Zh, 0..60) => format!("{seconds} 秒"),
+        (Lang::Zh, 60..3600) => format!("{} 分钟", seconds / 60),
+        (Lang::Zh, _) => format!("{} 小时", seconds / 3600),
+        (Lang::En, 0..60) => format!("{seconds} s"),
+        (Lang::En, 60..3600) => format!("{} min", seconds / 60),
+        (Lang::En, _) => format!("{} h", seconds / 3600),
+    }
+}
+
+/// The shortcut list of the help overlay: (keys, what they do).
+pub fn shortcuts(lang: Lang) -> [(&'static str, &'static str); 10] {
+    let zh = lang == Lang::Zh;
+    let pick = |zh_text, en_text| if zh { zh_text } else { en_text };
+    [
+        ("?", pick("显示/隐藏本帮助", "Show or hide this help")),
+        (
+            "j / k",
+            pick("下一个/上一个会话", "Next / previous conversation"),
+        ),
+        (
+            "1 / 2 / 3",
+            pick("排队 / 我的 / 全部", "Queue / Mine / All"),
+        ),
+        ("c", pick("接入当前会话", "Claim the conversation")),
+        ("r", pick("回复", "Reply")),
+        ("n", pick("写内部备注", "Write an internal note")),
+        ("t", pick("转接", "Transfer")),
+        ("e", pick("结束会话", "Resolve")),
+        ("b", pick("交还机器人", "Hand back to the bot")),
+        (
+            "Esc",
+            pick(
+                "关闭对话框 / 离开输入框",
+                "Close a dialog / leave the text box",
+            ),
+        ),
+    ]
+}
+
+/// Who has a conversation and its status, e.g. "agent · active".
+pub fn state(lang: Lang, owner: &str, status: &str) -> String {
+    let owner = match (lang, owner) {
+        (Lang::Zh, "bot") => "机器人",
+        (Lang::Zh, "queue") => "排队中",
+        (Lang::Zh, "agent") => "人工",
+        (_, other) => other,
+    };
+    let status = match (lang, status) {
+        (Lang::Zh, "active") => "进行中",
+        (Lang::Zh, "waiting") => "等待中",
+        (Lang::Zh, "ended") => "已结束",
+        (_, other) => other,
+    };
+    format!("{owner} · {status}")
+}
+
+/// The label of a priority.
+pub fn priority(lang: Lang, priority: &str) -> &str {
+    match (lang, priority) {
+        (Lang::Zh, "urgent") => "紧急",
+        (Lang::Zh, "high") => "高",
+        (Lang::Zh, "normal") => "普通",
+        (Lang::Zh, "low") => "低",
+        (_, other) => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn language_from_navigator() {
+        assert_eq!(Lang::from_tag("zh-TW"), Lang::Zh);
+        assert_eq!(Lang::from_tag("ZH"), Lang::Zh);
+        assert_eq!(Lang::from_tag("en-GB"), Lang::En);
+        assert_eq!(Lang::from_tag("de"), Lang::En);
+    }
+
+    #[test]
+    fn waiting_times() {
+        assert_eq!(waited(Lang::En, 45_000.0), "45 s");
+        assert_eq!(waited(Lang::En, 185_000.0), "3 min");
+        assert_eq!(waited(Lang::Zh, 7_300_000.0), "2 小时");
+        assert_eq!(waited(Lang::En, -5.0), "0 s");
+    }
+}

@@ -1,0 +1,78 @@
+//! The console's stylesheet (plain CSS, no framework).
+
+pub const CSS: &str = r#"
+* { box-sizing: border-box; }
+body { margin: 0; font: 14px/1.45 system-ui, "PingFang SC", "Microsoft YaHei", sans-serif; color: #1f2328; background: #f6f7f9; }
+button { font: inherit; padding: 4px 10px; border: 1px solid #c9ced6; border-radius: 6px; background: #fff; cursor: pointer; }
+button:disabled { opacity: .5; cursor: default; }
+button.primary { background: #1a73e8; border-color: #1a73e8; color: #fff; }
+button.danger { color: #b42318; }
+textarea, input, select { font: inherit; padding: 6px; border: 1px solid #c9ced6; border-radius: 6px; }
+.loading { padding: 2em; color: #667; }
+.login-page { display: flex; min-height: 100vh; align-items: center; justify-content: center; }
+.login { display: flex; flex-direction: column; gap: 12px; width: 320px; padding: 24px; background: #fff; border-radius: 10px; box-shadow: 0 2px 12px #0001; }
+.login h1 { font-size: 18px; margin: 0 0 8px; }
+.login label { display: flex; flex-direction: column; gap: 4px; }
+.error { color: #b42318; margin: 0; }
+.console { display: flex; flex-direction: column; height: 100vh; }
+header { display: flex; align-items: center; gap: 10px; padding: 8px 14px; background: #fff; border-bottom: 1px solid #e3e6ea; }
+header .spacer { flex: 1; }
+.status { font-size: 12px; color: #b42318; }
+.status.online { color: #1a7f37; }
+.flash { padding: 8px 14px; background: #fff4e5; border-bottom: 1px solid #f5c27a; cursor: pointer; }
+main { flex: 1; display: flex; min-height: 0; }
+.list { width: 300px; border-right: 1px solid #e3e6ea; background: #fff; overflow-y: auto; }
+.tabs { display: flex; gap: 4px; padding: 8px; border-bottom: 1px solid #e3e6ea; }
+.tabs button.active { background: #e8f0fe; border-color: #1a73e8; }
+.list ul { list-style: none; margin: 0; padding: 0; }
+.list li { padding: 8px 12px; border-bottom: 1px solid #f0f1f3; cursor: pointer; }
+.list li.selected { background: #e8f0fe; }
+.row-top, .row-bottom { display: flex; gap: 6px; align-items: center; }
+.row-bottom { font-size: 12px; color: #667; }
+.reason { flex: 1; overflow: hidden; white-space: nowrap; text-overflow: ellipsis; }
+.waiting { margin-left: auto; }
+.badge { font-size: 11px; padding: 0 6px; border-radius: 8px; background: #eef0f3; }
+.priority-urgent { background: #b42318; color: #fff; }
+.priority-high { background: #f79009; color: #fff; }
+.priority-low { color: #889; }
+.unread { background: #1a73e8; color: #fff; border-radius: 9px; padding: 0 6px; font-size: 11px; }
+.empty { padding: 16px; color: #889; }
+.conversation { flex: 1; display: flex; min-width: 0; }
+.chat { flex: 1; display: flex; flex-direction: column; min-width: 0; }
+.actions { display: flex; gap: 6px; align-items: center; padding: 8px 12px; background: #fff; border-bottom: 1px solid #e3e6ea; }
+.actions .title { flex: 1; font-weight: 600; }
+.transcript { flex: 1; overflow-y: auto; padding: 12px; display: flex; flex-direction: column; gap: 8px; }
+.bubble { max-width: 70%; padding: 6px 10px; border-radius: 10px; background: #fff; border: 1px solid #e3e6ea; align-self: flex-start; }
+.bubble.from-bot { background: #f1f5ff; }
+.bubble.from-agent { align-self: flex-end; background: #dcf5e3; }
+.bubble.pending { opacity: .6; }
+.bubble .meta { font-size: 11px; color: #889; }
+.bubble p { margin: 2px 0; white-space: pre-wrap; }
+.bubble .image { max-width: 200px; max-height: 140px; }
+.notice { align-self: center; font-size: 12px; color: #667; background: #eef0f3; padding: 2px 10px; border-radius: 10px; }
+.chips { display: flex; flex-wrap: wrap; gap: 4px; margin-top: 4px; }
+.chip { font-size: 12px; padding: 1px 8px; border: 1px solid #1a73e8; border-radius: 10px; color: #1a73e8; }
+.cards { list-style: none; margin: 0; padding: 0; display: flex; flex-direction: column; gap: 2px; }
+.card { display: flex; gap: 8px; font-size: 13px; }
+.card .price { margin-left: auto; color: #b42318; }
+.typing { margin: 0; padding: 0 12px; font-size: 12px; color: #667; }
+.reply { padding: 8px 12px; background: #fff; border-top: 1px solid #e3e6ea; display: flex; flex-direction: column; gap: 6px; }
+.reply textarea { width: 100%; resize: vertical; }
+.reply-tools { display: flex; gap: 6px; justify-content: flex-end; }
+.side { width: 300px; border-left: 1px solid #e3e6ea; background: #fff; overflow-y: auto; padding: 0 12px 12px; }
+.side h3 { font-size: 14px; margin: 12px 0 6px; }
+.side h4 { font-size: 12px; margin: 10px 0 4px; color: #667; }
+.side dl { margin: 0; } .side dt { font-size: 12px; color: #667; } .side dd { margin: 0 0 6px; }
+.path { margin: 0; padding-left: 20px; font-size: 12px; font-family: ui-monospace, monospace; }
+.variables { border-collapse: collapse; width: 100%; font-size: 12px; }
+.variables th, .variables td { border: 1px solid #eef0f3; padding: 2px 6px; text-align: left; vertical-align: top; }
+.notes ul { list-style: none; padding: 0; margin: 0; }
+.notes li { background: #fffbe6; padding: 4px 8px; border-radius: 6px; margin-bottom: 4px; }
+.notes li p { margin: 0; white-space: pre-wrap; }
+.notes textarea { width: 100%; }
+.overlay { position: fixed; inset: 0; background: #0005; display: flex; align-items: center; justify-content: center; }
+.dialog { background: #fff; border-radius: 10px; padding: 16px 20px; min-width: 320px; display: flex; flex-direction: column; gap: 10px; }
+.dialog h2 { font-size: 16px; margin: 0; }
+.dialog .buttons { display: flex; gap: 6px; justify-content: flex-end; }
+kbd { font-family: ui-monospace, monospace; background: #eef0f3; padding: 0 6px; border-radius: 4px; }
+"#;

@@ -1,0 +1,142 @@
+// The agent console and the visitor widget in a real headless Chromium, side by side: a visitor
+// in the demo shop picks a category and asks for a person; an agent signs in to /console, sees
+// the conversation in the queue with the bot's path and collected variables, claims it, replies
+// (the visitor sees it), transfers it to a team (back to the queue), claims it again and hands
+// it back to the bot, which asks the visitor its question again. Screenshots of both sides.
+//
+//   KEFU_URL=http://127.0.0.1:38123 SCREENSHOT_DIR=/tmp/shots node tests/browser/console.mjs
+//
+// Env: KEFU_URL (required), CHROMIUM (default /usr/bin/chromium), SCREENSHOT_DIR. The demo agent
+// `agent` / `agent` must exist (kefu creates it at first start).
+
+import { mkdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { chromium } from 'playwright-core';
+
+const BASE = (process.env.KEFU_URL || '').replace(/\/+$/, '');
+const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+const SHOTS = process.env.SCREENSHOT_DIR || join(tmpdir(), 'kefu-screenshots');
+const WAIT = 10_000;
+
+if (!BASE) fail('set KEFU_URL, e.g. KEFU_URL=http://127.0.0.1:38123');
+mkdirSync(SHOTS, { recursive: true });
+
+const browser = await chromium.launch({
+  executablePath: CHROMIUM,
+  headless: true,
+  args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run', '--disable-dev-shm-usage'],
+});
+try {
+  await run();
+} catch (error) {
+  await browser.close();
+  fail(error instanceof Error ? error.stack || error.message : String(error));
+}
+await browser.close();
+console.log('ok: an agent took over, replied, transferred and handed back in the console');
+
+async function run() {
+  const step = (what) => console.log(`- ${what}`);
+  const problems = [];
+  const watch = (page, who) => {
+    page.setDefaultTimeout(WAIT);
+    page.on('pageerror', (error) => problems.push(`${who}: page error: ${error.message}`));
+    page.on('console', (message) => {
+      // The console asks /api/auth/me before signing in: its 401 is expected.
+      if (message.type() === 'error' && !/401/.test(message.text())) {
+        problems.push(`${who}: console error: ${message.text()} (${message.location().url || 'no url'})`);
+      }
+    });
+  };
+  const check = (where) => {
+    if (problems.length) throw new Error(`${where}:\n  ${problems.join('\n  ')}`);
+  };
+
+  // The visitor, in the shop (English), with the chat widget.
+  const visitorContext = await browser.newContext({ viewport: { width: 1100, height: 820 }, locale: 'en' });
+  const shop = await visitorContext.newPage();
+  watch(shop, 'visitor');
+  const widgetMessages = shop.locator('[data-kefu="message"]');
+  step('the visitor opens the shop and the chat');
+  await shop.goto(`${BASE}/demo?lang=en`);
+  await shop.locator('[data-shop="help"]').first().click();
+  await shop.locator('[data-kefu="choice"]:not([disabled])').filter({ hasText: /^Phones$/ }).first().click();
+  await shop.locator('[data-kefu="message"][data-type="ask"][data-expect="input"]').first().waitFor();
+  step('the visitor asks for a person');
+  await shop.locator('[data-kefu="input"]').fill('agent');
+  await shop.locator('[data-kefu="send"]').click();
+  await widgetMessages.filter({ hasText: /ahead of you|next in line/ }).first().waitFor();
+
+  // The agent, in the console.
+  const agentContext = await browser.newContext({ viewport: { width: 1280, height: 860 }, locale: 'en-US' });
+  const consolePage = await agentContext.newPage();
+  watch(consolePage, 'agent');
+  step('the agent signs in');
+  await consolePage.goto(`${BASE}/console`);
+  await consolePage.fill('[data-test=login-login]', 'agent');
+  await consolePage.fill('[data-test=login-password]', 'agent');
+  await consolePage.click('[data-test=login-submit]');
+  await consolePage.waitForFunction(() => /Connected/.test(document.querySelector('[data-test=ws-status]')?.textContent ?? ''));
+  step('the conversation is in the queue; the agent opens it');
+  await consolePage.locator('[data-test=conv-row]').first().click();
+  await consolePage.locator('[data-test=bubble][data-sender=visitor]').filter({ hasText: 'agent' }).first().waitFor();
+  const path = await consolePage.locator('[data-test=bot-path]').innerText();
+  if (!/ask_category/.test(path)) throw new Error(`the bot's path is shown: ${path}`);
+  const variables = await consolePage.locator('[data-test=variables]').innerText();
+  if (!/category/.test(variables) || !/phones/.test(variables)) throw new Error(`the collected variables are shown: ${variables}`);
+  const reason = await consolePage.locator('[data-test=handoff-reason]').innerText();
+  if (!reason.trim()) throw new Error('the handoff reason is shown');
+
+  step('claim, and the visitor is told who joined');
+  await consolePage.click('[data-test=action-claim]');
+  await consolePage.locator('[data-test=action-resolve]').waitFor();
+  await widgetMessages.filter({ hasText: 'has joined the conversation' }).first().waitFor();
+
+  step('reply; the visitor sees it');
+  await consolePage.fill('[data-test=reply-box]', 'Hi! I can help you choose a phone.');
+  await consolePage.press('[data-test=reply-box]', 'Enter');
+  await shop.locator('[data-kefu="message"][data-sender="agent"]').filter({ hasText: 'I can help you choose a phone' }).first().waitFor();
+  step('the visitor answers; the agent sees it live');
+  await shop.locator('[data-kefu="input"]').fill('Something with a great camera');
+  await shop.locator('[data-kefu="send"]').click();
+  await consolePage.locator('[data-test=bubble][data-sender=visitor]').filter({ hasText: 'great camera' }).first().waitFor();
+  await consolePage.waitForTimeout(300);
+  await consolePage.screenshot({ path: join(SHOTS, 'console-agent.png') });
+  step(`saved ${join(SHOTS, 'console-agent.png')}`);
+
+  step('transfer to the support team: back in the queue');
+  await consolePage.click('[data-test=action-transfer]');
+  const targets = await consolePage.$$eval('[data-test=transfer-target] option', (options) => options.map((o) => o.value));
+  const team = targets.find((value) => value.startsWith('team:'));
+  if (!team) throw new Error(`a team is offered as a transfer target: ${targets}`);
+  await consolePage.selectOption('[data-test=transfer-target]', team);
+  await consolePage.fill('[data-test=transfer-note]', 'Wants a camera phone');
+  await consolePage.click('[data-test=transfer-confirm]');
+  await consolePage.locator('[data-test=action-claim]').waitFor();
+
+  step('claim again and hand back to the bot');
+  await consolePage.click('[data-test=action-claim]');
+  await consolePage.locator('[data-test=action-handback]').waitFor();
+  await consolePage.click('[data-test=action-handback]');
+  await consolePage.click('[data-test=handback-confirm]');
+  // The bot takes over again where the visitor left it (they asked for a person at the budget
+  // question): it asks for the budget once more.
+  const budget = shop.locator('[data-kefu="message"][data-sender="bot"]').filter({ hasText: /budget/ });
+  await shop.waitForFunction(
+    () => [...(document.querySelector('kefu-widget')?.shadowRoot?.querySelectorAll('[data-kefu="message"][data-sender="bot"]') ?? [])]
+      .filter((m) => /budget/.test(m.textContent)).length >= 2,
+  );
+  if ((await budget.count()) < 2) throw new Error('the bot asks for the budget again after the hand-back');
+  await shop.waitForTimeout(300);
+  await shop.screenshot({ path: join(SHOTS, 'console-visitor.png') });
+  step(`saved ${join(SHOTS, 'console-visitor.png')}`);
+  check('at the end');
+  await agentContext.close();
+  await visitorContext.close();
+}
+
+function fail(message) {
+  console.error(`console browser test failed: ${message}`);
+  process.exit(1);
+}
