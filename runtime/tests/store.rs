@@ -1004,3 +1004,181 @@ mod message_writer {
         db.drop_database().await;
     }
 }
+
+#[tokio::test]
+async fn accounts_and_sessions() {
+    use runtime::store::NewUser;
+    on_every_backend("accounts_and_sessions", |store| async move {
+        store.ensure_team("support", "客服部").await.unwrap();
+        store.ensure_team("support", "ignored").await.unwrap();
+        let user = |id: &str, login: &str, team: &str| NewUser {
+            id: id.to_owned(),
+            login: login.to_owned(),
+            name: format!("名字 {login}"),
+            role: "agent".to_owned(),
+            team_id: team.to_owned(),
+            password_hash: "$argon2id$…".to_owned(),
+            capacity: 4,
+            created_at: 1,
+        };
+        assert_eq!(store.count_users().await.unwrap(), 0);
+        store
+            .create_user(&user("u1", "li", "support"))
+            .await
+            .unwrap();
+        match store.create_user(&user("u2", "li", "support")).await {
+            Err(StoreError::UserExists(login)) => assert_eq!(login, "li"),
+            other => panic!("a login is unique: {other:?}"),
+        }
+        assert!(
+            store
+                .create_user(&user("u3", "wang", "nowhere"))
+                .await
+                .is_err(),
+            "the team must exist"
+        );
+        let (found, hash) = store.user_by_login("li").await.unwrap().unwrap();
+        assert_eq!((found.team.name.as_str(), found.capacity), ("客服部", 4));
+        assert_eq!(hash, "$argon2id$…");
+        assert_eq!(store.user("u1").await.unwrap(), Some(found.clone()));
+        assert_eq!(store.users().await.unwrap(), [found.clone()]);
+        store
+            .create_auth_session("tokenhash", "u1", "csrf-1", 10, 100)
+            .await
+            .unwrap();
+        let (signed_in, csrf) = store.auth_session("tokenhash", 50).await.unwrap().unwrap();
+        assert_eq!((signed_in.id.as_str(), csrf.as_str()), ("u1", "csrf-1"));
+        assert_eq!(
+            store.auth_session("tokenhash", 100).await.unwrap(),
+            None,
+            "expired"
+        );
+        store.delete_auth_session("tokenhash").await.unwrap();
+        assert_eq!(store.auth_session("tokenhash", 50).await.unwrap(), None);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_console_lists_queues_assignments_and_notes() {
+    use runtime::store::{ListView, NewUser, Routing};
+    on_every_backend("the_console_lists", |store| async move {
+        store.ensure_team("support", "Support").await.unwrap();
+        store
+            .create_user(&NewUser {
+                id: "u1".to_owned(),
+                login: "li".to_owned(),
+                name: "Li".to_owned(),
+                role: "agent".to_owned(),
+                team_id: "support".to_owned(),
+                password_hash: "x".to_owned(),
+                capacity: 5,
+                created_at: 1,
+            })
+            .await
+            .unwrap();
+        let event = |kind: &str| NewEvent {
+            at: 1,
+            kind: kind.to_owned(),
+            data_json: "{}".to_owned(),
+        };
+        let routed = |priority: &str, at: i64, assignee: Option<&str>| Routing {
+            queue: Some("support".to_owned()),
+            team: None,
+            priority: Some(priority.to_owned()),
+            reason: Some("asked".to_owned()),
+            assignee: assignee.map(str::to_owned),
+            handed_off_at: Some(at),
+        };
+        // Waiting: an old normal one, a newer urgent one; one assigned; one never handed off.
+        for (id, priority, at) in [
+            ("old", "normal", 10),
+            ("urgent", "urgent", 20),
+            ("taken", "high", 5),
+        ] {
+            store.create_conversation(&conversation(id)).await.unwrap();
+            store
+                .set_state_routed(
+                    id,
+                    "queue",
+                    "waiting",
+                    &event("handed_off"),
+                    &routed(priority, at, None),
+                )
+                .await
+                .unwrap();
+        }
+        store
+            .create_conversation(&conversation("bot"))
+            .await
+            .unwrap();
+        store
+            .set_state_routed(
+                "taken",
+                "agent",
+                "active",
+                &event("assigned"),
+                &routed("high", 5, Some("u1")),
+            )
+            .await
+            .unwrap();
+        match store
+            .set_state_routed(
+                "bot",
+                "agent",
+                "active",
+                &event("assigned"),
+                &routed("high", 5, Some("ghost")),
+            )
+            .await
+        {
+            Err(StoreError::UnknownUser(user)) => assert_eq!(user, "ghost"),
+            other => panic!("an unknown assignee is refused: {other:?}"),
+        }
+        let ids = |list: Vec<runtime::store::Conversation>| {
+            list.into_iter().map(|c| c.id).collect::<Vec<_>>()
+        };
+        assert_eq!(
+            ids(store
+                .list_conversations(&ListView::Queue, 10)
+                .await
+                .unwrap()),
+            ["urgent", "old"]
+        );
+        assert_eq!(
+            ids(store.list_conversations(&ListView::Queue, 1).await.unwrap()),
+            ["urgent"]
+        );
+        let mine = store
+            .list_conversations(&ListView::Assignee("u1".to_owned()), 10)
+            .await
+            .unwrap();
+        assert_eq!(mine.len(), 1);
+        assert_eq!(mine[0].routing, routed("high", 5, Some("u1")));
+        assert_eq!(
+            store
+                .list_conversations(&ListView::All, 10)
+                .await
+                .unwrap()
+                .len(),
+            4
+        );
+        let open = store.open_assignments().await.unwrap();
+        assert_eq!(open.get("u1"), Some(&1));
+        store.add_note("taken", 7, "u1", "VIP 客户").await.unwrap();
+        let notes = store.notes("taken").await.unwrap();
+        assert_eq!(
+            (
+                notes[0].author_name.as_str(),
+                notes[0].text.as_str(),
+                notes[0].at
+            ),
+            ("Li", "VIP 客户", 7)
+        );
+        assert!(matches!(
+            store.add_note("ghost", 7, "u1", "x").await,
+            Err(StoreError::UnknownConversation(_))
+        ));
+    })
+    .await;
+}
