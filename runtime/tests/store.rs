@@ -1041,7 +1041,7 @@ async fn accounts_and_sessions() {
         assert_eq!((found.team.name.as_str(), found.capacity), ("客服部", 4));
         assert_eq!(hash, "$argon2id$…");
         assert_eq!(store.user("u1").await.unwrap(), Some(found.clone()));
-        assert_eq!(store.users().await.unwrap(), [found.clone()]);
+        assert_eq!(store.users().await.unwrap(), std::slice::from_ref(&found));
         store
             .create_auth_session("tokenhash", "u1", "csrf-1", 10, 100)
             .await
