@@ -39,6 +39,20 @@ const LOGIN_FAILURES: u32 = 5;
 const ADDRESS_FAILURES: u32 = 20;
 const LOGIN_WINDOW: Duration = Duration::from_secs(60);
 
+/// How many password hashes are computed at once. Each Argon2id computation takes 19 MiB; a
+/// burst of logins on the blocking pool (up to 512 threads) grew the server by gigabytes that
+/// the allocator then kept (200 agents signing in: 34 MiB → 1.6 GiB).
+const HASHING_AT_ONCE: usize = 2;
+
+static HASHING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(HASHING_AT_ONCE);
+
+/// Runs `work` (a password hash or verification) on the blocking pool, at most
+/// [`HASHING_AT_ONCE`] at a time.
+pub async fn hashing<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+    let _permit = HASHING.acquire().await.ok()?;
+    tokio::task::spawn_blocking(work).await.ok()
+}
+
 /// An Argon2id hash of `password` (PHC string, with a fresh salt).
 pub fn hash_password(password: &str) -> Result<String, String> {
     // 16 bytes from the OS's random source (a v4 UUID is 122 of them).
@@ -248,7 +262,7 @@ async fn login(
         .as_ref()
         .map_or_else(dummy_hash, |(_, hash)| hash.clone());
     let password = body.password;
-    let matches = tokio::task::spawn_blocking(move || verify_password(&password, &hash))
+    let matches = hashing(move || verify_password(&password, &hash))
         .await
         .unwrap_or(false);
     let Some((user, _)) = found.filter(|_| matches) else {
@@ -376,8 +390,9 @@ pub async fn bootstrap(store: &Store) -> anyhow::Result<Option<String>> {
         ("agent", "小李 · Demo agent", "agent", "agent"),
     ] {
         let password = password.to_owned();
-        let hash = tokio::task::spawn_blocking(move || hash_password(&password))
-            .await?
+        let hash = hashing(move || hash_password(&password))
+            .await
+            .ok_or_else(|| anyhow::anyhow!("password hashing stopped"))?
             .map_err(anyhow::Error::msg)?;
         store
             .create_user(&NewUser {

@@ -531,9 +531,9 @@ async fn create_user(
         body.name.clone()
     };
     let password = body.password;
-    let hash = tokio::task::spawn_blocking(move || crate::auth::hash_password(&password))
+    let hash = crate::auth::hashing(move || crate::auth::hash_password(&password))
         .await
-        .map_err(|e| internal(&e))?
+        .ok_or_else(ApiError::internal)?
         .map_err(|e| internal(&e))?;
     let user = crate::store::NewUser {
         id: format!("u-{}", uuid::Uuid::new_v4().simple()),

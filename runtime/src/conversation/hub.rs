@@ -268,7 +268,8 @@ impl Hub {
                 pinned: Mutex::new(HashMap::new()),
                 shutdown,
                 tracker: TaskTracker::new(),
-                queue_changes: broadcast::channel(256).0,
+                // Generous: a console that lags behind misses `assigned` frames (it logs it).
+                queue_changes: broadcast::channel(4096).0,
                 presence: Arc::default(),
             }),
         };

@@ -226,7 +226,11 @@ impl AgentConnection {
                 },
                 change = queue.recv() => match change {
                     Ok(change) => self.on_queue_change(&change).await,
-                    Err(broadcast::error::RecvError::Lagged(_)) => Ok(()),
+                    Err(broadcast::error::RecvError::Lagged(missed)) => {
+                        // The queue frame still follows; only `assigned` notices were lost.
+                        tracing::warn!(agent = %self.caller.user.login, missed, "a console fell behind the queue changes");
+                        Ok(())
+                    }
                     Err(broadcast::error::RecvError::Closed) => Err(None),
                 },
                 _ = ping.tick() => {
