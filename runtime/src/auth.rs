@@ -39,18 +39,53 @@ const LOGIN_FAILURES: u32 = 5;
 const ADDRESS_FAILURES: u32 = 20;
 const LOGIN_WINDOW: Duration = Duration::from_secs(60);
 
-/// How many password hashes are computed at once. Each Argon2id computation takes 19 MiB; a
-/// burst of logins on the blocking pool (up to 512 threads) grew the server by gigabytes that
-/// the allocator then kept (200 agents signing in: 34 MiB → 1.6 GiB).
-const HASHING_AT_ONCE: usize = 2;
+/// How many password hashes are computed at once, each on its own long-lived thread. An
+/// Argon2id computation takes 19 MiB; on tokio's blocking pool (up to 512 threads, each with
+/// its own allocator arena keeping what it once held) a burst of 200 logins grew the server
+/// from 34 MiB to 1.6 GiB, and still to 630 MiB with two at a time. Two fixed threads keep
+/// about two such buffers.
+const HASHING_THREADS: usize = 2;
 
-static HASHING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(HASHING_AT_ONCE);
+type Job = Box<dyn FnOnce() + Send>;
 
-/// Runs `work` (a password hash or verification) on the blocking pool, at most
-/// [`HASHING_AT_ONCE`] at a time.
+/// Runs `work` (a password hash or verification) on the hashing threads; `None` if they are
+/// gone (they never end on their own).
 pub async fn hashing<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Option<T> {
-    let _permit = HASHING.acquire().await.ok()?;
-    tokio::task::spawn_blocking(work).await.ok()
+    static JOBS: std::sync::OnceLock<Option<std::sync::mpsc::Sender<Job>>> =
+        std::sync::OnceLock::new();
+    let jobs = JOBS.get_or_init(|| {
+        let (sender, receiver) = std::sync::mpsc::channel::<Job>();
+        let receiver = Arc::new(Mutex::new(receiver));
+        for index in 0..HASHING_THREADS {
+            let receiver = Arc::clone(&receiver);
+            let spawned = std::thread::Builder::new()
+                .name(format!("kefu-hashing-{index}"))
+                .spawn(move || {
+                    loop {
+                        let job = receiver
+                            .lock()
+                            .unwrap_or_else(PoisonError::into_inner)
+                            .recv();
+                        match job {
+                            Ok(job) => job(),
+                            Err(_) => return,
+                        }
+                    }
+                });
+            if let Err(error) = spawned {
+                tracing::error!(%error, "cannot start a password hashing thread");
+                return None;
+            }
+        }
+        Some(sender)
+    });
+    let (reply, answer) = tokio::sync::oneshot::channel();
+    jobs.as_ref()?
+        .send(Box::new(move || {
+            let _ = reply.send(work());
+        }))
+        .ok()?;
+    answer.await.ok()
 }
 
 /// An Argon2id hash of `password` (PHC string, with a fresh salt).

@@ -138,6 +138,9 @@ pub async fn agent(
     upgrade
         .max_message_size(hard_limit)
         .max_frame_size(hard_limit)
+        // As for visitors: small frames in, every frame flushed as it is sent.
+        .read_buffer_size(super::READ_BUFFER)
+        .write_buffer_size(0)
         .on_upgrade(move |socket| async move {
             let token = chat.hub.shutdown_token().child_token();
             tracing::debug!(peer = %peer, agent = %caller.user.login, "console connected");
