@@ -1,5 +1,5 @@
-//! Opening visitor connections: the URL, loopback source addresses, small WebSocket buffers,
-//! and the open-files limit they all need.
+//! Opening visitor and agent connections: the URL, loopback source addresses, small WebSocket
+//! buffers, the session cookie of agents, and the open-files limit they all need.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
@@ -9,7 +9,9 @@ use serde_json::Value;
 use tokio::net::{TcpSocket, TcpStream};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::http::Uri;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::header::COOKIE;
+use tokio_tungstenite::tungstenite::http::{HeaderValue, Uri};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 pub type Ws = WebSocketStream<TcpStream>;
@@ -64,6 +66,22 @@ impl Target {
 
     /// Opens connection number `index` and upgrades it to a WebSocket.
     pub async fn connect(&self, index: usize) -> anyhow::Result<Ws> {
+        self.connect_with_cookie(index, None).await
+    }
+
+    /// Like `connect`, with a `Cookie` header on the upgrade request (the agent WebSocket
+    /// authenticates with the session cookie).
+    pub async fn connect_with_cookie(
+        &self,
+        index: usize,
+        cookie: Option<&str>,
+    ) -> anyhow::Result<Ws> {
+        let mut request = self.url.as_str().into_client_request()?;
+        if let Some(cookie) = cookie {
+            request
+                .headers_mut()
+                .insert(COOKIE, HeaderValue::from_str(cookie)?);
+        }
         let socket = TcpSocket::new_v4()?;
         if let Some(ip) = self.source(index) {
             socket
@@ -77,7 +95,7 @@ impl Target {
         let config = WebSocketConfig::default()
             .read_buffer_size(4096)
             .write_buffer_size(0);
-        let (ws, _) = tokio_tungstenite::client_async_with_config(&self.url, stream, Some(config))
+        let (ws, _) = tokio_tungstenite::client_async_with_config(request, stream, Some(config))
             .await
             .context("WebSocket handshake")?;
         Ok(ws)

@@ -1,10 +1,12 @@
-//! `loadgen`: drives a kefu server over the visitor WebSocket (`docs/protocol.md`) and measures
-//! it: chat throughput and latency, the memory of idle connections, and durability under
-//! `kill -9`.
+//! `loadgen`: drives a kefu server over the visitor WebSocket (`docs/protocol.md`) and the agent
+//! console (`docs/console-api.md`) and measures it: chat throughput and latency, the memory of
+//! idle connections, durability under `kill -9`, and handoffs to agents.
 
 mod chat;
 mod client;
+mod console;
 mod crash;
+mod http;
 mod idle;
 mod stats;
 
@@ -16,8 +18,9 @@ use clap::{Args, Parser, Subcommand};
 #[derive(Parser)]
 #[command(
     name = "loadgen",
-    about = "Load generator for kefu's visitor WebSocket (docs/protocol.md)",
-    long_about = "Load generator for kefu's visitor WebSocket (docs/protocol.md).\n\n\
+    about = "Load generator for kefu's visitor WebSocket and agent console",
+    long_about = "Load generator for kefu's visitor WebSocket (docs/protocol.md) and agent \
+        console (docs/console-api.md).\n\n\
         `chat` runs N visitors that each start a conversation and send M texts, and reports \
         ack latency (send → ack: the message is durable), reply latency (send → the first \
         bot message after it), persisted messages per second (visitor messages acked + bot \
@@ -25,7 +28,10 @@ use clap::{Args, Parser, Subcommand};
         `idle` opens N connections and holds them, and reports the server's memory per \
         connection.\n\
         `crash` starts `kefu serve`, runs the chat load, kills the server with SIGKILL, \
-        restarts it on the same data and checks that every acknowledged message survived.\n\n\
+        restarts it on the same data and checks that every acknowledged message survived.\n\
+        `console` creates agents, opens their consoles (`/ws/agent`) and has N visitors ask \
+        for a human, and reports handoffs per second and the time from a handoff to the \
+        `assigned` frame on an agent's screen.\n\n\
         Progress goes to stderr once a second; the report goes to stdout (`--json` for a \
         machine-readable one)."
 )]
@@ -106,6 +112,48 @@ enum Command {
         /// Seconds of load before the kill.
         #[arg(long, default_value_t = 5.0)]
         kill_after: f64,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Agents with the console open, visitors who ask for a human: handoffs per second and
+    /// the time from handoff to the agent's screen.
+    ///
+    /// Signs in as admin, creates `--agents` agents in team `support` (with room for every
+    /// visitor), signs each in and opens its console (`/ws/agent`). Then each visitor starts
+    /// `order-status`, waits for the bot's first question and types `agent`; the handoff is
+    /// timed from that text to the `assigned` frame on the console of the agent who got it.
+    /// The server must assign automatically (`kefu serve --auto-assign`) and should have a
+    /// fresh database (waiting conversations from earlier runs take agents' room). Every
+    /// agent and visitor holds a connection: raise the open-files limit as for `idle`.
+    Console {
+        /// The server's HTTP URL.
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        url: String,
+        /// The password of the account `admin` (the server's `KEFU_ADMIN_PASSWORD`).
+        #[arg(long, env = "KEFU_ADMIN_PASSWORD", hide_env_values = true)]
+        admin_password: String,
+        /// Agents to create and keep online.
+        #[arg(long, default_value_t = 200)]
+        agents: usize,
+        /// Visitors that each hand one conversation off.
+        #[arg(long, default_value_t = 2000)]
+        visitors: usize,
+        /// Visitors started per second in total (each hands off about when its first bot
+        /// question arrives); default: all at once.
+        #[arg(long)]
+        rate: Option<f64>,
+        /// Seconds to wait for each step of a visitor and for each assignment before
+        /// counting a timeout.
+        #[arg(long, default_value_t = 30)]
+        timeout: u64,
+        /// Sample this process's VmRSS / VmHWM (/proc/PID/status) and CPU time.
+        #[arg(long)]
+        server_pid: Option<u32>,
+        /// Loopback source addresses (127.0.0.1 … 127.0.0.K); default: one per 25,000
+        /// connections.
+        #[arg(long)]
+        sources: Option<u8>,
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
@@ -204,6 +252,30 @@ fn main() -> ExitCode {
                     kill_after,
                     json,
                 )
+                .await
+            }
+            Command::Console {
+                url,
+                admin_password,
+                agents,
+                visitors,
+                rate,
+                timeout,
+                server_pid,
+                sources,
+                json,
+            } => {
+                console::main(console::Options {
+                    url,
+                    admin_password,
+                    agents,
+                    visitors,
+                    rate,
+                    timeout: std::time::Duration::from_secs(timeout),
+                    server_pid,
+                    sources,
+                    json,
+                })
                 .await
             }
         }

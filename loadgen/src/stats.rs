@@ -1,4 +1,4 @@
-//! Figures: latency percentiles, error counts and the server's memory.
+//! Figures: latency percentiles, error counts, the server's memory and CPU time.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -100,6 +100,20 @@ pub fn memory_kib(pid: u32) -> Option<(u64, u64)> {
             .and_then(|n| n.parse::<u64>().ok())
     };
     Some((field("VmRSS:")?, field("VmHWM:")?))
+}
+
+/// CPU time (user + system) a process has used so far, in seconds, from `/proc/PID/stat`.
+pub fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces; the fields after its `)` are plain.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let mut fields = rest.split_whitespace();
+    // `utime` and `stime` are fields 14 and 15, i.e. the 12th and 13th after the name.
+    let utime: u64 = fields.nth(11)?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    // In clock ticks of `USER_HZ`, which is 100 on x86 and ARM Linux (`getconf CLK_TCK`;
+    // asking `sysconf` would need libc).
+    Some((utime + stime) as f64 / 100.0)
 }
 
 /// Samples a process's memory every 100 ms until stopped.
