@@ -147,36 +147,27 @@ impl Actor {
         start: StartInput,
         token_sha256: String,
     ) -> Result<Actor, HubError> {
-        let store = &shared.services.store;
         let flow = engine.flow().clone();
         let now = now_ms();
-        store
-            .create_conversation(&NewConversation {
-                id: id.to_string(),
-                flow_id: flow.id.clone(),
-                flow_version: flow.version,
-                flow_hash: flow.hash.clone(),
-                owner: State::STARTED.owner.as_str().to_owned(),
-                status: State::STARTED.status.as_str().to_owned(),
-                created_at: now,
-            })
-            .await?;
+        let new = NewConversation {
+            id: id.to_string(),
+            flow_id: flow.id.clone(),
+            flow_version: flow.version,
+            flow_hash: flow.hash.clone(),
+            owner: State::STARTED.owner.as_str().to_owned(),
+            status: State::STARTED.status.as_str().to_owned(),
+            created_at: now,
+        };
         let data = serde_json::json!({
             "flow": flow.id, "version": flow.version, "hash": flow.hash,
             "locale": start.locale, "channel": start.channel,
         });
-        store
-            .set_state(
-                &id,
-                State::STARTED.owner.as_str(),
-                State::STARTED.status.as_str(),
-                &NewEvent {
-                    at: now,
-                    kind: "started".to_owned(),
-                    data_json: data.to_string(),
-                },
-            )
-            .await?;
+        let started = NewEvent {
+            at: now,
+            kind: "started".to_owned(),
+            data_json: data.to_string(),
+        };
+        let store = shared.services.store.clone();
         let session = engine.new_session();
         let mut actor = Actor::new(
             shared,
@@ -187,12 +178,17 @@ impl Actor {
             token_sha256,
             start,
         );
-        if actor.save().await.is_err() {
+        let Ok(first) = actor.session_save() else {
             return Err(HubError::Unloadable {
                 id: actor.id.to_string(),
-                reason: "its first state could not be saved".to_owned(),
+                reason: "its first state could not be written".to_owned(),
             });
-        }
+        };
+        // The row, the `started` event and the first saved state, in one transaction.
+        store
+            .create_conversation_with(&new, &started, &first)
+            .await?;
+        actor.saved_turn = first.turn;
         Ok(actor)
     }
 

@@ -342,6 +342,59 @@ impl Store {
         }
     }
 
+    /// Creates a conversation with its first event (sequence number 1) and its first saved
+    /// session, in one transaction: a conversation never exists without them.
+    pub async fn create_conversation_with(
+        &self,
+        new: &NewConversation,
+        event: &NewEvent,
+        session: &NewSession,
+    ) -> Result<()> {
+        with_pool!(self, pool, sql => {
+            let mut tx = begin_write!(pool, sql);
+            let inserted = sqlx::query(sql.insert_conversation)
+                .bind(&new.id)
+                .bind(&new.flow_id)
+                .bind(i64::from(new.flow_version))
+                .bind(&new.flow_hash)
+                .bind(&new.owner)
+                .bind(&new.status)
+                .bind(new.created_at)
+                .execute(&mut *tx)
+                .await;
+            match inserted {
+                Ok(_) => {}
+                Err(error) if is_unique_violation(&error) => {
+                    return Err(StoreError::ConversationExists(new.id.clone()));
+                }
+                Err(error) => return Err(error.into()),
+            }
+            sqlx::query(sql.insert_event)
+                .bind(&new.id)
+                .bind(1_i64)
+                .bind(event.at)
+                .bind(&event.kind)
+                .bind(&event.data_json)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(sql.update_state)
+                .bind(&new.owner)
+                .bind(&new.status)
+                .bind(1_i64)
+                .bind(&new.id)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(sql.save_session)
+                .bind(&session.conversation)
+                .bind(session.turn)
+                .bind(&session.json)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
     /// A conversation, if it exists.
     pub async fn conversation(&self, id: &str) -> Result<Option<Conversation>> {
         let row: Option<ConversationRow> = with_pool!(self, pool, sql => {
