@@ -31,8 +31,10 @@ use crate::store::{ListView, Sender, Store};
 /// Frames waiting for a slow console before its forwarders wait too.
 const CHANNEL: usize = 256;
 
-/// Changes of the queue closer together than this are sent to consoles as one.
-const QUEUE_COALESCE: std::time::Duration = std::time::Duration::from_millis(50);
+/// Changes of the queue closer together than this are sent to consoles as one (250 ms instead
+/// of 50: a third of the frames in a 2,000-visitor burst, 146 MiB instead of 463, at the same
+/// assignment rate; `assigned` frames are not delayed).
+const QUEUE_COALESCE: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// Starts the task that renders the `queue` frame once per change (not once per console) and
 /// publishes it; consoles send whatever is current. Ends with the hub.
