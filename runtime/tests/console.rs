@@ -133,6 +133,18 @@ impl Api {
         }
     }
 
+    /// `GET path` as `session`.
+    pub async fn get(&self, path: &str, session: &Session) -> Answer {
+        self.call("GET", path, Some(session), false, None, &[])
+            .await
+    }
+
+    /// `POST path` as `session`, with its CSRF token.
+    pub async fn post(&self, path: &str, session: &Session, body: Option<Value>) -> Answer {
+        self.call("POST", path, Some(session), true, body, &[])
+            .await
+    }
+
     pub async fn login(&self, login: &str, password: &str) -> Answer {
         self.call(
             "POST",
@@ -181,9 +193,7 @@ async fn signing_in_and_out() {
         cookie: cookie.split(';').next().unwrap().to_owned(),
         csrf: answer.body["csrf"].as_str().unwrap().to_owned(),
     };
-    let me = api
-        .call("GET", "/api/auth/me", Some(&session), false, None, &[])
-        .await;
+    let me = api.get("/api/auth/me", &session).await;
     assert_eq!(
         (me.status, &me.body["user"]["login"]),
         (StatusCode::OK, &json!("root"))
@@ -203,9 +213,7 @@ async fn signing_in_and_out() {
         .await;
     assert_eq!(out.status, StatusCode::NO_CONTENT);
     assert!(out.set_cookie.unwrap().contains("Max-Age=0"));
-    let after = api
-        .call("GET", "/api/auth/me", Some(&session), false, None, &[])
-        .await;
+    let after = api.get("/api/auth/me", &session).await;
     assert_eq!(
         after.status,
         StatusCode::UNAUTHORIZED,
@@ -269,9 +277,7 @@ async fn the_first_start_creates_an_admin_and_a_demo_agent() {
         ["admin:admin", "agent:agent", "li:agent", "root:admin"]
     );
     let agent = api.session("agent", "agent").await;
-    let me = api
-        .call("GET", "/api/auth/me", Some(&agent), false, None, &[])
-        .await;
+    let me = api.get("/api/auth/me", &agent).await;
     assert_eq!(me.body["user"]["role"], "agent");
     // Starting again creates nothing more.
     assert_eq!(runtime::auth::bootstrap(&api.store).await.unwrap(), None);
@@ -293,14 +299,7 @@ async fn an_agent_takes_over_a_handed_off_conversation_and_hands_it_back() {
     let agent = api.session("li", "pass-word").await;
     let other = api.session("agent", "agent").await;
     let queue = api
-        .call(
-            "GET",
-            "/api/console/conversations?view=queue",
-            Some(&agent),
-            false,
-            None,
-            &[],
-        )
+        .get("/api/console/conversations?view=queue", &agent)
         .await;
     assert_eq!(queue.status, StatusCode::OK, "{}", queue.body);
     let entry = queue
@@ -323,14 +322,7 @@ async fn an_agent_takes_over_a_handed_off_conversation_and_hands_it_back() {
 
     // The whole context: transcript, the bot's path, its variables, the handoff.
     let detail = api
-        .call(
-            "GET",
-            &format!("/api/console/conversations/{id}"),
-            Some(&agent),
-            false,
-            None,
-            &[],
-        )
+        .get(&format!("/api/console/conversations/{id}"), &agent)
         .await;
     assert_eq!(detail.status, StatusCode::OK, "{}", detail.body);
     let messages = detail.body["messages"].as_array().unwrap();
@@ -388,13 +380,10 @@ async fn an_agent_takes_over_a_handed_off_conversation_and_hands_it_back() {
     let ack = visitor.until(|f| f["type"] == "ack").await;
     assert!(ack.iter().all(|f| f["sender"] != "bot"));
     let sent = api
-        .call(
-            "POST",
+        .post(
             &format!("/api/console/conversations/{id}/messages"),
-            Some(&agent),
-            true,
+            &agent,
             Some(json!({"text": "Sorry to hear that — let me check.", "client_id": "r1"})),
-            &[],
         )
         .await;
     assert_eq!(sent.status, StatusCode::OK, "{}", sent.body);
@@ -404,25 +393,15 @@ async fn an_agent_takes_over_a_handed_off_conversation_and_hands_it_back() {
         "Sorry to hear that — let me check."
     );
     let note = api
-        .call(
-            "POST",
+        .post(
             &format!("/api/console/conversations/{id}/notes"),
-            Some(&agent),
-            true,
+            &agent,
             Some(json!({"text": "VIP customer"})),
-            &[],
         )
         .await;
     assert_eq!(note.status, StatusCode::CREATED);
     let detail = api
-        .call(
-            "GET",
-            &format!("/api/console/conversations/{id}"),
-            Some(&agent),
-            false,
-            None,
-            &[],
-        )
+        .get(&format!("/api/console/conversations/{id}"), &agent)
         .await;
     assert_eq!(detail.body["notes"][0]["text"], "VIP customer");
     assert_eq!(
@@ -432,13 +411,10 @@ async fn an_agent_takes_over_a_handed_off_conversation_and_hands_it_back() {
 
     // A node the flow cannot continue at is refused, and nothing changes.
     let nowhere = api
-        .call(
-            "POST",
+        .post(
             &format!("/api/console/conversations/{id}/hand-back"),
-            Some(&agent),
-            true,
+            &agent,
             Some(json!({"node": "no_such_node"})),
-            &[],
         )
         .await;
     assert_eq!(nowhere.status, StatusCode::CONFLICT, "{}", nowhere.body);
@@ -450,13 +426,10 @@ async fn an_agent_takes_over_a_handed_off_conversation_and_hands_it_back() {
     );
     // Hand back: the flow continues where the handoff node says.
     let back = api
-        .call(
-            "POST",
+        .post(
             &format!("/api/console/conversations/{id}/hand-back"),
-            Some(&agent),
-            true,
+            &agent,
             None,
-            &[],
         )
         .await;
     assert_eq!(back.status, StatusCode::OK, "{}", back.body);
@@ -528,14 +501,7 @@ async fn every_route_checks_its_caller() {
     );
     for (id, who) in [(&mine, &li), (&theirs, &other)] {
         let claimed = api
-            .call(
-                "POST",
-                &format!("/api/console/conversations/{id}/claim"),
-                Some(who),
-                true,
-                None,
-                &[],
-            )
+            .post(&format!("/api/console/conversations/{id}/claim"), who, None)
             .await;
         assert_eq!(claimed.status, StatusCode::OK, "{}", claimed.body);
     }
@@ -743,14 +709,7 @@ async fn the_console_socket_follows_the_queue_and_talks_with_the_visitor() {
     .await;
     assert!(queue["conversations"].is_array());
     let claimed = api
-        .call(
-            "POST",
-            &format!("/api/console/conversations/{id}/claim"),
-            Some(&li),
-            true,
-            None,
-            &[],
-        )
+        .post(&format!("/api/console/conversations/{id}/claim"), &li, None)
         .await;
     assert_eq!(claimed.status, StatusCode::OK);
     let assigned = next_frame(&mut console, |f| f["type"] == "assigned").await;
@@ -846,25 +805,14 @@ async fn waiting_conversations_go_to_online_agents_with_room() {
         }
     }
     assert_eq!(joined, 3, "three visitors were told li joined");
-    let queue = api
-        .call(
-            "GET",
-            "/api/console/conversations?view=queue",
-            Some(&li),
-            false,
-            None,
-            &[],
-        )
-        .await;
+    let queue = api.get("/api/console/conversations?view=queue", &li).await;
     assert_eq!(queue.body.as_array().unwrap().len(), 1, "{}", queue.body);
     // When another agent comes online, the waiting one goes to them.
     let other = api.session("agent", "agent").await;
     let mut second = agent_socket(&server, Some(&other), None).await.unwrap();
     let assigned = next_frame(&mut second, |f| f["type"] == "assigned").await;
     assert_eq!(assigned["conversation"]["assignee"]["id"], "u-agent");
-    let agents = api
-        .call("GET", "/api/console/agents", Some(&li), false, None, &[])
-        .await;
+    let agents = api.get("/api/console/agents", &li).await;
     let online: Vec<&str> = agents
         .body
         .as_array()
@@ -891,24 +839,14 @@ async fn a_conversation_is_transferred_with_a_note_and_resolved() {
         .await;
     assert_eq!(claimed.status, StatusCode::OK);
     let neither = api
-        .call(
-            "POST",
-            &format!("{c}/transfer"),
-            Some(&li),
-            true,
-            Some(json!({"note": "?"})),
-            &[],
-        )
+        .post(&format!("{c}/transfer"), &li, Some(json!({"note": "?"})))
         .await;
     assert_eq!(neither.status, StatusCode::BAD_REQUEST);
     let moved = api
-        .call(
-            "POST",
+        .post(
             &format!("{c}/transfer"),
-            Some(&li),
-            true,
+            &li,
             Some(json!({"agent": "u-agent", "note": "Asks about an invoice"})),
-            &[],
         )
         .await;
     assert_eq!(moved.status, StatusCode::OK, "{}", moved.body);
@@ -917,21 +855,12 @@ async fn a_conversation_is_transferred_with_a_note_and_resolved() {
         .until(|f| f["body"]["text"] == "小李 · Demo agent has joined the conversation.")
         .await;
     assert!(!told.is_empty());
-    let gone = api.call("GET", &c, Some(&li), false, None, &[]).await;
+    let gone = api.get(&c, &li).await;
     assert_eq!(gone.status, StatusCode::NOT_FOUND, "li no longer has it");
-    let detail = api.call("GET", &c, Some(&other), false, None, &[]).await;
+    let detail = api.get(&c, &other).await;
     assert_eq!(detail.body["notes"][0]["text"], "Asks about an invoice");
     assert_eq!(detail.body["notes"][0]["author"], "u-li");
-    let resolved = api
-        .call(
-            "POST",
-            &format!("{c}/resolve"),
-            Some(&other),
-            true,
-            None,
-            &[],
-        )
-        .await;
+    let resolved = api.post(&format!("{c}/resolve"), &other, None).await;
     assert_eq!(resolved.status, StatusCode::OK);
     assert_eq!(resolved.body["status"], "ended");
     let end = visitor
@@ -940,16 +869,7 @@ async fn a_conversation_is_transferred_with_a_note_and_resolved() {
     assert!(end.iter().any(|f| f["body"]["code"] == "ended"));
     visitor.say("hello?").await;
     assert_eq!(visitor.recv().await["code"], "ended");
-    let again = api
-        .call(
-            "POST",
-            &format!("{c}/resolve"),
-            Some(&other),
-            true,
-            None,
-            &[],
-        )
-        .await;
+    let again = api.post(&format!("{c}/resolve"), &other, None).await;
     assert_eq!(again.status, StatusCode::CONFLICT);
     server.stop().await;
 }
@@ -961,17 +881,7 @@ async fn admins_create_accounts_and_bad_ones_are_refused() {
     let create = |body: Value| {
         let api = &api;
         let root = root.clone();
-        async move {
-            api.call(
-                "POST",
-                "/api/admin/users",
-                Some(&root),
-                true,
-                Some(body),
-                &[],
-            )
-            .await
-        }
+        async move { api.post("/api/admin/users", &root, Some(body)).await }
     };
     let made = create(json!({"login": "zhang", "name": "张三", "password": "12345678", "role": "agent", "team": "support", "capacity": 2})).await;
     assert_eq!(made.status, StatusCode::CREATED, "{}", made.body);
