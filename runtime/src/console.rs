@@ -212,17 +212,13 @@ async fn detail(
         .context()
         .await
         .map_err(|e| internal(&e))?;
-    let mut messages = Vec::new();
-    let mut after = 0;
-    loop {
-        let page = store
-            .messages_after(&id, after, 500)
-            .await
-            .map_err(|e| internal(&e))?;
-        let full = page.len() == 500;
-        for message in &page {
-            after = message.seq;
-            messages.push(json!({
+    let messages: Vec<Value> = store
+        .messages_since(&id, 0)
+        .await
+        .map_err(|e| internal(&e))?
+        .iter()
+        .map(|message| {
+            json!({
                 "type": "message",
                 "conversation": id,
                 "seq": message.seq,
@@ -230,12 +226,9 @@ async fn detail(
                 "at": message.at,
                 "client_id": message.client_id,
                 "body": serde_json::from_str::<Value>(&message.body_json).unwrap_or(Value::Null),
-            }));
-        }
-        if !full {
-            break;
-        }
-    }
+            })
+        })
+        .collect();
     let events = store.events_after(&id, 0).await.map_err(|e| internal(&e))?;
     let handoff = events
         .iter()

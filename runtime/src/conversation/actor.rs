@@ -38,9 +38,6 @@ use crate::store::{
 /// How long a lookup may take before the flow is told it failed.
 const LOOKUP_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Visitor messages read back per query when a loaded conversation catches up.
-const REPLAY_PAGE: u32 = 500;
-
 pub(super) enum Command {
     Visitor {
         client_id: String,
@@ -233,22 +230,12 @@ impl Actor {
         let mut replay = Vec::new();
         let mut known = Known::default();
         if !state.is_ended() {
-            let mut after = parsed.input_seq;
-            loop {
-                let page = store.messages_after(id, after, REPLAY_PAGE).await?;
-                let Some(last) = page.last() else { break };
-                after = last.seq;
-                let full = page.len() == REPLAY_PAGE as usize;
-                for message in page {
-                    if let Some(client_id) = &message.client_id {
-                        known.insert(client_id, message.seq);
-                    }
-                    if message.sender == Sender::Visitor {
-                        replay.push(message);
-                    }
+            for message in store.messages_since(id, parsed.input_seq).await? {
+                if let Some(client_id) = &message.client_id {
+                    known.insert(client_id, message.seq);
                 }
-                if !full {
-                    break;
+                if message.sender == Sender::Visitor {
+                    replay.push(message);
                 }
             }
         }

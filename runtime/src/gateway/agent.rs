@@ -489,24 +489,21 @@ impl Forwarder {
 
     /// Sends what the database has after the last message sent.
     async fn catch_up(&mut self) -> Result<(), ()> {
-        loop {
-            let page = self
-                .store
-                .messages_after(&self.id, self.last_sent, 500)
+        let missed = self
+            .store
+            .messages_since(&self.id, self.last_sent)
+            .await
+            .map_err(
+                |error| tracing::error!(conversation = %self.id, %error, "cannot read messages"),
+            )?;
+        for message in &missed {
+            self.sender
+                .send(tagged(&self.id, &message_frame(message)))
                 .await
-                .map_err(|error| tracing::error!(conversation = %self.id, %error, "cannot read messages"))?;
-            let full = page.len() == 500;
-            for message in &page {
-                self.sender
-                    .send(tagged(&self.id, &message_frame(message)))
-                    .await
-                    .map_err(drop)?;
-                self.last_sent = message.seq;
-            }
-            if !full {
-                return Ok(());
-            }
+                .map_err(drop)?;
+            self.last_sent = message.seq;
         }
+        Ok(())
     }
 }
 

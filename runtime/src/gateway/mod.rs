@@ -58,9 +58,6 @@ impl Default for GatewayLimits {
 /// The read buffer of a connection (it grows for a larger frame, up to the frame limit).
 const READ_BUFFER: usize = 1024;
 
-/// Messages read back from the database per query when a connection catches up.
-const BACKLOG_PAGE: u32 = 500;
-
 /// The chat side of the server state.
 #[derive(Clone)]
 pub struct Chat {
@@ -447,39 +444,32 @@ impl Connection {
             return Ok(());
         };
         let id = joined.handle.id().to_owned();
-        let mut after = joined.last_sent;
-        loop {
-            let page = match self
-                .chat
-                .hub
-                .store()
-                .messages_after(&id, after, BACKLOG_PAGE)
-                .await
-            {
-                Ok(page) => page,
-                Err(error) => {
-                    tracing::error!(conversation = %id, %error, "cannot read messages to resend");
-                    return self
-                        .fatal(
-                            "internal",
-                            "the server failed; resume again",
-                            close_code::ERROR,
-                        )
-                        .await;
-                }
-            };
-            let full = page.len() == BACKLOG_PAGE as usize;
-            for message in &page {
-                self.send(&message_frame(message)).await?;
-                after = message.seq;
+        let missed = match self
+            .chat
+            .hub
+            .store()
+            .messages_since(&id, joined.last_sent)
+            .await
+        {
+            Ok(missed) => missed,
+            Err(error) => {
+                tracing::error!(conversation = %id, %error, "cannot read messages to resend");
+                return self
+                    .fatal(
+                        "internal",
+                        "the server failed; resume again",
+                        close_code::ERROR,
+                    )
+                    .await;
             }
+        };
+        for message in &missed {
+            self.send(&message_frame(message)).await?;
             if let Some(joined) = &mut self.conversation {
-                joined.last_sent = after;
-            }
-            if !full {
-                return Ok(());
+                joined.last_sent = message.seq;
             }
         }
+        Ok(())
     }
 
     async fn visitor_message(&mut self, client_id: String, input: VisitorInput) -> Result<(), End> {

@@ -82,6 +82,9 @@ const COUNTERS_PER_UPDATE: usize = 999 / 3;
 /// Rows per multi-row session upsert (three variables each: under 999).
 const SESSIONS_PER_UPSERT: usize = 999 / 3;
 
+/// Messages per query when [`Store::messages_since`] reads a conversation's backlog.
+const MESSAGES_PER_PAGE: u32 = 500;
+
 /// How long a SQLite writer waits for the write lock before giving up.
 const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -806,6 +809,26 @@ impl Store {
             .next()
             .map(|row| message_from_row(conversation, row))
             .transpose()
+    }
+
+    /// Every message of a conversation after sequence number `seq`, in order (read in pages of
+    /// `MESSAGES_PER_PAGE`).
+    pub async fn messages_since(&self, conversation: &str, seq: i64) -> Result<Vec<StoredMessage>> {
+        let mut all = Vec::new();
+        let mut after = seq;
+        loop {
+            let page = self
+                .messages_after(conversation, after, MESSAGES_PER_PAGE)
+                .await?;
+            let full = page.len() == MESSAGES_PER_PAGE as usize;
+            if let Some(last) = page.last() {
+                after = last.seq;
+            }
+            all.extend(page);
+            if !full {
+                return Ok(all);
+            }
+        }
     }
 
     /// Saves a conversation's session state after `turn`, replacing the saved one unless that is
