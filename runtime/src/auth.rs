@@ -380,7 +380,9 @@ fn random_token() -> String {
     )
 }
 
-fn sha256_hex(text: &str) -> String {
+/// What the database keeps of a bearer token (a session cookie, a visitor's conversation
+/// token): its SHA-256, lowercase hex.
+pub(crate) fn sha256_hex(text: &str) -> String {
     use sha2::{Digest, Sha256};
     use std::fmt::Write as _;
     let mut hex = String::with_capacity(64);

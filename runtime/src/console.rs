@@ -161,17 +161,22 @@ fn preview(message: &StoredMessage) -> String {
     text.chars().take(120).collect()
 }
 
-/// The conversation if the caller may see it: admins always; agents while it waits in a queue
-/// or is assigned to them.
+/// Whether `caller` may see `conversation`: admins always; agents while it waits in a queue or
+/// is assigned to them. The console API and the agent WebSocket both ask this.
+pub(crate) fn may_see(caller: &Caller, conversation: &Conversation) -> bool {
+    caller.is_admin()
+        || conversation.status == "waiting"
+        || conversation.routing.assignee.as_deref() == Some(caller.user.id.as_str())
+}
+
+/// The conversation if the caller may see it ([`may_see`]).
 async fn visible(store: &Store, caller: &Caller, id: &str) -> Result<Conversation, ApiError> {
     let conversation = store
         .conversation(id)
         .await
         .map_err(|e| internal(&e))?
         .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("no conversation `{id}`")))?;
-    let queued = conversation.status == "waiting";
-    let mine = conversation.routing.assignee.as_deref() == Some(caller.user.id.as_str());
-    if caller.is_admin() || queued || mine {
+    if may_see(caller, &conversation) {
         Ok(conversation)
     } else {
         // Not 403: whether a conversation exists is not for everyone to learn.

@@ -93,11 +93,7 @@ impl Hub {
                 }
             }
             // A burst of handoffs is assigned in one pass.
-            tokio::time::sleep(COALESCE).await;
-            while !matches!(
-                changes.try_recv(),
-                Err(broadcast::error::TryRecvError::Empty | broadcast::error::TryRecvError::Closed)
-            ) {}
+            super::settle(&mut changes, COALESCE).await;
         }
     }
 

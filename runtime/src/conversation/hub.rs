@@ -13,13 +13,13 @@ use std::time::Duration;
 
 use flows::engine::{LoadFlowsError, StartInput};
 use flows::{Engine, Interpreter, Library};
-use sha2::{Digest, Sha256};
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::actor::{Actor, Command};
 use super::{Lookups, State};
+use crate::auth::sha256_hex;
 use crate::engines::{Engines, SharedEngine};
 use crate::store::{MessageWriter, Store, StoreError};
 
@@ -130,6 +130,16 @@ pub enum Outbound {
         sender: crate::store::Sender,
         on: bool,
     },
+}
+
+/// Waits `window` for a burst of queue changes to settle and drops the ones that arrived
+/// meanwhile: the caller then handles the whole burst in one pass.
+pub async fn settle(changes: &mut broadcast::Receiver<QueueChange>, window: Duration) {
+    tokio::time::sleep(window).await;
+    while !matches!(
+        changes.try_recv(),
+        Err(broadcast::error::TryRecvError::Empty | broadcast::error::TryRecvError::Closed)
+    ) {}
 }
 
 /// A conversation entered or left a queue, or changed hands: agents' lists need refreshing.
@@ -535,15 +545,4 @@ impl Shared {
     fn lock_pinned(&self) -> MutexGuard<'_, HashMap<(String, String), SharedEngine>> {
         self.pinned.lock().unwrap_or_else(PoisonError::into_inner)
     }
-}
-
-/// SHA-256 of `text`, lowercase hex.
-pub(super) fn sha256_hex(text: &str) -> String {
-    use std::fmt::Write as _;
-    let digest = Sha256::digest(text.as_bytes());
-    let mut hex = String::with_capacity(64);
-    for byte in digest {
-        let _ = write!(hex, "{byte:02x}");
-    }
-    hex
 }

@@ -23,7 +23,7 @@ pub use assign::OnlineGuard;
 pub use body::{Body, message_frame};
 pub use hub::{
     ConversationHandle, Hub, HubConfig, HubError, Outbound, QueueChange, SendError, Services,
-    StartParams, Started, VisitorInput,
+    StartParams, Started, VisitorInput, settle,
 };
 
 /// Who is responsible for a conversation.

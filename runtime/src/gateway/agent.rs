@@ -56,12 +56,8 @@ pub fn queue_feed(hub: &Hub, store: Store) -> tokio::sync::watch::Receiver<Arc<s
                     }
                 }
             }
-            // Let a burst of handoffs settle, then render once for all of them.
-            tokio::time::sleep(QUEUE_COALESCE).await;
-            while !matches!(
-                changes.try_recv(),
-                Err(broadcast::error::TryRecvError::Empty | broadcast::error::TryRecvError::Closed)
-            ) {}
+            // Render once for a whole burst of handoffs.
+            crate::conversation::settle(&mut changes, QUEUE_COALESCE).await;
         }
     });
     feed
@@ -412,14 +408,10 @@ impl AgentConnection {
 
 /// Whether `caller` may see conversation `id` (as the console API decides).
 async fn may_see(store: &Store, caller: &Caller, id: &str) -> bool {
-    match store.conversation(id).await {
-        Ok(Some(conversation)) => {
-            caller.is_admin()
-                || conversation.status == "waiting"
-                || conversation.routing.assignee.as_deref() == Some(caller.user.id.as_str())
-        }
-        _ => false,
-    }
+    matches!(
+        store.conversation(id).await,
+        Ok(Some(conversation)) if crate::console::may_see(caller, &conversation)
+    )
 }
 
 /// Forwards one conversation's frames to a console connection.
