@@ -116,31 +116,10 @@ fn user_from_row((id, login, name, role, team_id, team_name, capacity): UserRow)
     }
 }
 
-/// Runs `$body` with `$pool` bound to the concrete pool and `$sql` to its dialect's account
-/// statements.
-macro_rules! with_accounts {
-    ($store:expr, $pool:ident, $sql:ident => $body:block) => {
-        match &$store.pool {
-            Pool::Sqlite($pool) => {
-                let $sql = &SQLITE;
-                $body
-            }
-            Pool::Postgres($pool) => {
-                let $sql = &POSTGRES;
-                $body
-            }
-            Pool::MySql($pool) => {
-                let $sql = &MYSQL;
-                $body
-            }
-        }
-    };
-}
-
 impl Store {
     /// Creates a team unless one with this id exists.
     pub async fn ensure_team(&self, id: &str, name: &str) -> Result<()> {
-        with_accounts!(self, pool, sql => {
+        with_dialect!(self, pool, sql = (&SQLITE, &POSTGRES, &MYSQL) => {
             sqlx::query(sql.insert_team).bind(id).bind(name).execute(pool).await?;
         });
         Ok(())
@@ -148,7 +127,7 @@ impl Store {
 
     /// Creates an account; its id and login must be new.
     pub async fn create_user(&self, user: &NewUser) -> Result<()> {
-        let inserted = with_accounts!(self, pool, sql => {
+        let inserted = with_dialect!(self, pool, sql = (&SQLITE, &POSTGRES, &MYSQL) => {
             sqlx::query(sql.insert_user)
                 .bind(&user.id)
                 .bind(&user.login)
@@ -173,15 +152,17 @@ impl Store {
 
     /// How many accounts exist.
     pub async fn count_users(&self) -> Result<i64> {
-        Ok(with_accounts!(self, pool, sql => {
-            sqlx::query_scalar(sql.count_users).fetch_one(pool).await?
-        }))
+        Ok(
+            with_dialect!(self, pool, sql = (&SQLITE, &POSTGRES, &MYSQL) => {
+                sqlx::query_scalar(sql.count_users).fetch_one(pool).await?
+            }),
+        )
     }
 
     /// An account and its password hash, by login.
     pub async fn user_by_login(&self, login: &str) -> Result<Option<(User, String)>> {
         type Row = (String, String, String, String, String, String, i64, String);
-        let row: Option<Row> = with_accounts!(self, pool, sql => {
+        let row: Option<Row> = with_dialect!(self, pool, sql = (&SQLITE, &POSTGRES, &MYSQL) => {
             sqlx::query_as(sql.user_by_login).bind(login).fetch_optional(pool).await?
         });
         Ok(row.map(
@@ -196,7 +177,7 @@ impl Store {
 
     /// An account by id.
     pub async fn user(&self, id: &str) -> Result<Option<User>> {
-        let row: Option<UserRow> = with_accounts!(self, pool, sql => {
+        let row: Option<UserRow> = with_dialect!(self, pool, sql = (&SQLITE, &POSTGRES, &MYSQL) => {
             sqlx::query_as(sql.user_by_id).bind(id).fetch_optional(pool).await?
         });
         Ok(row.map(user_from_row))
@@ -204,7 +185,7 @@ impl Store {
 
     /// Every account, by login.
     pub async fn users(&self) -> Result<Vec<User>> {
-        let rows: Vec<UserRow> = with_accounts!(self, pool, sql => {
+        let rows: Vec<UserRow> = with_dialect!(self, pool, sql = (&SQLITE, &POSTGRES, &MYSQL) => {
             sqlx::query_as(sql.users).fetch_all(pool).await?
         });
         Ok(rows.into_iter().map(user_from_row).collect())
@@ -219,7 +200,7 @@ impl Store {
         created_at: i64,
         expires_at: i64,
     ) -> Result<()> {
-        with_accounts!(self, pool, sql => {
+        with_dialect!(self, pool, sql = (&SQLITE, &POSTGRES, &MYSQL) => {
             sqlx::query(sql.insert_session)
                 .bind(token_hash)
                 .bind(user_id)
@@ -235,7 +216,7 @@ impl Store {
     /// The account and CSRF token of a session that has not expired at `now`.
     pub async fn auth_session(&self, token_hash: &str, now: i64) -> Result<Option<(User, String)>> {
         type Row = (String, String, String, String, String, String, i64, String);
-        let row: Option<Row> = with_accounts!(self, pool, sql => {
+        let row: Option<Row> = with_dialect!(self, pool, sql = (&SQLITE, &POSTGRES, &MYSQL) => {
             sqlx::query_as(sql.session)
                 .bind(token_hash)
                 .bind(now)
@@ -254,7 +235,7 @@ impl Store {
 
     /// Ends a session.
     pub async fn delete_auth_session(&self, token_hash: &str) -> Result<()> {
-        with_accounts!(self, pool, sql => {
+        with_dialect!(self, pool, sql = (&SQLITE, &POSTGRES, &MYSQL) => {
             sqlx::query(sql.delete_session).bind(token_hash).execute(pool).await?;
         });
         Ok(())

@@ -71,6 +71,8 @@ const SQLITE: ConsoleSql = ConsoleSql {
             WHERE n.conversation_id = ? ORDER BY n.at",
 };
 
+// MySQL takes the SQLite text (`?` placeholders, nothing beyond standard SQL).
+
 const POSTGRES: ConsoleSql = ConsoleSql {
     open_assignments: "SELECT assignee, COUNT(*) FROM conversations \
                        WHERE assignee IS NOT NULL AND status <> 'ended' GROUP BY assignee",
@@ -96,26 +98,6 @@ const POSTGRES: ConsoleSql = ConsoleSql {
             WHERE n.conversation_id = $1 ORDER BY n.at",
 };
 
-macro_rules! with_console {
-    ($store:expr, $pool:ident, $sql:ident => $body:block) => {
-        match &$store.pool {
-            Pool::Sqlite($pool) => {
-                let $sql = &SQLITE;
-                $body
-            }
-            Pool::Postgres($pool) => {
-                let $sql = &POSTGRES;
-                $body
-            }
-            // The SQLite text suits MySQL too (`?` placeholders, standard SQL).
-            Pool::MySql($pool) => {
-                let $sql = &SQLITE;
-                $body
-            }
-        }
-    };
-}
-
 impl Store {
     /// At most `limit` conversations of `view`.
     pub async fn list_conversations(
@@ -124,7 +106,7 @@ impl Store {
         limit: u32,
     ) -> Result<Vec<Conversation>> {
         let limit = i64::from(limit);
-        let rows: Vec<super::ConversationRow> = with_console!(self, pool, sql => {
+        let rows: Vec<super::ConversationRow> = with_dialect!(self, pool, sql = (&SQLITE, &POSTGRES, &SQLITE) => {
             match view {
                 ListView::Queue => {
                     sqlx::query_as(sql.queue).bind(limit).fetch_all(pool).await?
@@ -144,7 +126,7 @@ impl Store {
 
     /// How many open conversations each agent has (agents with none are missing).
     pub async fn open_assignments(&self) -> Result<std::collections::HashMap<String, i64>> {
-        let rows: Vec<(String, i64)> = with_console!(self, pool, sql => {
+        let rows: Vec<(String, i64)> = with_dialect!(self, pool, sql = (&SQLITE, &POSTGRES, &SQLITE) => {
             sqlx::query_as(sql.open_assignments).fetch_all(pool).await?
         });
         Ok(rows.into_iter().collect())
@@ -158,7 +140,7 @@ impl Store {
         author: &str,
         text: &str,
     ) -> Result<()> {
-        let inserted = with_console!(self, pool, sql => {
+        let inserted = with_dialect!(self, pool, sql = (&SQLITE, &POSTGRES, &SQLITE) => {
             sqlx::query(sql.insert_note)
                 .bind(conversation)
                 .bind(at)
@@ -179,7 +161,7 @@ impl Store {
 
     /// A conversation's notes, oldest first.
     pub async fn notes(&self, conversation: &str) -> Result<Vec<Note>> {
-        let rows: Vec<(String, String, String, i64)> = with_console!(self, pool, sql => {
+        let rows: Vec<(String, String, String, i64)> = with_dialect!(self, pool, sql = (&SQLITE, &POSTGRES, &SQLITE) => {
             sqlx::query_as(sql.notes).bind(conversation).fetch_all(pool).await?
         });
         Ok(rows

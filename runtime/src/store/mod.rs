@@ -40,8 +40,6 @@
 //! (or appears earlier in the same batch) the stored message is returned instead of a new one.
 //! The check runs under the conversation lock, so concurrent resends cannot both insert.
 
-mod accounts;
-mod console;
 mod error;
 mod sql;
 mod types;
@@ -101,24 +99,32 @@ enum Pool {
     MySql(MySqlPool),
 }
 
-/// Runs `$body` with `$pool` bound to the concrete pool and `$sql` to its dialect's statements.
-/// The body is the same text for every backend; only the SQL differs.
-macro_rules! with_pool {
-    ($store:expr, $pool:ident, $sql:ident => $body:block) => {
+/// Runs `$body` with `$pool` bound to the concrete pool and `$sql` to the statements of its
+/// dialect, chosen from `(sqlite, postgres, mysql)`. The body is the same text for every
+/// backend; only the SQL differs. `with_pool!` uses the core statements (`sql.rs`); `accounts.rs`
+/// and `console.rs` pass their own.
+macro_rules! with_dialect {
+    ($store:expr, $pool:ident, $sql:ident = ($sqlite:expr, $postgres:expr, $mysql:expr) => $body:block) => {
         match &$store.pool {
             Pool::Sqlite($pool) => {
-                let $sql = &sql::SQLITE;
+                let $sql = $sqlite;
                 $body
             }
             Pool::Postgres($pool) => {
-                let $sql = &sql::POSTGRES;
+                let $sql = $postgres;
                 $body
             }
             Pool::MySql($pool) => {
-                let $sql = &sql::MYSQL;
+                let $sql = $mysql;
                 $body
             }
         }
+    };
+}
+
+macro_rules! with_pool {
+    ($store:expr, $pool:ident, $sql:ident => $body:block) => {
+        with_dialect!($store, $pool, $sql = (&sql::SQLITE, &sql::POSTGRES, &sql::MYSQL) => $body)
     };
 }
 
@@ -131,6 +137,10 @@ macro_rules! begin_write {
         }
     };
 }
+
+// After the macros, which they use.
+mod accounts;
+mod console;
 
 type FlowRow = (String, i64, String, String);
 type ConversationRow = (
