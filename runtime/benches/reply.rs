@@ -42,6 +42,7 @@ async fn run(turns: usize, conversations: usize) -> anyhow::Result<()> {
         writer: MessageWriter::spawn(store.clone(), WriterConfig::default()),
         engines: Arc::new(engines),
         lookups: Arc::new(fixtures),
+        cluster: None,
     };
     let hub = Hub::new(services, HubConfig::default(), CancellationToken::new());
     let mut tasks = Vec::new();

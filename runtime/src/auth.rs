@@ -431,7 +431,7 @@ pub async fn bootstrap(store: &Store) -> anyhow::Result<Option<String>> {
             .await
             .ok_or_else(|| anyhow::anyhow!("password hashing stopped"))?
             .map_err(anyhow::Error::msg)?;
-        store
+        let created = store
             .create_user(&NewUser {
                 id: format!("u-{login}"),
                 login: login.to_owned(),
@@ -442,7 +442,13 @@ pub async fn bootstrap(store: &Store) -> anyhow::Result<Option<String>> {
                 capacity: 5,
                 created_at: now,
             })
-            .await?;
+            .await;
+        match created {
+            Ok(()) => {}
+            // Another node sharing the database started at the same moment and created them.
+            Err(crate::store::StoreError::UserExists(_)) => return Ok(None),
+            Err(error) => return Err(error.into()),
+        }
     }
     if let Some(password) = &generated {
         eprintln!(

@@ -14,7 +14,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::auth::{Admin, Caller};
-use crate::conversation::{ConsoleAction, ConsoleError, ConversationHandle, Hub, now_ms};
+use crate::conversation::{ConsoleAction, ConsoleError, Hub, now_ms};
 use crate::server::{ApiError, AppState};
 use crate::store::{Conversation, ListView, Sender, Store, StoredMessage};
 
@@ -201,10 +201,6 @@ async fn assigned(store: &Store, caller: &Caller, id: &str) -> Result<Conversati
     }
 }
 
-async fn handle(hub: &Hub, id: &str) -> Result<ConversationHandle, ApiError> {
-    hub.get(id).await.map_err(|e| internal(&e))
-}
-
 async fn detail(
     State(state): State<Arc<AppState>>,
     caller: Caller,
@@ -212,10 +208,10 @@ async fn detail(
 ) -> Result<Json<Value>, ApiError> {
     let (store, hub) = parts(&state)?;
     let conversation = visible(store, &caller, &id).await?;
-    let context = handle(hub, &id)
-        .await?
-        .context()
+    let context = hub
+        .context(&id)
         .await
+        .map_err(|e| internal(&e))?
         .map_err(|e| internal(&e))?;
     let messages: Vec<Value> = store
         .messages_since(&id, 0)
@@ -260,7 +256,7 @@ async fn act(
     id: &str,
     action: ConsoleAction,
 ) -> Result<Response, ApiError> {
-    match handle(hub, id).await?.console(action).await {
+    match hub.console(id, action).await.map_err(|e| internal(&e))? {
         Ok(outcome) => {
             let conversation = store
                 .conversation(id)

@@ -34,6 +34,10 @@ enum Command {
         /// first, within their capacity) instead of waiting for an agent to claim them.
         #[arg(long, env = "KEFU_AUTO_ASSIGN")]
         auto_assign: bool,
+        /// Run as one node of several sharing `--database-url`, connected through this NATS
+        /// server (`nats://127.0.0.1:4222`).
+        #[arg(long, env = "KEFU_NATS_URL")]
+        nats: Option<String>,
     },
     /// Check flow files and print every problem; exits 1 if any has errors.
     Validate {
@@ -80,12 +84,16 @@ fn main() -> ExitCode {
         data_dir: default_data_dir(),
         database_url: std::env::var("KEFU_DATABASE_URL").ok(),
         auto_assign: std::env::var("KEFU_AUTO_ASSIGN").is_ok_and(|v| v == "1" || v == "true"),
+        nats: std::env::var("KEFU_NATS_URL")
+            .ok()
+            .filter(|url| !url.is_empty()),
     }) {
         Command::Serve {
             addr,
             data_dir,
             database_url,
             auto_assign,
+            nats,
         } => {
             runtime::telemetry::init();
             let database = runtime::server::Database {
@@ -96,7 +104,8 @@ fn main() -> ExitCode {
                 auto_assign,
                 ..runtime::conversation::HubConfig::default()
             };
-            match runtime::server::serve_blocking(addr, &database, hub) {
+            let cluster = nats.map(runtime::conversation::ClusterConfig::new);
+            match runtime::server::serve_blocking(addr, &database, hub, cluster) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(error) => {
                     tracing::error!(%error, "server stopped");

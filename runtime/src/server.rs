@@ -15,7 +15,7 @@ use flows::{Diagnostic, Library};
 use serde::Serialize;
 use serde_json::json;
 
-use crate::conversation::{Hub, HubConfig, Lookups, Services};
+use crate::conversation::{Cluster, ClusterConfig, Hub, HubConfig, Lookups, Services};
 use crate::demo::catalogue::Catalogue;
 use crate::engines::Engines;
 use crate::gateway::{Chat, GatewayLimits};
@@ -64,12 +64,26 @@ impl AppState {
     /// `lookups`; everything stops when `shutdown` is cancelled. Needs a tokio runtime (it
     /// starts the message writer).
     pub fn with_chat(
+        self,
+        store: Store,
+        lookups: Arc<dyn Lookups>,
+        config: HubConfig,
+        limits: GatewayLimits,
+        shutdown: CancellationToken,
+    ) -> AppState {
+        self.with_chat_in(store, lookups, config, limits, shutdown, None)
+    }
+
+    /// [`with_chat`](Self::with_chat) as one node of `cluster` (other `kefu` processes sharing
+    /// the database), when given.
+    pub fn with_chat_in(
         mut self,
         store: Store,
         lookups: Arc<dyn Lookups>,
         config: HubConfig,
         limits: GatewayLimits,
         shutdown: CancellationToken,
+        cluster: Option<Arc<Cluster>>,
     ) -> AppState {
         let writer = MessageWriter::spawn(store.clone(), WriterConfig::default());
         let services = Services {
@@ -77,6 +91,7 @@ impl AppState {
             writer,
             engines: Arc::clone(&self.engines),
             lookups,
+            cluster,
         };
         let hub = Hub::new(services, config, shutdown);
         let queue = crate::gateway::agent::queue_feed(&hub, store.clone());
@@ -110,8 +125,20 @@ pub fn app(state: Arc<AppState>) -> Router {
         .with_state(state)
 }
 
-/// Starts the server with the bundled flows and blocks until Ctrl-C or SIGTERM.
-pub fn serve_blocking(addr: SocketAddr, database: &Database, hub: HubConfig) -> anyhow::Result<()> {
+/// Starts the server with the bundled flows and blocks until Ctrl-C or SIGTERM; with
+/// `cluster`, as one node of several sharing the database.
+pub fn serve_blocking(
+    addr: SocketAddr,
+    database: &Database,
+    hub: HubConfig,
+    cluster: Option<ClusterConfig>,
+) -> anyhow::Result<()> {
+    if cluster.is_some() && database.url.is_none() {
+        anyhow::bail!(
+            "several nodes need a database they share: give `--database-url` (postgres://… or \
+             mysql://…) with `--nats`"
+        );
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -119,12 +146,17 @@ pub fn serve_blocking(addr: SocketAddr, database: &Database, hub: HubConfig) -> 
         let state = AppState::bundled().map_err(anyhow::Error::msg)?;
         let store = database.open(state.library()).await?;
         let catalogue = database.catalogue().await?;
-        let mut state = state.with_chat(
+        let cluster = match cluster {
+            Some(config) => Some(Cluster::join(&store, config).await?),
+            None => None,
+        };
+        let mut state = state.with_chat_in(
             store,
             Arc::new(catalogue.clone()),
             hub,
             GatewayLimits::default(),
             CancellationToken::new(),
+            cluster,
         );
         state.demo = Some(catalogue);
         let listener = tokio::net::TcpListener::bind(addr).await?;

@@ -828,26 +828,43 @@ async fn the_bot_stays_quiet_while_the_conversation_waits_for_an_agent() {
 }
 
 /// A `kefu serve` process on a free loopback port.
-struct Process {
+pub struct Process {
     child: std::process::Child,
-    addr: std::net::SocketAddr,
+    pub addr: std::net::SocketAddr,
 }
 
 impl Process {
     async fn start(dir: &Path, addr: Option<std::net::SocketAddr>) -> Process {
+        Process::start_with(dir, addr, &[]).await
+    }
+
+    /// With these environment variables (`KEFU_DATABASE_URL`, `KEFU_NATS_URL`, …); its log is
+    /// `DIR/kefu.log`.
+    pub async fn start_with(
+        dir: &Path,
+        addr: Option<std::net::SocketAddr>,
+        env: &[(&str, &str)],
+    ) -> Process {
         let addr = addr.unwrap_or_else(|| {
             let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             probe.local_addr().unwrap()
         });
-        let child = std::process::Command::new(env!("CARGO_BIN_EXE_kefu"))
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_kefu"));
+        command
             .args(["serve", "--addr", &addr.to_string(), "--data-dir"])
             .arg(dir)
             .env_remove("KEFU_DATABASE_URL")
+            .env_remove("KEFU_NATS_URL")
+            .env_remove("KEFU_AUTO_ASSIGN")
             .stdout(std::process::Stdio::null())
-            .stderr(std::fs::File::create(dir.join("kefu.log")).unwrap())
-            .spawn()
-            .unwrap();
-        let process = Process { child, addr };
+            .stderr(std::fs::File::create(dir.join("kefu.log")).unwrap());
+        for (name, value) in env {
+            command.env(name, value);
+        }
+        let process = Process {
+            child: command.spawn().unwrap(),
+            addr,
+        };
         process.wait_ready().await;
         process
     }
@@ -875,10 +892,27 @@ impl Process {
         }
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Waits for the process to exit by itself.
+    pub fn wait(mut self) {
+        self.child.wait().unwrap();
+    }
+
     /// `kill -9`.
-    fn kill(mut self) {
+    pub fn kill(mut self) {
         self.child.kill().unwrap();
         self.child.wait().unwrap();
+    }
+}
+
+impl Drop for Process {
+    /// A test that fails leaves no server behind.
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 

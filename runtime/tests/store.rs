@@ -107,28 +107,32 @@ pub(crate) async fn backends(test: &str) -> Vec<TestDb> {
     let mut dbs = vec![TestDb::Sqlite {
         path: std::env::temp_dir().join(format!("{}.sqlite", unique_name())),
     }];
-    for (variable, create) in [
-        ("KEFU_TEST_POSTGRES_URL", "CREATE DATABASE {}"),
-        (
-            "KEFU_TEST_MYSQL_URL",
-            "CREATE DATABASE {} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci",
-        ),
-    ] {
-        match std::env::var(variable) {
-            Ok(admin_url) if !admin_url.is_empty() => {
-                let name = unique_name();
-                admin_execute(&admin_url, &create.replace("{}", &name)).await;
-                let url = with_database(&admin_url, &name);
-                dbs.push(TestDb::Server {
-                    admin_url,
-                    name,
-                    url,
-                });
-            }
-            _ => eprintln!("{test}: {variable} is unset, skipping that backend"),
+    for variable in ["KEFU_TEST_POSTGRES_URL", "KEFU_TEST_MYSQL_URL"] {
+        match server_database(variable).await {
+            Some(db) => dbs.push(db),
+            None => eprintln!("{test}: {variable} is unset, skipping that backend"),
         }
     }
     dbs
+}
+
+/// A fresh database on the server `variable` names (`KEFU_TEST_POSTGRES_URL` or
+/// `KEFU_TEST_MYSQL_URL`); `None` when it is unset.
+pub(crate) async fn server_database(variable: &str) -> Option<TestDb> {
+    let admin_url = std::env::var(variable).ok().filter(|url| !url.is_empty())?;
+    let name = unique_name();
+    let create = if admin_url.starts_with("mysql") {
+        format!("CREATE DATABASE {name} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
+    } else {
+        format!("CREATE DATABASE {name}")
+    };
+    admin_execute(&admin_url, &create).await;
+    let url = with_database(&admin_url, &name);
+    Some(TestDb::Server {
+        admin_url,
+        name,
+        url,
+    })
 }
 
 /// Runs `suite` on a fresh, migrated store for every backend, reporting the time each took.
@@ -157,6 +161,7 @@ fn conversation(id: &str) -> NewConversation {
         owner: "bot".to_owned(),
         status: "open".to_owned(),
         created_at: 1_700_000_000_000,
+        node: None,
     }
 }
 

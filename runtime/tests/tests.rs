@@ -7,6 +7,7 @@ mod api;
 mod browser;
 mod chat;
 mod cli;
+mod cluster;
 mod console;
 mod demo;
 mod store;

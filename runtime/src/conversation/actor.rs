@@ -51,6 +51,11 @@ pub(super) enum Command {
         action: ConsoleAction,
         reply: oneshot::Sender<Result<ConsoleOutcome, ConsoleError>>,
     },
+    /// Someone in the conversation is typing (or stopped).
+    Typing {
+        sender: Sender,
+        on: bool,
+    },
     Timer {
         id: String,
         at: Millis,
@@ -154,6 +159,7 @@ impl Actor {
             owner: State::STARTED.owner.as_str().to_owned(),
             status: State::STARTED.status.as_str().to_owned(),
             created_at: now,
+            node: shared.node().map(str::to_owned),
         };
         let data = serde_json::json!({
             "flow": flow.id, "version": flow.version, "hash": flow.hash,
@@ -191,7 +197,12 @@ impl Actor {
 
     /// Loads a stored conversation: its state, its saved session, the engine of the flow version
     /// it is pinned to, and the visitor messages its session has not taken yet.
-    pub(super) async fn load(shared: Arc<Shared>, id: &str) -> Result<Actor, HubError> {
+    /// Connections listening on `events` (those of an earlier task) follow this one.
+    pub(super) async fn load(
+        shared: Arc<Shared>,
+        id: &str,
+        events: Option<broadcast::Sender<Outbound>>,
+    ) -> Result<Actor, HubError> {
         let unloadable = |reason: String| HubError::Unloadable {
             id: id.to_owned(),
             reason,
@@ -248,6 +259,9 @@ impl Actor {
             parsed.token_sha256,
             parsed.start,
         );
+        if let Some(events) = events {
+            actor.events = events;
+        }
         actor.input_seq = parsed.input_seq;
         actor.saved_turn = saved.turn;
         actor.last_seq = conversation.last_message_seq;
@@ -305,6 +319,7 @@ impl Actor {
             events: self.events.clone(),
             token_sha256: Arc::from(self.token_sha256.as_str()),
             flow: Arc::new(self.engine.flow().clone()),
+            remote: None,
         }
     }
 
@@ -325,7 +340,11 @@ impl Actor {
                     }
                 }
                 () = idle, if self.is_idle() => {
-                    if self.shared.evict(&self.id, &receiver) {
+                    let evicted = self
+                        .commands
+                        .as_ref()
+                        .is_none_or(|mine| self.shared.evict(&self.id, mine, &receiver));
+                    if evicted {
                         break;
                     }
                 }
@@ -455,6 +474,10 @@ impl Actor {
                 Ok(())
             }
             Command::Console { action, reply } => self.console(action, reply).await,
+            Command::Typing { sender, on } => {
+                self.emit(Outbound::Typing { sender, on });
+                Ok(())
+            }
             Command::Timer { id, at } => {
                 self.timers.remove(&id);
                 if self.state.is_ended() || self.session.timers.get(&id) != Some(&at) {
@@ -663,12 +686,8 @@ impl Actor {
         if let Some(routing) = routing {
             self.routing = routing;
         }
-        // No agent listening is fine.
-        let _ = self.shared.queue_changes.send(super::QueueChange {
-            conversation: Arc::clone(&self.id),
-            event: transition.event(),
-            assignee: self.routing.assignee.clone(),
-        });
+        self.shared
+            .queue_changed(&self.id, transition, self.routing.assignee.clone());
         let frame = serde_json::json!({
             "type": "state", "owner": next.owner.as_str(), "status": next.status.as_str(),
         });
@@ -985,7 +1004,7 @@ impl Actor {
     fn publish(&mut self, message: &StoredMessage) {
         self.last_seq = self.last_seq.max(message.seq);
         // No receiver is fine: the message is stored, and read back on resume.
-        let _ = self.events.send(Outbound::Message {
+        self.emit(Outbound::Message {
             seq: message.seq,
             client_id: message.client_id.as_deref().map(Arc::from),
             frame: Arc::from(message_frame(message)),
@@ -993,7 +1012,15 @@ impl Actor {
     }
 
     fn frame(&self, frame: &str) {
-        let _ = self.events.send(Outbound::Frame(Arc::from(frame)));
+        self.emit(Outbound::Frame(Arc::from(frame)));
+    }
+
+    /// Sends `event` to this node's connections and, in a cluster, to the other nodes'.
+    fn emit(&self, event: Outbound) {
+        if let Some(cluster) = &self.shared.services.cluster {
+            cluster.publish_event(&self.id, &event);
+        }
+        let _ = self.events.send(event);
     }
 
     fn visitor_body(&self, input: &VisitorInput) -> Body {
@@ -1044,7 +1071,7 @@ fn visitor_input(message: &StoredMessage) -> Option<Input> {
 }
 
 /// What the console sees of the bot's work in a conversation.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Context {
     pub path: Vec<String>,
     pub variables: std::collections::BTreeMap<String, flows::Value>,
@@ -1053,7 +1080,7 @@ pub struct Context {
 }
 
 /// What an agent or admin does to a conversation.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum ConsoleAction {
     /// Take it from the queue (`agent` is a user id, `name` what the visitor is told).
     Claim {
@@ -1084,7 +1111,7 @@ pub enum ConsoleAction {
 }
 
 /// The conversation after a console action.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ConsoleOutcome {
     pub state: State,
     pub routing: Routing,
@@ -1093,7 +1120,7 @@ pub struct ConsoleOutcome {
 }
 
 /// Why a console action was refused.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
 pub enum ConsoleError {
     /// The conversation is not in a state that allows it (someone else was quicker).
     #[error("{0}")]

@@ -18,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::actor::{Actor, Command};
+use super::cluster::Cluster;
 use super::{Lookups, State};
 use crate::auth::sha256_hex;
 use crate::engines::{Engines, SharedEngine};
@@ -30,6 +31,8 @@ pub struct Services {
     pub writer: MessageWriter,
     pub engines: Arc<Engines>,
     pub lookups: Arc<dyn Lookups>,
+    /// The other nodes sharing the database, when there are any.
+    pub cluster: Option<Arc<Cluster>>,
 }
 
 /// How conversations behave; the defaults suit a server, tests shorten the times.
@@ -90,10 +93,13 @@ pub enum HubError {
     /// The saved state cannot be read, or its flow version cannot be run any more.
     #[error("conversation `{id}` cannot be loaded: {reason}")]
     Unloadable { id: String, reason: String },
+    /// Another node runs the conversation and did not answer.
+    #[error("the node running conversation `{id}` does not answer: {reason}")]
+    Unreachable { id: String, reason: String },
 }
 
 /// Why a visitor message was not taken.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]
 pub enum SendError {
     #[error("the conversation has ended")]
     Ended,
@@ -107,7 +113,7 @@ pub enum SendError {
 }
 
 /// What a visitor sent.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum VisitorInput {
     Text(String),
     /// An option id of the bot's last question.
@@ -162,6 +168,8 @@ pub struct ConversationHandle {
     /// SHA-256 of the visitor's token, hex.
     pub(super) token_sha256: Arc<str>,
     pub(super) flow: Arc<flows::FlowRef>,
+    /// The node that runs the conversation, when this handle is a proxy to it.
+    pub(super) remote: Option<Arc<str>>,
 }
 
 impl ConversationHandle {
@@ -219,9 +227,10 @@ impl ConversationHandle {
         answer.await.map_err(|_| SendError::Gone)
     }
 
-    /// Tells everyone else in the conversation that `sender` is typing (or stopped).
+    /// Tells everyone else in the conversation that `sender` is typing (or stopped); dropped
+    /// when the conversation is busy.
     pub fn typing(&self, sender: crate::store::Sender, on: bool) {
-        let _ = self.events.send(Outbound::Typing { sender, on });
+        let _ = self.commands.try_send(Command::Typing { sender, on });
     }
 
     /// Carries out an agent's or admin's action on the conversation.
@@ -258,7 +267,7 @@ pub(super) struct Shared {
     /// Engines of flow versions that are no longer the library's current ones, by (id, hash).
     pinned: Mutex<HashMap<(String, String), SharedEngine>>,
     pub(super) shutdown: CancellationToken,
-    tracker: TaskTracker,
+    pub(super) tracker: TaskTracker,
     /// Queue and assignment changes of every conversation, for agents' consoles.
     pub(super) queue_changes: broadcast::Sender<QueueChange>,
     pub(super) presence: Arc<super::assign::Presence>,
@@ -286,11 +295,18 @@ impl Hub {
         if auto_assign {
             hub.shared.tracker.spawn(hub.clone().run_assigner());
         }
+        if let Some(cluster) = &hub.shared.services.cluster {
+            hub.start_cluster(cluster);
+        }
         hub
     }
 
     pub(super) fn shared(&self) -> &Shared {
         &self.shared
+    }
+
+    pub(super) fn shared_arc(&self) -> Arc<Shared> {
+        Arc::clone(&self.shared)
     }
 
     pub fn store(&self) -> &Store {
@@ -365,7 +381,8 @@ impl Hub {
         }
     }
 
-    /// The running conversation `id`, loaded from the database when its task is not running.
+    /// The running conversation `id`, loaded from the database when its task is not running
+    /// (in a cluster: a proxy when another node runs it).
     pub async fn get(&self, id: &str) -> Result<ConversationHandle, HubError> {
         if let Some(handle) = self.running_handle(id) {
             return Ok(handle);
@@ -373,11 +390,22 @@ impl Hub {
         if self.shared.shutdown.is_cancelled() {
             return Err(HubError::ShuttingDown);
         }
+        match &self.shared.services.cluster {
+            Some(cluster) => self.get_clustered(id, cluster).await,
+            None => self.load_local(id).await,
+        }
+    }
+
+    /// Conversation `id` run by a task on this node, loaded from the database unless it runs.
+    pub(super) async fn load_local(&self, id: &str) -> Result<ConversationHandle, HubError> {
         let _loading = self.shared.loading.lock().await;
-        if let Some(handle) = self.running_handle(id) {
+        if let Some(handle) = self.running_handle(id)
+            && handle.remote.is_none()
+        {
             return Ok(handle);
         }
-        let actor = Actor::load(Arc::clone(&self.shared), id).await?;
+        let events = self.reusable_events(id);
+        let actor = Actor::load(Arc::clone(&self.shared), id, events).await?;
         Ok(self.spawn(actor))
     }
 
@@ -402,10 +430,56 @@ impl Hub {
         }
     }
 
+    /// Conversation `id`'s owner, status and highest sequence number, asking a freshly found
+    /// task once more if `handle`'s had stopped (`handle` then becomes the new one).
+    pub async fn snapshot(
+        &self,
+        handle: &mut ConversationHandle,
+    ) -> Result<(State, i64), SendError> {
+        match handle.snapshot().await {
+            Err(SendError::Gone) => {
+                *handle = self.get(&handle.id).await.map_err(|error| {
+                    tracing::warn!(conversation = %handle.id, %error, "cannot reload a conversation");
+                    SendError::Internal
+                })?;
+                handle.snapshot().await
+            }
+            other => other,
+        }
+    }
+
+    /// Carries out a console action on conversation `id`, once more with a freshly found task
+    /// if the first had stopped (it went idle, failed, or its node died).
+    pub async fn console(
+        &self,
+        id: &str,
+        action: super::actor::ConsoleAction,
+    ) -> Result<Result<super::actor::ConsoleOutcome, super::actor::ConsoleError>, HubError> {
+        match self.get(id).await?.console(action.clone()).await {
+            Err(super::actor::ConsoleError::Gone) => Ok(self.get(id).await?.console(action).await),
+            other => Ok(other),
+        }
+    }
+
+    /// The bot's path and variables in conversation `id` (see [`Hub::console`] for retrying).
+    pub async fn context(
+        &self,
+        id: &str,
+    ) -> Result<Result<super::actor::Context, SendError>, HubError> {
+        match self.get(id).await?.context().await {
+            Err(SendError::Gone) => Ok(self.get(id).await?.context().await),
+            other => Ok(other),
+        }
+    }
+
     /// Brings back every conversation that has not ended (after a restart): each resumes its
     /// timers and lookups and answers the visitor messages stored after its last saved turn.
     /// Returns how many were loaded; one that cannot be loaded is logged and skipped.
     pub async fn recover(&self) -> Result<usize, HubError> {
+        if let Some(cluster) = &self.shared.services.cluster {
+            // Only the ones no live node runs.
+            return self.sweep(cluster).await;
+        }
         let ids = self.shared.services.store.open_conversations().await?;
         let mut loaded = 0;
         for id in ids {
@@ -427,13 +501,17 @@ impl Hub {
         self.shared.tracker.wait().await;
         self.lock_running().clear();
         self.shared.services.writer.close().await;
+        if let Some(cluster) = &self.shared.services.cluster
+            && let Err(error) = self.store().deregister_node(cluster.node()).await
+        {
+            tracing::error!(%error, "cannot let this node's conversations go");
+        }
     }
 
     fn spawn(&self, mut actor: Actor) -> ConversationHandle {
         let (commands, receiver) = mpsc::channel(self.shared.config.command_capacity.max(1));
         let handle = actor.handle(commands);
-        self.lock_running()
-            .insert(Arc::clone(&handle.id), handle.clone());
+        self.insert_running(&handle);
         let shared = Arc::clone(&self.shared);
         let id = Arc::clone(&handle.id);
         self.shared.tracker.spawn(async move {
@@ -444,16 +522,25 @@ impl Hub {
         handle
     }
 
-    fn running_handle(&self, id: &str) -> Option<ConversationHandle> {
-        let mut running = self.lock_running();
-        match running.get(id) {
-            Some(handle) if handle.is_running() => Some(handle.clone()),
-            Some(_) => {
-                running.remove(id);
-                None
-            }
-            None => None,
-        }
+    pub(super) fn running_handle(&self, id: &str) -> Option<ConversationHandle> {
+        self.lock_running()
+            .get(id)
+            .filter(|handle| handle.is_running())
+            .cloned()
+    }
+
+    pub(super) fn insert_running(&self, handle: &ConversationHandle) {
+        self.lock_running()
+            .insert(Arc::clone(&handle.id), handle.clone());
+    }
+
+    /// The event channel of a stopped task for `id` that connections still listen to: the next
+    /// task (or proxy) for `id` sends on it, so they follow without noticing.
+    pub(super) fn reusable_events(&self, id: &str) -> Option<broadcast::Sender<Outbound>> {
+        self.lock_running()
+            .get(id)
+            .filter(|handle| handle.events.receiver_count() > 0)
+            .map(|handle| handle.events.clone())
     }
 
     fn lock_running(&self) -> MutexGuard<'_, HashMap<Arc<str>, ConversationHandle>> {
@@ -467,14 +554,46 @@ impl Shared {
         self.running.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Removes the idle conversation `id` unless someone has just started using it: no
-    /// connection subscribed and no command queued. Returns whether it was removed (the task
-    /// then ends).
-    pub(super) fn evict(&self, id: &str, receiver: &mpsc::Receiver<Command>) -> bool {
+    /// This node's id in a cluster.
+    pub(super) fn node(&self) -> Option<&str> {
+        self.services.cluster.as_deref().map(Cluster::node)
+    }
+
+    /// Tells consoles and assigners (of every node) that a conversation's queue or assignee
+    /// changed.
+    pub(super) fn queue_changed(
+        &self,
+        conversation: &Arc<str>,
+        transition: super::Transition,
+        assignee: Option<String>,
+    ) {
+        if let Some(cluster) = &self.services.cluster {
+            cluster.publish_queue_change(conversation, transition, assignee.as_deref());
+        }
+        // No console listening is fine.
+        let _ = self.queue_changes.send(QueueChange {
+            conversation: Arc::clone(conversation),
+            event: transition.event(),
+            assignee,
+        });
+    }
+
+    /// Removes the idle task for `id` whose commands go to `mine`, unless someone has just
+    /// started using it: no connection subscribed and no command queued. Returns whether the
+    /// task may end (it was removed, or a newer task has replaced it).
+    pub(super) fn evict(
+        &self,
+        id: &str,
+        mine: &mpsc::Sender<Command>,
+        receiver: &mpsc::Receiver<Command>,
+    ) -> bool {
         let mut running = self.lock_running();
         let Some(handle) = running.get(id) else {
             return true;
         };
+        if !handle.commands.same_channel(mine) {
+            return true;
+        }
         if handle.events.receiver_count() > 0 || !receiver.is_empty() {
             return false;
         }
@@ -482,9 +601,14 @@ impl Shared {
         true
     }
 
-    fn forget_if_stopped(&self, id: &str) {
+    /// Forgets a stopped task for `id`, unless connections still listen on its events (the
+    /// next task for `id` takes them over).
+    pub(super) fn forget_if_stopped(&self, id: &str) {
         let mut running = self.lock_running();
-        if running.get(id).is_some_and(|h| !h.is_running()) {
+        if running
+            .get(id)
+            .is_some_and(|h| !h.is_running() && h.events.receiver_count() == 0)
+        {
             running.remove(id);
         }
     }

@@ -10,6 +10,7 @@
 mod actor;
 mod assign;
 mod body;
+mod cluster;
 mod hub;
 
 use std::fmt;
@@ -21,13 +22,15 @@ use flows::engine::{LookupOutcome, LookupRequest, Millis};
 pub use actor::{ConsoleAction, ConsoleError, ConsoleOutcome, Context};
 pub use assign::OnlineGuard;
 pub use body::{Body, message_frame};
+pub use cluster::{Cluster, ClusterConfig};
 pub use hub::{
     ConversationHandle, Hub, HubConfig, HubError, Outbound, QueueChange, SendError, Services,
     StartParams, Started, VisitorInput, settle,
 };
 
 /// Who is responsible for a conversation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Owner {
     /// The flow answers.
     Bot,
@@ -38,7 +41,8 @@ pub enum Owner {
 }
 
 /// Whether a conversation goes on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Status {
     Active,
     /// Waiting in a queue.
@@ -47,14 +51,16 @@ pub enum Status {
 }
 
 /// A conversation's owner and status; changes only through [`State::apply`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct State {
     pub owner: Owner,
     pub status: Status,
 }
 
 /// A change of owner or status; each one is stored as an event named [`Transition::event`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Its serde name is its event's name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Transition {
     /// The bot handed the conversation to people (a handoff node or the "agent" keyword).
     HandedOff,

@@ -374,17 +374,17 @@ impl AgentConnection {
                 )
                 .await;
         }
-        let Ok(handle) = self.chat.hub.get(&id).await else {
-            return self
-                .error("unknown_conversation", &format!("no conversation `{id}`"))
-                .await;
-        };
         let action = ConsoleAction::Reply {
             agent: self.caller.user.id.clone(),
             client_id: client_id.clone(),
             text,
         };
-        match handle.console(action).await {
+        let Ok(done) = self.chat.hub.console(&id, action).await else {
+            return self
+                .error("unknown_conversation", &format!("no conversation `{id}`"))
+                .await;
+        };
+        match done {
             Ok(outcome) => {
                 let frame = json!({
                     "type": "ack", "conversation": id, "client_id": client_id, "seq": outcome.seq,

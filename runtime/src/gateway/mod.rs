@@ -384,7 +384,7 @@ impl Connection {
                     .fatal("internal", &error.to_string(), close_code::AWAY)
                     .await;
             }
-            HubError::Store(_) | HubError::Unloadable { .. } => {
+            HubError::Store(_) | HubError::Unloadable { .. } | HubError::Unreachable { .. } => {
                 tracing::error!(peer = %self.peer, %error, "cannot start or resume a conversation");
                 return self
                     .fatal(
@@ -403,13 +403,14 @@ impl Connection {
     /// from the database, then live messages.
     async fn join(
         &mut self,
-        handle: ConversationHandle,
+        mut handle: ConversationHandle,
         token: &str,
         last_seq: i64,
         resumed: bool,
     ) -> Result<(), End> {
+        // A reloaded task (or proxy) sends on the same channel: subscribing first misses nothing.
         let events = handle.subscribe();
-        let Ok((state, newest)) = handle.snapshot().await else {
+        let Ok((state, newest)) = self.chat.hub.snapshot(&mut handle).await else {
             return self
                 .fatal(
                     "internal",

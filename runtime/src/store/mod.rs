@@ -141,6 +141,9 @@ macro_rules! begin_write {
 // After the macros, which they use.
 mod accounts;
 mod console;
+mod nodes;
+
+pub use nodes::NodeOwner;
 
 type FlowRow = (String, i64, String, String);
 type ConversationRow = (
@@ -342,6 +345,7 @@ impl Store {
                 .bind(&new.owner)
                 .bind(&new.status)
                 .bind(new.created_at)
+                .bind(&new.node)
                 .execute(pool)
                 .await
                 .map(drop)
@@ -373,6 +377,7 @@ impl Store {
                 .bind(&new.owner)
                 .bind(&new.status)
                 .bind(new.created_at)
+                .bind(&new.node)
                 .execute(&mut *tx)
                 .await;
             match inserted {

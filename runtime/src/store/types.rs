@@ -59,6 +59,8 @@ pub struct NewConversation {
     pub status: String,
     /// Unix milliseconds.
     pub created_at: i64,
+    /// The node that runs it, when several share the database.
+    pub node: Option<String>,
 }
 
 /// A stored conversation.
@@ -113,7 +115,8 @@ pub struct StoredEvent {
 }
 
 /// Who wrote a message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Sender {
     Visitor,
     Bot,
