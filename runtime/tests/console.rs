@@ -790,9 +790,11 @@ async fn waiting_conversations_go_to_online_agents_with_room() {
         visitor.say("agent").await;
         visitors.push(visitor);
     }
+    let mut taken = Vec::new();
     for _ in 0..3 {
         let assigned = next_frame(&mut console, |f| f["type"] == "assigned").await;
         assert_eq!(assigned["conversation"]["assignee"]["id"], "u-li");
+        taken.push(assigned["conversation"]["id"].as_str().unwrap().to_owned());
     }
     let mut joined = 0;
     for visitor in &mut visitors {
@@ -807,11 +809,40 @@ async fn waiting_conversations_go_to_online_agents_with_room() {
     assert_eq!(joined, 3, "three visitors were told li joined");
     let queue = api.get("/api/console/conversations?view=queue", &li).await;
     assert_eq!(queue.body.as_array().unwrap().len(), 1, "{}", queue.body);
+    let waiting = queue.body[0]["id"].as_str().unwrap().to_owned();
+    // An ended conversation does not count against li's capacity: resolving one gives li room,
+    // and the waiting one goes to li.
+    let resolved = api
+        .post(
+            &format!("/api/console/conversations/{}/resolve", taken[0]),
+            &li,
+            None,
+        )
+        .await;
+    assert_eq!(resolved.status, StatusCode::OK, "{}", resolved.body);
+    let assigned = next_frame(&mut console, |f| f["type"] == "assigned").await;
+    assert_eq!(
+        (
+            &assigned["conversation"]["id"],
+            &assigned["conversation"]["assignee"]["id"]
+        ),
+        (&json!(waiting), &json!("u-li"))
+    );
+    // li is full again: the next one waits.
+    let (waiting, _visitor) = queued(&server).await;
+    let queue = api.get("/api/console/conversations?view=queue", &li).await;
+    assert_eq!(queue.body[0]["id"], waiting.as_str(), "{}", queue.body);
     // When another agent comes online, the waiting one goes to them.
     let other = api.session("agent", "agent").await;
     let mut second = agent_socket(&server, Some(&other), None).await.unwrap();
     let assigned = next_frame(&mut second, |f| f["type"] == "assigned").await;
-    assert_eq!(assigned["conversation"]["assignee"]["id"], "u-agent");
+    assert_eq!(
+        (
+            &assigned["conversation"]["id"],
+            &assigned["conversation"]["assignee"]["id"]
+        ),
+        (&json!(waiting), &json!("u-agent"))
+    );
     let agents = api.get("/api/console/agents", &li).await;
     let online: Vec<&str> = agents
         .body

@@ -9,10 +9,11 @@ use super::{Console, Tab};
 #[component]
 pub fn ConversationList() -> impl IntoView {
     let console = expect_context::<Console>();
-    // "All" is fetched when the admin opens it, not kept live.
+    // "All" is read again when the admin opens it; while it is open (and also while it is not,
+    // for its count) `Console::all_changed` keeps it live.
     Effect::new(move |_| {
         if console.tab.get() == Tab::All {
-            console.refresh_lists();
+            console.refresh_all();
         }
     });
     let tab = move |tab: Tab, label: T, test: &'static str| {
@@ -36,7 +37,8 @@ pub fn ConversationList() -> impl IntoView {
                 <p class="empty" data-test="list-empty">{move || console.t(T::Empty)}</p>
             </Show>
             <ul>
-                <For each=rows key=|s: &Summary| (s.id.clone(), s.unread, s.owner.clone(), s.status.clone())
+                <For each=rows key=|s: &Summary| (s.id.clone(), s.unread, s.owner.clone(), s.status.clone(),
+                    s.assignee.as_ref().map(|a| a.id.clone()))
                     children=move |summary: Summary| view! { <Row summary /> } />
             </ul>
         </nav>

@@ -17,6 +17,7 @@ use std::time::Duration;
 use leptos::html::Textarea;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
+use wasm_bindgen::closure::Closure;
 use wasm_bindgen::{JsCast, JsValue};
 use web_sys::{Notification, NotificationOptions, NotificationPermission};
 
@@ -92,6 +93,10 @@ pub struct Console {
     greeted: StoredValue<bool>,
     /// The highest `seq` reported as read, per open conversation.
     read_up_to: StoredValue<u64>,
+    /// Whether a refresh of "All" is due (see `Console::all_changed`).
+    all_due: StoredValue<bool>,
+    /// Counts the requests for "All", so that only the answer to the latest is shown.
+    all_asked: StoredValue<u64>,
     socket: StoredValue<Option<Socket>, LocalStorage>,
     pub reply_ref: NodeRef<Textarea>,
     pub note_ref: NodeRef<Textarea>,
@@ -127,6 +132,8 @@ impl Console {
             typing_at: StoredValue::new(0.0),
             greeted: StoredValue::new(false),
             read_up_to: StoredValue::new(0),
+            all_due: StoredValue::new(false),
+            all_asked: StoredValue::new(0),
             socket: StoredValue::new_local(None),
             reply_ref: NodeRef::new(),
             note_ref: NodeRef::new(),
@@ -190,6 +197,8 @@ impl Console {
         self.queue.set(Vec::new());
         self.mine.set(Vec::new());
         self.all.set(Vec::new());
+        // An answer still on its way belongs to the account that signed out.
+        self.all_asked.update_value(|n| *n += 1);
         self.dialog.set(None);
     }
 
@@ -203,11 +212,7 @@ impl Console {
     }
 
     pub fn refresh_lists(self) {
-        let mut tabs = vec![Tab::Queue, Tab::Mine];
-        if self.is_admin() {
-            tabs.push(Tab::All);
-        }
-        for tab in tabs {
+        for tab in [Tab::Queue, Tab::Mine] {
             spawn_local(async move {
                 match api::conversations(tab.view()).await {
                     Ok(list) => self.list(tab).set(list),
@@ -215,6 +220,51 @@ impl Console {
                 }
             });
         }
+        self.refresh_all();
+    }
+
+    /// Reads "All" again (admins only). Answers can overtake each other: only the latest
+    /// request's is shown.
+    pub fn refresh_all(self) {
+        if !self
+            .user
+            .with_untracked(|u| u.as_ref().is_some_and(User::is_admin))
+        {
+            return;
+        }
+        self.all_asked.update_value(|n| *n += 1);
+        let asked = self.all_asked.get_value();
+        spawn_local(async move {
+            let answer = api::conversations(Tab::All.view()).await;
+            if self.all_asked.get_value() != asked {
+                return;
+            }
+            match answer {
+                Ok(list) => self.all.set(list),
+                Err(error) => self.fail(&error),
+            }
+        });
+    }
+
+    /// Conversations entered or left the queue or changed hands: "All" is read again after
+    /// `ALL_REFRESH_MS`, once for every change in that time (the server sends one `queue`
+    /// frame per burst of changes, so a busy queue costs at most one request per interval).
+    fn all_changed(self) {
+        if self.all_due.get_value()
+            || !self
+                .user
+                .with_untracked(|u| u.as_ref().is_some_and(User::is_admin))
+        {
+            return;
+        }
+        self.all_due.set_value(true);
+        set_timeout(
+            move || {
+                self.all_due.set_value(false);
+                self.refresh_all();
+            },
+            Duration::from_millis(ALL_REFRESH_MS),
+        );
     }
 
     pub fn list(self, tab: Tab) -> RwSignal<Vec<Summary>> {
@@ -411,7 +461,12 @@ impl Console {
                 }
                 self.greeted.set_value(true);
             }
-            ServerFrame::Queue { conversations } => self.queue.set(conversations),
+            ServerFrame::Queue { conversations } => {
+                self.queue.set(conversations);
+                // The server sends the queue again after every handoff, assignment,
+                // transfer, hand-back and end: the changes that "All" shows too.
+                self.all_changed();
+            }
             ServerFrame::Assigned { conversation } => {
                 self.update_summary(&conversation);
                 self.notify(&conversation);
@@ -518,7 +573,29 @@ impl Console {
         let reason = summary.reason.clone().unwrap_or_default();
         options.set_body(&format!("{} · {reason}", summary.flow));
         options.set_tag(&summary.id);
-        let _ = Notification::new_with_options(self.t(T::NewAssigned), &options);
+        let Ok(notification) = Notification::new_with_options(self.t(T::NewAssigned), &options)
+        else {
+            return;
+        };
+        // A click brings the console forward with the conversation open. The closure runs at
+        // most once; one that is never called (the notification was dismissed) stays
+        // allocated with its notification, a small object per assignment.
+        let id = summary.id.clone();
+        let shown = notification.clone();
+        let on_click = Closure::once_into_js(move || {
+            if let Some(window) = web_sys::window() {
+                let _ = window.focus();
+            }
+            shown.close();
+            if self.user.with_untracked(Option::is_none) {
+                return; // Signed out since.
+            }
+            if self.tab.get_untracked() == Tab::Queue {
+                self.tab.set(Tab::Mine);
+            }
+            self.select(id);
+        });
+        notification.set_onclick(Some(on_click.unchecked_ref()));
     }
 }
 
@@ -560,6 +637,8 @@ fn acknowledge(transcript: &mut Vec<Entry>, client_id: &str, seq: u64) {
 
 const LANG_KEY: &str = "kefu.lang";
 const TYPING_SHOWN_MS: u64 = 8000;
+/// "All" is read again at most this often while conversations change.
+const ALL_REFRESH_MS: u64 = 500;
 const FLASH_SHOWN_SECS: u64 = 8;
 const NOTIFY_KEY: &str = "kefu.notifications-asked";
 

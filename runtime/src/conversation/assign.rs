@@ -16,6 +16,10 @@ use crate::store::{ListView, Store, User};
 /// Changes closer together than this are handled in one pass.
 const COALESCE: std::time::Duration = std::time::Duration::from_millis(20);
 
+/// Waiting conversations read per pass. A pass stops early once every online agent is full,
+/// and the claims it makes wake the next pass, which reads the queue again.
+const WAITING_PER_PASS: u32 = 500;
+
 /// Agents with at least one console connection.
 #[derive(Debug, Default)]
 pub(super) struct Presence {
@@ -109,26 +113,38 @@ impl Hub {
             return;
         }
         let store: &Store = self.store();
-        let Ok(waiting) = store.list_conversations(&ListView::Queue, 100).await else {
+        // One grouped count for every agent (not one list per online agent): what each has
+        // open, that is assigned and not ended. Agents with none are missing from the map.
+        let mut load = match store.open_assignments().await {
+            Ok(load) => load,
+            Err(error) => {
+                tracing::warn!(%error, "cannot count open conversations for automatic assignment");
+                return;
+            }
+        };
+        let has_room = |agent: &User, load: &HashMap<String, i64>| {
+            load.get(&agent.id).copied().unwrap_or(0) < agent.capacity
+        };
+        if !online.iter().any(|agent| has_room(agent, &load)) {
+            return;
+        }
+        let Ok(waiting) = store
+            .list_conversations(&ListView::Queue, WAITING_PER_PASS)
+            .await
+        else {
             return;
         };
-        let mut load: HashMap<String, i64> = HashMap::new();
-        for agent in &online {
-            let active = store
-                .list_conversations(&ListView::Assignee(agent.id.clone()), 500)
-                .await
-                .map_or(i64::MAX, |open| {
-                    i64::try_from(open.len()).unwrap_or(i64::MAX)
-                });
-            load.insert(agent.id.clone(), active);
-        }
         for conversation in waiting {
+            // Everyone is full: the rest of the queue waits for the next change.
+            if !online.iter().any(|agent| has_room(agent, &load)) {
+                break;
+            }
             let team = conversation.routing.team.as_deref();
             let chosen = online
                 .iter()
                 .filter(|agent| team.is_none_or(|t| agent.team.id == t))
-                .filter(|agent| load.get(&agent.id).is_some_and(|n| *n < agent.capacity))
-                .min_by_key(|agent| (load.get(&agent.id).copied().unwrap_or(i64::MAX), &agent.id));
+                .filter(|agent| has_room(agent, &load))
+                .min_by_key(|agent| (load.get(&agent.id).copied().unwrap_or(0), &agent.id));
             let Some(agent) = chosen else { continue };
             let Ok(handle) = self.get(&conversation.id).await else {
                 continue;
@@ -140,9 +156,7 @@ impl Hub {
             match handle.console(action).await {
                 Ok(_) => {
                     tracing::info!(conversation = %conversation.id, agent = %agent.login, "assigned automatically");
-                    if let Some(n) = load.get_mut(&agent.id) {
-                        *n += 1;
-                    }
+                    *load.entry(agent.id.clone()).or_insert(0) += 1;
                 }
                 // Claimed by hand in the meantime.
                 Err(ConsoleError::Conflict(_)) => {}
