@@ -11,6 +11,14 @@
 //! (maps from field name to value), which is exactly what a flow's `lookup` node gives and
 //! receives.
 
+pub mod config;
+mod dsn;
+pub mod http;
 pub mod model;
+pub mod registry;
+pub mod soap;
+pub mod sql;
+pub mod sqlexpr;
 
 pub use model::*;
+pub use registry::{ConnectorStats, Registry};

@@ -14,6 +14,16 @@ use flows::Value;
 #[derive(Debug, Clone, PartialEq)]
 pub struct Connectors {
     pub connectors: Vec<Connector>,
+    /// The entity the agent console shows next to a conversation, looked up by the visitor's
+    /// identity under the entity's key (`customer:` in the file).
+    pub customer: Option<CustomerSource>,
+}
+
+/// Which connector's entity holds customers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CustomerSource {
+    pub connector: String,
+    pub entity: String,
 }
 
 impl Connectors {
@@ -160,6 +170,8 @@ pub struct Field {
     pub source: FieldSource,
     /// How the source's value becomes a flow value.
     pub ty: FieldType,
+    /// Read for filters, ordering or `error_field`, but not answered.
+    pub hidden: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -206,9 +218,13 @@ pub enum Operation {
     /// order.
     Search {
         filters: BTreeMap<String, Filter>,
-        /// SQL drivers: checked `ORDER BY` items (expression and direction).
+        /// SQL drivers: checked `ORDER BY` items (expression and direction: `true` is
+        /// descending).
         order_by: Vec<(SqlExpr, bool)>,
         limit: u32,
+        /// SQL drivers: only the first row (in `order_by` order) of each value of this
+        /// expression (one variant per product model, say).
+        distinct_by: Option<SqlExpr>,
     },
     /// Like `Search`, with `page` and `page_size` parameters (page from 1; page size at most
     /// `max_page_size`).
@@ -238,6 +254,8 @@ pub struct Filter {
     pub field: String,
     pub op: FilterOp,
     pub required: bool,
+    /// The value compared when the parameter is not given (else the filter is left out).
+    pub default: Option<Value>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -19,6 +19,13 @@
   const FLOW = cfg.flow;
   const LOCALE = cfg.locale || (/^zh/i.test(navigator.language || '') ? 'zh-CN' : 'en');
   const KEY = 'kefu:' + BASE + ':' + FLOW;
+  // Who the visitor is, when the page knows (data-visitor-email, data-visitor-phone, …): agents
+  // see their customer record next to the conversation.
+  const VISITOR = {};
+  for (const [name, value] of Object.entries(cfg)) {
+    const m = /^visitor([A-Z][a-z]*)$/.exec(name);
+    if (m && value) VISITOR[m[1].toLowerCase()] = value;
+  }
   const MAX_TEXT = 2000;
 
   const STRINGS = {
@@ -511,7 +518,7 @@ input:disabled,.send:disabled{opacity:.5}
       if (ws !== sock) return;
       lastRx = Date.now();
       if (S.conversation) sendRaw({ type: 'resume', conversation: S.conversation, token: S.token, last_seq: S.lastSeq });
-      else sendRaw({ type: 'start', flow: FLOW, locale: LOCALE, tz_offset_minutes: -new Date().getTimezoneOffset() });
+      else sendRaw({ type: 'start', flow: FLOW, locale: LOCALE, tz_offset_minutes: -new Date().getTimezoneOffset(), visitor: VISITOR });
     };
     sock.onmessage = (ev) => {
       if (ws !== sock) return;

@@ -89,6 +89,7 @@ async fn visitor(hub: Hub, turns: usize) -> anyhow::Result<Vec<Duration>> {
             locale: Some("en".to_owned()),
             tz_offset_minutes: 480,
             channel: "bench".to_owned(),
+            visitor: std::collections::BTreeMap::new(),
         })
         .await?;
     let mut handle = started.handle;

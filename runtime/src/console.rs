@@ -237,6 +237,17 @@ async fn detail(
         .find(|e| e.kind == "handed_off")
         .and_then(|e| serde_json::from_str::<Value>(&e.data_json).ok());
     let notes = store.notes(&id).await.map_err(|e| internal(&e))?;
+    // Who the visitor said they are (the widget's `data-visitor-*`), kept in `started`.
+    let visitor: std::collections::BTreeMap<String, String> = events
+        .iter()
+        .find(|e| e.kind == "started")
+        .and_then(|e| serde_json::from_str::<Value>(&e.data_json).ok())
+        .and_then(|data| serde_json::from_value(data["visitor"].clone()).ok())
+        .unwrap_or_default();
+    let customer = match &state.connectors {
+        Some(live) => live.customer(&visitor).await,
+        None => None,
+    };
     Ok(Json(json!({
         "conversation": summary(store, &conversation).await?,
         "messages": messages,
@@ -244,6 +255,7 @@ async fn detail(
             "path": context.path,
             "variables": context.variables,
             "handoff": handoff,
+            "customer": customer,
         },
         "notes": notes,
     })))

@@ -7,6 +7,7 @@
 pub mod auth;
 pub mod cli;
 pub mod compiled;
+pub mod connect;
 pub mod console;
 pub mod conversation;
 pub mod demo;

@@ -38,6 +38,15 @@ enum Command {
         /// server (`nats://127.0.0.1:4222`).
         #[arg(long, env = "KEFU_NATS_URL")]
         nats: Option<String>,
+        /// The connectors to other systems (`docs/connectors.md`); by default the bundled
+        /// demo-shop one. SIGHUP or the admin API reloads it.
+        #[arg(long, env = "KEFU_CONNECTORS")]
+        connectors: Option<PathBuf>,
+    },
+    /// Work with `connectors.yaml`.
+    Connectors {
+        #[command(subcommand)]
+        command: ConnectorsCommand,
     },
     /// Check flow files and print every problem; exits 1 if any has errors.
     Validate {
@@ -77,6 +86,13 @@ enum Command {
     },
 }
 
+#[derive(Subcommand)]
+enum ConnectorsCommand {
+    /// Check a connectors file and print every problem with its line and column; exits 1 if
+    /// it has any. Connects to nothing.
+    Check { file: PathBuf },
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command.unwrap_or(Command::Serve {
@@ -87,6 +103,7 @@ fn main() -> ExitCode {
         nats: std::env::var("KEFU_NATS_URL")
             .ok()
             .filter(|url| !url.is_empty()),
+        connectors: std::env::var_os("KEFU_CONNECTORS").map(PathBuf::from),
     }) {
         Command::Serve {
             addr,
@@ -94,6 +111,7 @@ fn main() -> ExitCode {
             database_url,
             auto_assign,
             nats,
+            connectors,
         } => {
             runtime::telemetry::init();
             let database = runtime::server::Database {
@@ -105,7 +123,7 @@ fn main() -> ExitCode {
                 ..runtime::conversation::HubConfig::default()
             };
             let cluster = nats.map(runtime::conversation::ClusterConfig::new);
-            match runtime::server::serve_blocking(addr, &database, hub, cluster) {
+            match runtime::server::serve_blocking(addr, &database, hub, cluster, connectors) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(error) => {
                     tracing::error!(%error, "server stopped");
@@ -128,6 +146,9 @@ fn main() -> ExitCode {
             now.as_deref(),
         ),
         Command::Export { file, output } => runtime::cli::export::main(&file, output.as_deref()),
+        Command::Connectors {
+            command: ConnectorsCommand::Check { file },
+        } => runtime::connect::check_command(&file),
     }
 }
 

@@ -34,6 +34,8 @@ pub struct AppState {
     pub demo: Option<Catalogue>,
     /// Failed logins, for the login rate limit.
     pub login_limiter: crate::auth::LoginLimiter,
+    /// The connectors in force (`connectors.yaml`), when the server has them.
+    pub connectors: Option<crate::connect::Live>,
 }
 
 impl AppState {
@@ -46,6 +48,7 @@ impl AppState {
             chat: None,
             demo: None,
             login_limiter: crate::auth::LoginLimiter::default(),
+            connectors: None,
         }
     }
 
@@ -117,6 +120,7 @@ pub fn app(state: Arc<AppState>) -> Router {
         .merge(crate::demo::web::routes())
         .merge(crate::auth::routes())
         .merge(crate::console::routes())
+        .merge(crate::connect::routes())
         .merge(crate::web_app::routes())
         .route("/api/flows", get(list_flows))
         .route("/api/flows/validate", post(validate_flow))
@@ -132,6 +136,7 @@ pub fn serve_blocking(
     database: &Database,
     hub: HubConfig,
     cluster: Option<ClusterConfig>,
+    connectors: Option<PathBuf>,
 ) -> anyhow::Result<()> {
     if cluster.is_some() && database.url.is_none() {
         anyhow::bail!(
@@ -146,24 +151,51 @@ pub fn serve_blocking(
         let state = AppState::bundled().map_err(anyhow::Error::msg)?;
         let store = database.open(state.library()).await?;
         let catalogue = database.catalogue().await?;
+        // The demo catalogue answers what the connectors do not declare (its `create`s).
+        let source = crate::connect::Source {
+            file: connectors,
+            data_dir: database.data_dir.clone(),
+        };
+        let live = crate::connect::Live::start(source, Some(catalogue.clone())).await?;
         let cluster = match cluster {
             Some(config) => Some(Cluster::join(&store, config).await?),
             None => None,
         };
         let mut state = state.with_chat_in(
             store,
-            Arc::new(catalogue.clone()),
+            Arc::new(live.clone()),
             hub,
             GatewayLimits::default(),
             CancellationToken::new(),
             cluster,
         );
         state.demo = Some(catalogue);
+        state.connectors = Some(live.clone());
+        tokio::spawn(reload_on_hangup(live));
         let listener = tokio::net::TcpListener::bind(addr).await?;
         // On a worker thread like every other task (`block_on` runs its future on this thread,
         // apart from the runtime's workers).
         tokio::spawn(serve(listener, Arc::new(state))).await?
     })
+}
+
+/// Reloads the connectors on SIGHUP (a file that fails keeps the old ones).
+async fn reload_on_hangup(live: crate::connect::Live) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let Ok(mut hangups) = signal(SignalKind::hangup()) else {
+            tracing::warn!("cannot listen for SIGHUP; reload connectors through the admin API");
+            return;
+        };
+        while hangups.recv().await.is_some() {
+            if let Err(error) = live.reload().await {
+                tracing::error!(%error, "connectors not reloaded; the old ones stay in force");
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    drop(live);
 }
 
 /// Where the server keeps its data: the embedded SQLite database in `data_dir`, unless `url`

@@ -71,9 +71,12 @@ pub struct Options {
     pub library: Option<flows::Library>,
     pub limits: GatewayLimits,
     pub hub: HubConfig,
-    /// Answer lookups from the demo catalogue (seeded in the data folder) and serve the demo
+    /// Answer lookups as `kefu serve` does — through the bundled `connectors.yaml` (or
+    /// `connectors`), over the demo catalogue seeded in the data folder — and serve the demo
     /// shop, instead of the canned fixtures.
     pub catalogue: bool,
+    /// With `catalogue`: this connectors file instead of the bundled one.
+    pub connectors: Option<PathBuf>,
     /// Store in this database instead of SQLite in the data folder.
     pub database_url: Option<String>,
 }
@@ -97,12 +100,27 @@ impl Server {
         } else {
             None
         };
-        let lookups = match &catalogue {
-            Some(catalogue) => Arc::new(catalogue.clone()) as Arc<dyn Lookups>,
+        let live = match &catalogue {
+            Some(catalogue) => {
+                let source = runtime::connect::Source {
+                    file: options.connectors,
+                    data_dir: dir.to_owned(),
+                };
+                Some(
+                    runtime::connect::Live::start(source, Some(catalogue.clone()))
+                        .await
+                        .unwrap(),
+                )
+            }
+            None => None,
+        };
+        let lookups = match &live {
+            Some(live) => Arc::new(live.clone()) as Arc<dyn Lookups>,
             None => fixtures(),
         };
         let mut state = state.with_chat(store, lookups, options.hub, options.limits, stop.clone());
         state.demo = catalogue;
+        state.connectors = live;
         let state = Arc::new(state);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();

@@ -590,6 +590,27 @@ async fn every_route_checks_its_caller() {
             None,
             [401, 200, 200],
         ),
+        (
+            "GET",
+            "/api/admin/connectors".to_owned(),
+            None,
+            [401, 403, 200],
+        ),
+        (
+            "POST",
+            "/api/admin/connectors/test".to_owned(),
+            Some(
+                json!({"connector": "demo", "entity": "orders", "operation": "get",
+                        "params": {"order_no": "KF100001"}}),
+            ),
+            [401, 403, 200],
+        ),
+        (
+            "POST",
+            "/api/admin/connectors/reload".to_owned(),
+            None,
+            [401, 403, 200],
+        ),
     ];
     let mut wrong = Vec::new();
     for (method, path, body, expected) in &table {

@@ -8,6 +8,7 @@ mod browser;
 mod chat;
 mod cli;
 mod cluster;
+mod connectors;
 mod console;
 mod demo;
 mod store;

@@ -249,6 +249,18 @@ pub struct Context {
     pub path: Vec<String>,
     pub variables: Map<String, Value>,
     pub handoff: Option<Handoff>,
+    /// The visitor's customer record from the configured connector, when the visitor said who
+    /// they are.
+    pub customer: Option<Customer>,
+}
+
+/// The customer panel: the record's fields in the connector's order, or why it is missing.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(default)]
+pub struct Customer {
+    pub source: String,
+    pub fields: Vec<(String, Value)>,
+    pub error: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Deserialize)]

@@ -357,6 +357,19 @@ fn ContextPanel() -> impl IntoView {
                     <dd data-test="handoff-summary">{h.summary.unwrap_or_default()}</dd>
                 </dl>
             })}
+            {move || console.context.with(|c| c.customer.clone()).map(|customer| view! {
+                <h4>{move || console.t(T::Customer)}</h4>
+                <table class="variables customer" data-test="customer-panel" title=customer.source.clone()>
+                    {customer.fields.iter()
+                        .map(|(k, v)| view! { <tr><th>{k.clone()}</th><td>{display_value(v)}</td></tr> })
+                        .collect_view()}
+                </table>
+                {match customer.error {
+                    Some(error) => view! { <p class="customer-error" data-test="customer-error">{error}</p> }.into_any(),
+                    None if customer.fields.is_empty() => view! { <p data-test="customer-error">{move || console.t(T::NoCustomer)}</p> }.into_any(),
+                    None => ().into_any(),
+                }}
+            })}
             <h4>{move || console.t(T::BotPath)}</h4>
             <ol class="path" data-test="bot-path">
                 {move || console.context.with(|c| c.path.clone()).into_iter()

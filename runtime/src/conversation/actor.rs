@@ -148,6 +148,7 @@ impl Actor {
         engine: SharedEngine,
         start: StartInput,
         token_sha256: String,
+        visitor: &std::collections::BTreeMap<String, String>,
     ) -> Result<Actor, HubError> {
         let flow = engine.flow().clone();
         let now = now_ms();
@@ -163,7 +164,7 @@ impl Actor {
         };
         let data = serde_json::json!({
             "flow": flow.id, "version": flow.version, "hash": flow.hash,
-            "locale": start.locale, "channel": start.channel,
+            "locale": start.locale, "channel": start.channel, "visitor": visitor,
         });
         let started = NewEvent {
             at: now,

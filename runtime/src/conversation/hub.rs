@@ -69,6 +69,8 @@ pub struct StartParams {
     pub locale: Option<String>,
     pub tz_offset_minutes: i32,
     pub channel: String,
+    /// Who the visitor is, as the host page says (kept in the `started` event).
+    pub visitor: std::collections::BTreeMap<String, String>,
 }
 
 /// A new conversation, and the secret that lets a visitor resume it.
@@ -365,6 +367,7 @@ impl Hub {
             engine,
             start,
             sha256_hex(&token),
+            &params.visitor,
         )
         .await?;
         let handle = self.spawn(actor);

@@ -134,6 +134,16 @@ const SCHEMA: &[&str] = &[
         ship_by INTEGER NOT NULL,
         refund_days INTEGER NOT NULL
     )",
+    "CREATE TABLE IF NOT EXISTS customers (
+        email TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        phone TEXT NOT NULL,
+        city TEXT NOT NULL,
+        level TEXT NOT NULL,
+        member_since TEXT NOT NULL,
+        orders INTEGER NOT NULL,
+        note TEXT NOT NULL
+    )",
     "CREATE TABLE IF NOT EXISTS tickets (
         seq INTEGER PRIMARY KEY AUTOINCREMENT,
         ticket_no TEXT UNIQUE,
@@ -145,6 +155,88 @@ const SCHEMA: &[&str] = &[
         created_at INTEGER NOT NULL
     )",
 ];
+
+/// The demo shop's customers (the shop page signs its visitor in as the first one), for the
+/// console's customer panel: email, name, phone, city, level, member since, orders, note.
+type CustomerSeed = (
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    i64,
+    &'static str,
+);
+
+const CUSTOMERS: &[CustomerSeed] = &[
+    (
+        "wang.xiaoming@example.com",
+        "王小明 · Wang Xiaoming",
+        "13812341234",
+        "上海 · Shanghai",
+        "VIP",
+        "2021-03-14",
+        23,
+        "喜欢数码新品 · likes new gadgets",
+    ),
+    (
+        "li.na@example.com",
+        "李娜 · Li Na",
+        "13987655678",
+        "杭州 · Hangzhou",
+        "regular",
+        "2023-08-02",
+        4,
+        "",
+    ),
+    (
+        "zhang.wei@example.com",
+        "张伟 · Zhang Wei",
+        "13600001111",
+        "北京 · Beijing",
+        "regular",
+        "2024-11-20",
+        1,
+        "first order delayed once",
+    ),
+    (
+        "chen.jing@example.com",
+        "陈静 · Chen Jing",
+        "13755552222",
+        "深圳 · Shenzhen",
+        "VIP",
+        "2020-06-30",
+        41,
+        "prefers phone calls",
+    ),
+];
+
+/// Views that let the bundled `connectors.yaml` read the catalogue as a company's SQLite
+/// database, with field maps written as SQL expressions (`runtime/assets/connectors.yaml`).
+fn views() -> [String; 2] {
+    [
+        // Every product once with no preference (score 0), and once per preference it fits.
+        format!(
+            "CREATE VIEW IF NOT EXISTS product_matches AS
+             SELECT p.id, p.model, p.name, p.brand, p.category, p.price, p.description, p.tags,
+                    p.colours, p.position, '' AS preference, 0 AS score
+             FROM products p
+             UNION ALL
+             SELECT p.id, p.model, p.name, p.brand, p.category, p.price, p.description, p.tags,
+                    p.colours, p.position, s.preference, s.score
+             FROM products p JOIN product_scores s ON s.product_id = p.id
+             WHERE s.score >= {FITS}"
+        ),
+        // The orders with `shift`, the milliseconds since seeding: the demo orders keep their
+        // age (see the module's documentation).
+        "CREATE VIEW IF NOT EXISTS orders_now AS
+         SELECT o.*, CAST(strftime('%s', 'now') AS INTEGER) * 1000
+                     - (SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'seeded_at') AS shift
+         FROM orders o"
+            .to_owned(),
+    ]
+}
 
 /// What can go wrong opening or reading the catalogue (lookups answer errors as values instead).
 #[derive(Debug, thiserror::Error)]
@@ -213,6 +305,12 @@ impl Catalogue {
         for statement in SCHEMA {
             sqlx::query(*statement).execute(&mut *tx).await?;
         }
+        for statement in views() {
+            // Built from constants only.
+            sqlx::query(sqlx::AssertSqlSafe(statement))
+                .execute(&mut *tx)
+                .await?;
+        }
         let stored: Option<String> =
             sqlx::query_scalar("SELECT value FROM meta WHERE key = 'seeded_at'")
                 .fetch_optional(&mut *tx)
@@ -226,6 +324,28 @@ impl Catalogue {
                 now
             }
         };
+        // Customers came later than the rest: an older catalogue gets them too.
+        let customers: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM customers")
+            .fetch_one(&mut *tx)
+            .await?;
+        if customers == 0 {
+            for (email, name, phone, city, level, since, orders, note) in CUSTOMERS {
+                sqlx::query(
+                    "INSERT INTO customers (email, name, phone, city, level, member_since, orders, note)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                )
+                .bind(email)
+                .bind(name)
+                .bind(phone)
+                .bind(city)
+                .bind(level)
+                .bind(since)
+                .bind(orders)
+                .bind(note)
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
         tx.commit().await?;
         Ok(Catalogue { pool, seeded_at })
     }

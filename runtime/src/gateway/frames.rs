@@ -16,6 +16,10 @@ pub enum ClientFrame {
         tz_offset_minutes: i32,
         #[serde(default)]
         channel: Option<String>,
+        /// Who the visitor is, as the host page knows them (`email`, `phone`, `id`, `name`):
+        /// the console looks their customer record up with it.
+        #[serde(default)]
+        visitor: std::collections::BTreeMap<String, String>,
     },
     Resume {
         conversation: String,
@@ -50,6 +54,29 @@ fn default_tz_offset() -> i32 {
 
 /// The longest client id.
 pub const MAX_CLIENT_ID: usize = 64;
+
+/// Why a start frame's `visitor` identity is refused: at most 8 keys of 1–32 lowercase letters,
+/// digits or `_`, each value at most 200 characters.
+pub fn check_visitor(visitor: &std::collections::BTreeMap<String, String>) -> Result<(), String> {
+    if visitor.len() > 8 {
+        return Err(format!("`visitor` has {} keys; at most 8", visitor.len()));
+    }
+    for (key, value) in visitor {
+        let key_ok = (1..=32).contains(&key.len())
+            && key
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+        if !key_ok {
+            return Err(format!(
+                "`visitor` key `{key}` must be 1–32 lowercase letters, digits or `_`"
+            ));
+        }
+        if value.chars().count() > 200 {
+            return Err(format!("`visitor.{key}` is longer than 200 characters"));
+        }
+    }
+    Ok(())
+}
 
 impl ClientFrame {
     /// Parses a text frame. The error is a sentence for the `bad_frame` error's message, with
@@ -124,7 +151,8 @@ mod tests {
                 flow: "faq-hours".to_owned(),
                 locale: None,
                 tz_offset_minutes: 480,
-                channel: None
+                channel: None,
+                visitor: std::collections::BTreeMap::new(),
             })
         );
         assert_eq!(

@@ -284,7 +284,11 @@ impl Connection {
                 locale,
                 tz_offset_minutes,
                 channel,
+                visitor,
             } => {
+                if let Err(reason) = frames::check_visitor(&visitor) {
+                    return self.error("bad_frame", &reason, None).await;
+                }
                 if self.conversation.is_some() {
                     return self
                         .error(
@@ -299,6 +303,7 @@ impl Connection {
                     locale,
                     tz_offset_minutes,
                     channel: channel.unwrap_or_else(|| "web".to_owned()),
+                    visitor,
                 };
                 match self.chat.hub.start(params).await {
                     Ok(started) => self.join(started.handle, &started.token, 0, false).await,

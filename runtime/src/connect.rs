@@ -1,0 +1,390 @@
+//! Connectors in the server: the `connectors.yaml` in force (the bundled demo one unless
+//! `--connectors FILE` names another), the live [`Registry`] that answers flows' lookups, and
+//! reloading it without a restart (a file that fails to load or connect leaves the old one in
+//! force).
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use connectors::config::{self, Problem};
+use connectors::{ConnectorError, Registry};
+use flows::engine::{LookupOutcome, LookupRequest, Millis};
+use serde::Deserialize;
+use serde_json::{Value as JsonValue, json};
+
+use crate::auth::Admin;
+use crate::conversation::{BoxFuture, Lookups};
+use crate::demo::catalogue::Catalogue;
+use crate::server::{ApiError, AppState};
+
+/// The bundled file: the demo shop's catalogue as an SQLite connector.
+pub const BUNDLED: &str = include_str!("../assets/connectors.yaml");
+
+/// Where the configuration comes from.
+#[derive(Debug, Clone)]
+pub struct Source {
+    /// `None`: the bundled file.
+    pub file: Option<PathBuf>,
+    /// kefu's data folder, `${DATA_DIR}` in the file.
+    pub data_dir: PathBuf,
+}
+
+/// Why a configuration was not taken.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("cannot read {path}: {error}")]
+    Read { path: String, error: std::io::Error },
+    #[error("{name} has {} problem(s):\n{}", problems.len(), render(problems))]
+    Invalid {
+        name: String,
+        problems: Vec<Problem>,
+    },
+    #[error("{0}")]
+    Connect(ConnectorError),
+}
+
+fn render(problems: &[Problem]) -> String {
+    problems
+        .iter()
+        .map(|p| format!("  {p}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+impl Source {
+    fn name(&self) -> String {
+        self.file.as_ref().map_or_else(
+            || "the bundled connectors.yaml".to_owned(),
+            |f| f.display().to_string(),
+        )
+    }
+
+    fn text(&self) -> Result<String, LoadError> {
+        match &self.file {
+            None => Ok(BUNDLED.to_owned()),
+            Some(path) => std::fs::read_to_string(path).map_err(|error| LoadError::Read {
+                path: path.display().to_string(),
+                error,
+            }),
+        }
+    }
+
+    /// Loads and checks the file (no connection is made).
+    pub fn check(&self) -> Result<connectors::Connectors, LoadError> {
+        let text = self.text()?;
+        let data_dir = self.data_dir.display().to_string();
+        let env = |name: &str| {
+            if name == "DATA_DIR" {
+                Some(data_dir.clone())
+            } else {
+                std::env::var(name).ok()
+            }
+        };
+        config::load(&text, &env).map_err(|problems| LoadError::Invalid {
+            name: self.name(),
+            problems,
+        })
+    }
+
+    /// Loads, checks and connects.
+    pub async fn connect(&self) -> Result<Registry, LoadError> {
+        let checked = self.check()?;
+        Registry::connect(checked).await.map_err(LoadError::Connect)
+    }
+}
+
+/// The connectors in force, answering flows' lookups; cheap to clone.
+#[derive(Clone)]
+pub struct Live {
+    source: Source,
+    registry: Arc<RwLock<Arc<Registry>>>,
+    /// Answers what no connector declares (the demo's `returns.create` and `tickets.create`).
+    fallback: Option<Catalogue>,
+}
+
+impl Live {
+    /// Loads and connects `source`; an invalid file stops the server from starting.
+    pub async fn start(source: Source, fallback: Option<Catalogue>) -> Result<Live, LoadError> {
+        let registry = source.connect().await?;
+        Ok(Live {
+            source,
+            registry: Arc::new(RwLock::new(Arc::new(registry))),
+            fallback,
+        })
+    }
+
+    /// The registry in force now.
+    pub fn registry(&self) -> Arc<Registry> {
+        Arc::clone(&self.registry.read().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// Loads the file again; on success the new connectors answer from the next call on, on
+    /// failure the old ones stay and the problems are returned.
+    pub async fn reload(&self) -> Result<(), LoadError> {
+        let registry = self.source.connect().await?;
+        *self.registry.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(registry);
+        tracing::info!(file = %self.source.name(), "connectors reloaded");
+        Ok(())
+    }
+
+    /// The console's customer panel for a visitor who said who they are: the configured
+    /// customer entity's `get` by its key, as `{"source", "fields": [[name, value]…], "error"}`;
+    /// `None` when no customer entity is configured or the visitor gave no such key.
+    pub async fn customer(
+        &self,
+        visitor: &std::collections::BTreeMap<String, String>,
+    ) -> Option<JsonValue> {
+        let registry = self.registry();
+        let source = registry.connectors().customer.clone()?;
+        let entity = registry
+            .connectors()
+            .get(&source.connector)?
+            .entities
+            .get(&source.entity)?
+            .clone();
+        let key = visitor.get(&entity.key)?;
+        let params =
+            connectors::Params::from([(entity.key.clone(), flows::Value::String(key.clone()))]);
+        let name = format!("{}.{}", source.connector, source.entity);
+        Some(
+            match registry
+                .call(&source.connector, &source.entity, "get", &params)
+                .await
+            {
+                Ok(rows) => {
+                    let fields: Vec<(String, flows::Value)> = rows
+                        .into_iter()
+                        .next()
+                        .map(|mut row| {
+                            entity
+                                .fields
+                                .iter()
+                                .filter_map(|f| row.remove(&f.name).map(|v| (f.name.clone(), v)))
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    json!({"source": name, "fields": fields, "error": null})
+                }
+                Err(error) => json!({"source": name, "fields": [], "error": error.to_string()}),
+            },
+        )
+    }
+
+    async fn lookup(&self, request: &LookupRequest, now: Millis) -> LookupOutcome {
+        let registry = self.registry();
+        let declared = registry
+            .connectors()
+            .get(&request.connector)
+            .and_then(|c| c.entities.get(&request.entity))
+            .is_some_and(|e| e.operations.contains_key(&request.operation));
+        if !declared
+            && let Some(catalogue) = &self.fallback
+            && request.connector == "demo"
+        {
+            return catalogue.lookup(request, now).await;
+        }
+        match registry
+            .call(
+                &request.connector,
+                &request.entity,
+                &request.operation,
+                &request.params,
+            )
+            .await
+        {
+            Ok(rows) => LookupOutcome::Rows(rows),
+            Err(error) => LookupOutcome::Error(error.to_string()),
+        }
+    }
+}
+
+impl Lookups for Live {
+    fn lookup<'a>(
+        &'a self,
+        request: &'a LookupRequest,
+        now: Millis,
+    ) -> BoxFuture<'a, LookupOutcome> {
+        Box::pin(Live::lookup(self, request, now))
+    }
+}
+
+/// `kefu connectors check FILE`: every problem, or a summary; exit status 1 on problems.
+pub fn check_command(file: &Path) -> std::process::ExitCode {
+    let source = Source {
+        file: Some(file.to_owned()),
+        data_dir: PathBuf::from("data"),
+    };
+    match source.check() {
+        Ok(checked) => {
+            for connector in &checked.connectors {
+                let entities: Vec<&str> = connector.entities.keys().map(String::as_str).collect();
+                println!(
+                    "{} ({}, {}): {}",
+                    connector.name,
+                    connector.driver.as_str(),
+                    connector.target.redacted(),
+                    entities.join(", ")
+                );
+            }
+            println!("{}: ok", file.display());
+            std::process::ExitCode::SUCCESS
+        }
+        Err(LoadError::Invalid { problems, .. }) => {
+            for problem in &problems {
+                eprintln!("{}:{problem}", file.display());
+            }
+            eprintln!("{}: {} problem(s)", file.display(), problems.len());
+            std::process::ExitCode::FAILURE
+        }
+        Err(error) => {
+            eprintln!("{error}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The admin API: `/api/admin/connectors`
+
+pub fn routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/api/admin/connectors", get(list))
+        .route("/api/admin/connectors/reload", post(reload))
+        .route("/api/admin/connectors/test", post(test))
+}
+
+fn live(state: &AppState) -> Result<&Live, ApiError> {
+    state.connectors.as_ref().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "connectors are not configured on this server",
+        )
+    })
+}
+
+fn millis(duration: Option<std::time::Duration>) -> JsonValue {
+    duration.map_or(JsonValue::Null, |d| json!(d.as_secs_f64() * 1000.0))
+}
+
+/// Every connector: its entities and operations, health (a ping now), calls, errors, latency.
+async fn list(
+    State(state): State<Arc<AppState>>,
+    _admin: Admin,
+) -> Result<Json<JsonValue>, ApiError> {
+    let registry = live(&state)?.registry();
+    let pings = registry.ping_all().await;
+    let stats = registry.stats();
+    let connectors: Vec<JsonValue> = registry
+        .connectors()
+        .connectors
+        .iter()
+        .map(|connector| {
+            let stat = stats.iter().find(|s| s.name == connector.name);
+            let ping = pings.iter().find(|(name, _)| *name == connector.name);
+            let entities: Vec<JsonValue> = connector
+                .entities
+                .values()
+                .map(|entity| {
+                    let operations: Vec<JsonValue> = entity
+                        .operations
+                        .iter()
+                        .map(|(name, operation)| {
+                            let params: Vec<JsonValue> =
+                                connectors::registry::operation_params(entity, operation)
+                                    .into_iter()
+                                    .map(|(name, required)| json!({"name": name, "required": required}))
+                                    .collect();
+                            json!({"name": name, "params": params})
+                        })
+                        .collect();
+                    json!({"name": entity.name, "key": entity.key, "operations": operations})
+                })
+                .collect();
+            json!({
+                "name": connector.name,
+                "driver": connector.driver.as_str(),
+                "target": connector.target.redacted(),
+                "healthy": ping.is_some_and(|(_, result)| result.is_ok()),
+                "health_error": ping.and_then(|(_, result)| result.as_ref().err().map(ToString::to_string)),
+                "breaker": stat.map(|s| s.breaker),
+                "calls": stat.map_or(0, |s| s.calls),
+                "errors": stat.map_or(0, |s| s.errors),
+                "retries": stat.map_or(0, |s| s.retries),
+                "rejected": stat.map_or(0, |s| s.rejected),
+                "last_error": stat.and_then(|s| s.last_error.clone()),
+                "latency_p50_ms": millis(stat.and_then(|s| s.latency_p50)),
+                "latency_p99_ms": millis(stat.and_then(|s| s.latency_p99)),
+                "entities": entities,
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "connectors": connectors })))
+}
+
+/// Loads the file again; its problems (with line and column) when it cannot be taken.
+async fn reload(State(state): State<Arc<AppState>>, _admin: Admin) -> Result<Response, ApiError> {
+    let live = live(&state)?;
+    match live.reload().await {
+        Ok(()) => Ok(Json(json!({
+            "connectors": live.registry().connectors().connectors.len()
+        }))
+        .into_response()),
+        Err(LoadError::Invalid { problems, .. }) => {
+            let problems: Vec<JsonValue> = problems
+                .iter()
+                .map(|p| json!({"line": p.line, "column": p.column, "message": p.message}))
+                .collect();
+            Ok((
+                StatusCode::UNPROCESSABLE_ENTITY,
+                Json(json!({"error": "the file has problems; the connectors in force are unchanged", "problems": problems})),
+            )
+                .into_response())
+        }
+        Err(error) => Ok((
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Json(json!({"error": format!("{error}; the connectors in force are unchanged")})),
+        )
+            .into_response()),
+    }
+}
+
+#[derive(Deserialize)]
+struct TestBody {
+    connector: String,
+    entity: String,
+    operation: String,
+    #[serde(default)]
+    params: std::collections::BTreeMap<String, flows::Value>,
+}
+
+/// "Test this entity": one call, its rows or its error, and how long it took.
+async fn test(
+    State(state): State<Arc<AppState>>,
+    _admin: Admin,
+    Json(body): Json<TestBody>,
+) -> Result<Response, ApiError> {
+    let registry = live(&state)?.registry();
+    let began = std::time::Instant::now();
+    let result = registry
+        .call(&body.connector, &body.entity, &body.operation, &body.params)
+        .await;
+    let ms = began.elapsed().as_secs_f64() * 1000.0;
+    Ok(match result {
+        Ok(rows) => Json(json!({"rows": rows, "ms": ms})).into_response(),
+        Err(error @ ConnectorError::Request(_)) => (
+            StatusCode::BAD_REQUEST,
+            Json(json!({"error": error.to_string(), "ms": ms})),
+        )
+            .into_response(),
+        Err(error) => (
+            StatusCode::BAD_GATEWAY,
+            Json(json!({"error": error.to_string(), "ms": ms})),
+        )
+            .into_response(),
+    })
+}
