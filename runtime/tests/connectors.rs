@@ -344,3 +344,30 @@ async fn the_console_shows_the_visitors_customer_record() {
     drop(Arc::clone(&server.state));
     server.stop().await;
 }
+
+#[test]
+fn the_server_refuses_to_start_with_a_broken_connectors_file() {
+    let dir = temp_dir("connectors-refuse");
+    let file = dir.join("connectors.yaml");
+    std::fs::write(
+        &file,
+        "connectors:\n  - name: shop\n    driver: sqlite\n    dsn: \"sqlite://${DATA_DIR}/x.db\"\n    data_map:\n      orders:\n        fields: { id: \"id; DROP TABLE orders\" }\n",
+    )
+    .unwrap();
+    let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = probe.local_addr().unwrap().to_string();
+    drop(probe);
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_kefu"))
+        .args(["serve", "--addr", &addr, "--data-dir"])
+        .arg(&*dir)
+        .arg("--connectors")
+        .arg(&file)
+        .env_remove("KEFU_DATABASE_URL")
+        .env_remove("KEFU_NATS_URL")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert!(err.contains("7:"), "the problem's line: {err}");
+    assert!(err.contains("problem"), "{err}");
+}
