@@ -3,6 +3,7 @@
 //! an agent's screen (the server must assign automatically: `kefu serve --auto-assign`).
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -18,8 +19,9 @@ use tokio_tungstenite::tungstenite::http::Uri;
 use tokio_util::sync::CancellationToken;
 
 use crate::client::{self, Target, Ws};
+use crate::handoffs::{Record, Report, RunFigures};
 use crate::http::{self, Session};
-use crate::stats::{Errors, Percentiles, RssSampler, cpu_seconds, mib};
+use crate::stats::{Errors, RssSampler, cpu_seconds, mib};
 
 /// Accounts created or signed in at once: the server hashes each password (Argon2id, tens of
 /// milliseconds of CPU), so more at once only queues there.
@@ -33,7 +35,7 @@ const MAX_CAPACITY: usize = 100;
 
 /// The flow visitors start; its first question accepts any text, and `agent` is a global
 /// keyword that hands the conversation off to the `support` queue.
-const FLOW: &str = "order-status";
+pub const FLOW: &str = "order-status";
 
 /// How the server renders the `queue` frame (`serde_json` keeps `type` first). Consoles get
 /// one with up to 100 summaries after every change of the queue; they are counted, not parsed.
@@ -51,6 +53,16 @@ pub struct Options {
     pub server_pid: Option<u32>,
     pub sources: Option<u8>,
     pub json: bool,
+    /// Capacity of each agent; default: room for every visitor of this process.
+    pub capacity: Option<usize>,
+    /// After this process's visitors are done, keep the agents online until no `assigned`
+    /// frame has come for this long.
+    pub hold: Option<Duration>,
+    /// Where to write the raw observations (`handoffs::Record`).
+    pub record: Option<PathBuf>,
+    /// Start the visitors at this wall-clock time (Unix seconds), so that several load
+    /// generators have all their agents online first.
+    pub start_at: Option<f64>,
 }
 
 /// What agents and visitors record as they go.
@@ -71,6 +83,8 @@ struct Shared {
     handoffs: Mutex<HashMap<String, Instant>>,
     /// Conversation → when the first `assigned` frame for it arrived (t1), and at which agent.
     assignments: Mutex<HashMap<String, (Instant, usize)>>,
+    /// When the last `assigned` frame arrived (for `--hold`).
+    last_assigned: Mutex<Option<Instant>>,
     errors: Mutex<Errors>,
 }
 
@@ -82,22 +96,65 @@ impl Shared {
     fn error(&self, code: &str) {
         lock(&self.errors).add(code);
     }
+
+    /// What this run saw, with times as epoch nanoseconds (`anchor`: one instant and the wall
+    /// clock then).
+    fn record(
+        &self,
+        options: &Options,
+        capacity: Option<usize>,
+        (at, wall): (Instant, SystemTime),
+    ) -> Record {
+        let wall_ns = wall.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+        let epoch_ns = |instant: Instant| {
+            let since = instant.saturating_duration_since(at).as_nanos();
+            u64::try_from(wall_ns + since).unwrap_or(u64::MAX)
+        };
+        Record {
+            agents: options.agents,
+            visitors: options.visitors,
+            capacity,
+            rate: options.rate.filter(|r| *r > 0.0),
+            timeout: options.timeout,
+            welcomed: self.welcomed.load(Ordering::Relaxed),
+            handed_off: self.handed_off.load(Ordering::Relaxed),
+            queue_frames: self.queue_frames.load(Ordering::Relaxed),
+            queue_bytes: self.queue_bytes.load(Ordering::Relaxed),
+            errors: lock(&self.errors).clone(),
+            handoffs: lock(&self.handoffs)
+                .iter()
+                .map(|(conversation, &t0)| (conversation.clone(), epoch_ns(t0)))
+                .collect(),
+            assignments: lock(&self.assignments)
+                .iter()
+                .map(|(conversation, &(t1, agent))| (conversation.clone(), epoch_ns(t1), agent))
+                .collect(),
+        }
+    }
 }
 
 pub async fn main(options: Options) -> anyhow::Result<bool> {
-    if options.agents == 0 {
-        bail!("--agents must be at least 1");
+    if options.agents == 0 && options.visitors == 0 {
+        bail!("nothing to do: --agents and --visitors are both 0");
     }
-    // Room for every visitor, and one more, so that assignment never waits for a free agent.
-    let capacity = options.visitors.div_ceil(options.agents) + 1;
-    if capacity > MAX_CAPACITY {
+    // Room for every visitor, and one more, so that assignment never waits for a free agent
+    // (with several load generators, `--capacity` says how much room each agent needs).
+    let capacity = match (options.capacity, options.agents) {
+        (_, 0) => None,
+        (Some(capacity), _) => Some(capacity),
+        (None, agents) => Some(options.visitors.div_ceil(agents) + 1),
+    };
+    if let Some(capacity) = capacity.filter(|c| *c > MAX_CAPACITY || *c == 0) {
         bail!(
             "{} visitors over {} agents need a capacity of {capacity} each; the server allows \
-             at most {MAX_CAPACITY}: use more agents",
+             1 to {MAX_CAPACITY}: use more agents or set --capacity",
             options.visitors,
             options.agents
         );
     }
+    // Epoch time of any instant of this run: the records of several processes are joined on
+    // the wall clock, while the run itself is timed on the monotonic one.
+    let anchor = (Instant::now(), SystemTime::now());
     let connections = options.agents + options.visitors;
     client::check_open_files(connections)?;
     let base = ws_base(&options.url)?;
@@ -112,43 +169,62 @@ pub async fn main(options: Options) -> anyhow::Result<bool> {
         .map(|pid| RssSampler::start(pid, stop_sampling.clone()));
     let before_kib = rss.as_ref().map(RssSampler::last_kib);
 
-    // Accounts: created by the admin, then each signed in with its console open.
-    let admin = http::login(addr, "admin", &options.admin_password)
-        .await
-        .context("signing in as admin (is --admin-password the server's KEFU_ADMIN_PASSWORD?)")?;
-    let run_id = run_id();
-    let password = format!("lg-pass-{run_id}");
-    let began = Instant::now();
-    let logins = create_agents(addr, &admin, options.agents, capacity, &run_id, &password).await?;
-    let created_in = began.elapsed();
-    eprintln!(
-        "{} agents created (capacity {capacity}) in {:.1} s",
-        options.agents,
-        created_in.as_secs_f64()
-    );
     let shared = Arc::new(Shared::default());
     let stop = CancellationToken::new();
-    let began = Instant::now();
-    let consoles = open_consoles(addr, &agents_at, logins, &password).await?;
-    let online_in = began.elapsed();
-    let agents: Vec<JoinHandle<()>> = consoles
-        .into_iter()
-        .enumerate()
-        .map(|(index, ws)| tokio::spawn(agent(index, ws, Arc::clone(&shared), stop.clone())))
-        .collect();
-    shared
-        .agents_online
-        .store(options.agents as u64, Ordering::Relaxed);
-    eprintln!(
-        "{} agents signed in with the console open in {:.1} s",
-        options.agents,
-        online_in.as_secs_f64()
-    );
+    let (mut created_in, mut online_in) = (Duration::ZERO, Duration::ZERO);
+    let mut agents: Vec<JoinHandle<()>> = Vec::new();
+    if let Some(capacity) = capacity {
+        // Accounts: created by the admin, then each signed in with its console open.
+        let admin = http::login(addr, "admin", &options.admin_password)
+            .await
+            .context(
+                "signing in as admin (is --admin-password the server's KEFU_ADMIN_PASSWORD?)",
+            )?;
+        let run_id = run_id();
+        let password = format!("lg-pass-{run_id}");
+        let began = Instant::now();
+        let logins =
+            create_agents(addr, &admin, options.agents, capacity, &run_id, &password).await?;
+        created_in = began.elapsed();
+        eprintln!(
+            "{} agents created (capacity {capacity}) in {:.1} s",
+            options.agents,
+            created_in.as_secs_f64()
+        );
+        let began = Instant::now();
+        let consoles = open_consoles(addr, &agents_at, logins, &password).await?;
+        online_in = began.elapsed();
+        agents = consoles
+            .into_iter()
+            .enumerate()
+            .map(|(index, ws)| tokio::spawn(agent(index, ws, Arc::clone(&shared), stop.clone())))
+            .collect();
+        shared
+            .agents_online
+            .store(options.agents as u64, Ordering::Relaxed);
+        eprintln!(
+            "{} agents signed in with the console open in {:.1} s",
+            options.agents,
+            online_in.as_secs_f64()
+        );
+    }
 
     if let Some(rss) = &rss {
         rss.sample();
     }
     let agents_kib = rss.as_ref().map(RssSampler::last_kib);
+
+    if let Some(at) = options.start_at {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64());
+        if at > now {
+            eprintln!("visitors start in {:.1} s (--start-at)", at - now);
+            tokio::time::sleep(Duration::from_secs_f64(at - now)).await;
+        } else {
+            eprintln!("--start-at was {:.1} s ago: visitors start now", now - at);
+        }
+    }
 
     // Visitors, paced by `--rate`.
     let started = Instant::now();
@@ -210,6 +286,23 @@ pub async fn main(options: Options) -> anyhow::Result<bool> {
     if let Some(rss) = &rss {
         rss.sample();
     }
+    // Other load generators' visitors may still be handed to these agents: stay online until
+    // no `assigned` frame has come for `--hold`.
+    if let Some(quiet) = options.hold.filter(|_| options.agents > 0) {
+        eprintln!(
+            "own visitors done; agents stay online until no assignment for {} s",
+            quiet.as_secs_f64()
+        );
+        loop {
+            let last = lock(&shared.last_assigned)
+                .unwrap_or(finished)
+                .max(finished);
+            if Instant::now() >= last + quiet {
+                break;
+            }
+            tokio::time::sleep_until(last + quiet).await;
+        }
+    }
     progress_stop.cancel();
     let _ = progress.await;
     stop.cancel();
@@ -218,12 +311,22 @@ pub async fn main(options: Options) -> anyhow::Result<bool> {
     }
     stop_sampling.cancel();
 
-    let report = Report::of(
-        &shared,
-        &options,
-        capacity,
-        (created_in, online_in, finished - started),
-        rss.as_ref().map(|r| {
+    let record = shared.record(&options, capacity, anchor);
+    if let Some(path) = &options.record {
+        record.write(path)?;
+        eprintln!(
+            "recorded {} handoffs and {} assignments in {} (`loadgen merge` joins several)",
+            record.handoffs.len(),
+            record.assignments.len(),
+            path.display()
+        );
+    }
+    let mut report = Report::of(std::slice::from_ref(&record), Some(options.timeout));
+    report.run = Some(RunFigures {
+        created_in,
+        online_in,
+        duration: finished - started,
+        rss: rss.as_ref().map(|r| {
             (
                 before_kib.unwrap_or_default(),
                 agents_kib.unwrap_or_default(),
@@ -232,12 +335,14 @@ pub async fn main(options: Options) -> anyhow::Result<bool> {
                 r.last_kib(),
             )
         }),
-        cpu_before.zip(cpu_after),
-    );
+        cpu: cpu_before
+            .zip(cpu_after)
+            .map(|((server0, own0), (server1, own1))| (server1 - server0, own1 - own0)),
+    });
     if options.json {
         println!("{}", serde_json::to_string_pretty(&report.json())?);
     } else {
-        report.print();
+        report.print(FLOW);
     }
     Ok(true)
 }
@@ -375,6 +480,7 @@ async fn agent(index: usize, mut ws: Ws, shared: Arc<Shared>, stop: Cancellation
         match frame["type"].as_str().unwrap_or_default() {
             "assigned" => {
                 shared.assigned.fetch_add(1, Ordering::Relaxed);
+                *lock(&shared.last_assigned) = Some(now);
                 if let Some(id) = frame["conversation"]["id"].as_str() {
                     lock(&shared.assignments)
                         .entry(id.to_owned())
@@ -515,195 +621,5 @@ async fn progress(
             lock(&shared.errors).total(),
         );
         before = assigned;
-    }
-}
-
-struct Report {
-    agents: usize,
-    visitors: usize,
-    capacity: usize,
-    rate: Option<f64>,
-    timeout: Duration,
-    created_in: Duration,
-    online_in: Duration,
-    duration: Duration,
-    welcomed: u64,
-    handed_off: u64,
-    /// Handoffs whose `assigned` frame came within the timeout.
-    completed: usize,
-    timeouts: usize,
-    /// `assigned` frames for conversations this run did not hand off.
-    other_assigned: usize,
-    /// From the first handoff to the last assignment.
-    span: Duration,
-    latency: Percentiles,
-    /// Fewest and most handoffs one agent received.
-    per_agent: (usize, usize),
-    queue_frames: u64,
-    queue_bytes: u64,
-    errors: Errors,
-    rss: Option<(u64, u64, u64, u64, u64)>,
-    /// Server and loadgen CPU seconds from the first visitor to the end.
-    cpu: Option<(f64, f64)>,
-}
-
-impl Report {
-    fn of(
-        shared: &Shared,
-        options: &Options,
-        capacity: usize,
-        (created_in, online_in, duration): (Duration, Duration, Duration),
-        rss: Option<(u64, u64, u64, u64, u64)>,
-        cpu: Option<((f64, f64), (f64, f64))>,
-    ) -> Report {
-        let handoffs = lock(&shared.handoffs);
-        let assignments = lock(&shared.assignments);
-        let mut latencies = Vec::with_capacity(handoffs.len());
-        let mut per_agent = vec![0; options.agents];
-        let (mut first, mut last) = (None::<Instant>, None::<Instant>);
-        for (conversation, &t0) in handoffs.iter() {
-            first = Some(first.map_or(t0, |f| f.min(t0)));
-            let Some(&(t1, agent)) = assignments.get(conversation) else {
-                continue;
-            };
-            let took = t1.saturating_duration_since(t0);
-            if took > options.timeout {
-                continue;
-            }
-            latencies.push(took.as_micros() as u64);
-            last = Some(last.map_or(t1, |l| l.max(t1)));
-            if let Some(count) = per_agent.get_mut(agent) {
-                *count += 1;
-            }
-        }
-        let completed = latencies.len();
-        let other_assigned = assignments
-            .keys()
-            .filter(|c| !handoffs.contains_key(*c))
-            .count();
-        Report {
-            agents: options.agents,
-            visitors: options.visitors,
-            capacity,
-            rate: options.rate,
-            timeout: options.timeout,
-            created_in,
-            online_in,
-            duration,
-            welcomed: shared.welcomed.load(Ordering::Relaxed),
-            handed_off: shared.handed_off.load(Ordering::Relaxed),
-            completed,
-            timeouts: handoffs.len() - completed,
-            other_assigned,
-            span: match (first, last) {
-                (Some(first), Some(last)) => last.saturating_duration_since(first),
-                _ => Duration::ZERO,
-            },
-            latency: Percentiles::of(latencies),
-            per_agent: (
-                per_agent.iter().copied().min().unwrap_or_default(),
-                per_agent.iter().copied().max().unwrap_or_default(),
-            ),
-            queue_frames: shared.queue_frames.load(Ordering::Relaxed),
-            queue_bytes: shared.queue_bytes.load(Ordering::Relaxed),
-            errors: lock(&shared.errors).clone(),
-            rss,
-            cpu: cpu.map(|((server0, own0), (server1, own1))| (server1 - server0, own1 - own0)),
-        }
-    }
-
-    fn handoffs_per_sec(&self) -> f64 {
-        self.completed as f64 / self.span.as_secs_f64().max(1e-9)
-    }
-
-    fn print(&self) {
-        let rate = self
-            .rate
-            .map_or("all at once".to_owned(), |r| format!("{r} per second"));
-        println!(
-            "agents {} (capacity {} each; created in {:.1} s, consoles open in {:.1} s); \
-             visitors {} started {rate}, flow {FLOW}",
-            self.agents,
-            self.capacity,
-            self.created_in.as_secs_f64(),
-            self.online_in.as_secs_f64(),
-            self.visitors,
-        );
-        println!(
-            "duration {:.2} s; welcomed {}, handed off {}, assigned within {} s {} \
-             ({} timeouts); assigned frames for other conversations {}",
-            self.duration.as_secs_f64(),
-            self.welcomed,
-            self.handed_off,
-            self.timeout.as_secs(),
-            self.completed,
-            self.timeouts,
-            self.other_assigned,
-        );
-        println!(
-            "handoffs/s: {:.0} ({} over {:.2} s, first handoff → last assignment)",
-            self.handoffs_per_sec(),
-            self.completed,
-            self.span.as_secs_f64()
-        );
-        println!("handoff → agent's screen: {}", self.latency.line());
-        println!(
-            "handoffs per agent: {} to {}; queue frames received {} ({})",
-            self.per_agent.0,
-            self.per_agent.1,
-            self.queue_frames,
-            mib(self.queue_bytes / 1024)
-        );
-        println!("errors: {}", self.errors.line());
-        if let Some((before, agents, peak, hwm, last)) = self.rss {
-            println!(
-                "server RSS: before the agents {}, agents online {}, peak {} (VmHWM {}), at \
-                 the end {}",
-                mib(before),
-                mib(agents),
-                mib(peak),
-                mib(hwm),
-                mib(last)
-            );
-        }
-        if let Some((server, own)) = self.cpu {
-            let secs = self.duration.as_secs_f64().max(1e-9);
-            println!(
-                "CPU while the visitors ran: server {server:.1} s ({:.2} cores), loadgen \
-                 {own:.1} s ({:.2} cores)",
-                server / secs,
-                own / secs
-            );
-        }
-    }
-
-    fn json(&self) -> Value {
-        json!({
-            "agents": self.agents,
-            "capacity": self.capacity,
-            "visitors": self.visitors,
-            "rate_per_s": self.rate,
-            "timeout_s": self.timeout.as_secs(),
-            "agents_created_s": self.created_in.as_secs_f64(),
-            "consoles_open_s": self.online_in.as_secs_f64(),
-            "duration_s": self.duration.as_secs_f64(),
-            "welcomed": self.welcomed,
-            "handed_off": self.handed_off,
-            "assigned": self.completed,
-            "timeouts": self.timeouts,
-            "assigned_other_conversations": self.other_assigned,
-            "handoff_span_s": self.span.as_secs_f64(),
-            "handoffs_per_s": self.handoffs_per_sec(),
-            "handoff_to_screen": self.latency.json(),
-            "handoffs_per_agent": {"min": self.per_agent.0, "max": self.per_agent.1},
-            "queue_frames": self.queue_frames,
-            "queue_bytes": self.queue_bytes,
-            "errors": self.errors.0,
-            "server_rss_kib": self.rss.map(|(before, agents, peak, hwm, last)| json!({
-                "before": before, "agents_online": agents, "peak": peak, "vm_hwm": hwm,
-                "end": last,
-            })),
-            "cpu_s": self.cpu.map(|(server, own)| json!({"server": server, "loadgen": own})),
-        })
     }
 }

@@ -6,6 +6,7 @@ mod chat;
 mod client;
 mod console;
 mod crash;
+mod handoffs;
 mod http;
 mod idle;
 mod stats;
@@ -31,7 +32,9 @@ use clap::{Args, Parser, Subcommand};
         restarts it on the same data and checks that every acknowledged message survived.\n\
         `console` creates agents, opens their consoles (`/ws/agent`) and has N visitors ask \
         for a human, and reports handoffs per second and the time from a handoff to the \
-        `assigned` frame on an agent's screen.\n\n\
+        `assigned` frame on an agent's screen; with `--record FILE` it also writes its raw \
+        observations, and `merge` joins those of several load generators (one per node of a \
+        cluster) into one report.\n\n\
         Progress goes to stderr once a second; the report goes to stdout (`--json` for a \
         machine-readable one)."
 )]
@@ -133,7 +136,8 @@ enum Command {
         /// The password of the account `admin` (the server's `KEFU_ADMIN_PASSWORD`).
         #[arg(long, env = "KEFU_ADMIN_PASSWORD", hide_env_values = true)]
         admin_password: String,
-        /// Agents to create and keep online.
+        /// Agents to create and keep online (0: visitors only, for another process's or
+        /// node's agents).
         #[arg(long, default_value_t = 200)]
         agents: usize,
         /// Visitors that each hand one conversation off.
@@ -154,6 +158,43 @@ enum Command {
         /// connections.
         #[arg(long)]
         sources: Option<u8>,
+        /// Capacity of each agent (open conversations, 1 to 100); default: room for every
+        /// visitor of this process, ⌈visitors / agents⌉ + 1. Set it when several load
+        /// generators share a cluster, e.g. ⌈all visitors / all agents⌉.
+        #[arg(long)]
+        capacity: Option<usize>,
+        /// After this process's visitors are done, keep its agents online until no
+        /// `assigned` frame has come for this many seconds: other load generators' visitors
+        /// may still be given to them.
+        #[arg(long)]
+        hold: Option<f64>,
+        /// Write the raw observations to FILE (JSON lines: the counters, then t0 of every
+        /// handoff and t1 and agent of every `assigned` frame, as Unix-epoch nanoseconds) for
+        /// `loadgen merge`.
+        #[arg(long, value_name = "FILE")]
+        record: Option<PathBuf>,
+        /// Start the visitors at this wall-clock time (Unix seconds, e.g. `$(($(date +%s) +
+        /// 20))`) rather than as soon as the agents are online, so that load generators
+        /// started one after the other all have their agents online first.
+        #[arg(long, value_name = "UNIX_SECONDS")]
+        start_at: Option<f64>,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Joins the records of several `loadgen console --record FILE` processes (e.g. one per
+    /// node, each with its own agents and visitors) and prints one report, as for a single run.
+    ///
+    /// A conversation handed off by one process and assigned to another's agent is matched
+    /// by its id; times are compared on the wall clock, so the processes must share one.
+    Merge {
+        /// Record files.
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+        /// Seconds from handoff to assignment after which it counts as a timeout; default:
+        /// the longest `--timeout` of the records.
+        #[arg(long)]
+        timeout: Option<f64>,
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
@@ -263,6 +304,10 @@ fn main() -> ExitCode {
                 timeout,
                 server_pid,
                 sources,
+                capacity,
+                hold,
+                record,
+                start_at,
                 json,
             } => {
                 console::main(console::Options {
@@ -275,9 +320,23 @@ fn main() -> ExitCode {
                     server_pid,
                     sources,
                     json,
+                    capacity,
+                    hold: hold.map(std::time::Duration::from_secs_f64),
+                    record,
+                    start_at,
                 })
                 .await
             }
+            Command::Merge {
+                files,
+                timeout,
+                json,
+            } => handoffs::merge(
+                &files,
+                timeout.map(std::time::Duration::from_secs_f64),
+                console::FLOW,
+                json,
+            ),
         }
     });
     match result {

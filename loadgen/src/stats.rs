@@ -65,7 +65,7 @@ fn ms(micros: u64) -> String {
 }
 
 /// Errors by code (protocol codes and the client's own: `connect`, `closed`, `timeout`, …).
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default, Clone, PartialEq)]
 pub struct Errors(pub BTreeMap<String, u64>);
 
 impl Errors {
