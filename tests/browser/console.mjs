@@ -4,12 +4,13 @@
 // (the visitor sees it), transfers it to a team (back to the queue), claims it again and hands
 // it back to the bot, which asks the visitor its question again. Screenshots of both sides.
 // With KEFU_ADMIN_PASSWORD (the password of the account `admin`), an admin then opens "All" and a
-// second visitor's handoff shows up there without a reload.
+// second visitor's handoff shows up there without a reload; then they open the connectors page,
+// see the demo connector healthy and test the demo order system with order KF100001.
 //
 //   KEFU_URL=http://127.0.0.1:38123 SCREENSHOT_DIR=/tmp/shots node tests/browser/console.mjs
 //
 // Env: KEFU_URL (required), CHROMIUM (default /usr/bin/chromium), SCREENSHOT_DIR,
-// KEFU_ADMIN_PASSWORD (optional: without it the "All" check is skipped). The demo agent
+// KEFU_ADMIN_PASSWORD (optional: without it the admin checks are skipped). The demo agent
 // `agent` / `agent` must exist (kefu creates it at first start).
 
 import { mkdirSync } from 'node:fs';
@@ -184,7 +185,44 @@ async function allIsLive(password, watch, step) {
   );
   if (!(await admin.evaluate(() => window.kefuSamePage === true))) throw new Error('the admin console was reloaded');
   await secondContext.close();
+  await connectors(admin, step);
   await adminContext.close();
+}
+
+// The admin's connectors page: the demo connector is healthy, and "test this entity" looks up
+// a demo order.
+async function connectors(admin, step) {
+  step('the admin opens the connectors page; the demo connector is healthy');
+  await admin.click('[data-test=connectors-button]');
+  await admin.locator('[data-test=connectors-page]').waitFor();
+  const health = admin.locator('[data-test=connector-row][data-name=demo] [data-test=connector-health]');
+  await health.waitFor();
+  const healthText = await health.innerText();
+  if ((await health.getAttribute('data-healthy')) !== 'true' || !/Healthy/.test(healthText)) {
+    throw new Error(`the demo connector is healthy: ${healthText}`);
+  }
+
+  step('test demo / orders / get with order_no KF100001');
+  await admin.selectOption('[data-test=test-connector]', 'demo');
+  await admin.selectOption('[data-test=test-entity]', 'orders');
+  await admin.selectOption('[data-test=test-operation]', 'get');
+  const orderNo = admin.locator('[data-test=test-param][data-name=order_no]');
+  if ((await orderNo.getAttribute('required')) === null) throw new Error('order_no is marked as required');
+  await orderNo.fill('KF100001');
+  await admin.click('[data-test=test-run]');
+  await admin.locator('[data-test=test-result], [data-test=test-error]').first().waitFor();
+  if (await admin.locator('[data-test=test-error]').count()) {
+    throw new Error(`the test call failed: ${await admin.locator('[data-test=test-error]').innerText()}`);
+  }
+  const result = admin.locator('[data-test=test-result]');
+  await result.locator('td').filter({ hasText: /^shipped$/ }).first().waitFor();
+  const summary = await result.locator('[data-test=test-ms]').innerText();
+  if (!/1 row · [\d.]+ ms/.test(summary)) throw new Error(`the result says how many rows and how long: ${summary}`);
+  // The call shows up in the statistics.
+  await admin.waitForFunction(() => Number(document.querySelector('[data-test=connector-row][data-name=demo] [data-test=connector-calls]')?.textContent) > 0);
+  await admin.waitForTimeout(300);
+  await admin.screenshot({ path: join(SHOTS, 'connectors.png'), fullPage: true });
+  step(`saved ${join(SHOTS, 'connectors.png')}`);
 }
 
 function fail(message) {

@@ -335,6 +335,11 @@ pub fn display_value(value: &Value) -> String {
             Some(Value::String(name)) => name.clone(),
             _ => value.to_string(),
         },
+        // Flow numbers are floats: 23.0 reads as 23.
+        Value::Number(n) => match n.as_f64() {
+            Some(f) if f.fract() == 0.0 && f.abs() < 1e15 => format!("{f:.0}"),
+            _ => n.to_string(),
+        },
         other => other.to_string(),
     }
 }
@@ -404,13 +409,40 @@ fn js_error(value: &JsValue) -> ApiError {
     ApiError::Network(value.as_string().unwrap_or_else(|| format!("{value:?}")))
 }
 
-/// One request; `Ok` carries the body of a 2xx answer.
-async fn send(
+/// A server's answer, whatever its status.
+struct Answer {
+    status: u16,
+    text: String,
+    /// From `Retry-After`, in seconds.
+    retry_after: Option<u64>,
+}
+
+impl Answer {
+    fn ok(&self) -> bool {
+        (200..300).contains(&self.status)
+    }
+
+    /// The error of a non-2xx answer: its body's `error`, if it has one.
+    fn error(&self) -> ApiError {
+        let message = serde_json::from_str::<Value>(&self.text)
+            .ok()
+            .and_then(|v| v.get("error").and_then(Value::as_str).map(str::to_owned))
+            .unwrap_or_default();
+        ApiError::Status {
+            status: self.status,
+            message,
+            retry_after: self.retry_after,
+        }
+    }
+}
+
+/// One request and its answer, whatever its status.
+async fn exchange(
     method: &str,
     url: &str,
     body: Option<&Value>,
     csrf: Option<&str>,
-) -> Result<String, ApiError> {
+) -> Result<Answer, ApiError> {
     let window = web_sys::window().ok_or_else(|| ApiError::Network("no window".into()))?;
     let init = RequestInit::new();
     init.set_method(method);
@@ -444,24 +476,32 @@ async fn send(
             .unwrap_or_default(),
         Err(e) => return Err(js_error(&e)),
     };
-    if response.ok() {
-        return Ok(text);
-    }
-    let message = serde_json::from_str::<Value>(&text)
-        .ok()
-        .and_then(|v| v.get("error").and_then(Value::as_str).map(str::to_owned))
-        .unwrap_or_default();
     let retry_after = response
         .headers()
         .get("Retry-After")
         .ok()
         .flatten()
         .and_then(|s| s.trim().parse().ok());
-    Err(ApiError::Status {
+    Ok(Answer {
         status: response.status(),
-        message,
+        text,
         retry_after,
     })
+}
+
+/// One request; `Ok` carries the body of a 2xx answer.
+async fn send(
+    method: &str,
+    url: &str,
+    body: Option<&Value>,
+    csrf: Option<&str>,
+) -> Result<String, ApiError> {
+    let answer = exchange(method, url, body, csrf).await?;
+    if answer.ok() {
+        Ok(answer.text)
+    } else {
+        Err(answer.error())
+    }
 }
 
 fn decode<T: for<'de> Deserialize<'de>>(text: &str) -> Result<T, ApiError> {
@@ -532,6 +572,144 @@ pub async fn canned() -> Result<Vec<Canned>, ApiError> {
 
 pub async fn agents() -> Result<Vec<Agent>, ApiError> {
     get("/api/console/agents").await
+}
+
+/// A parameter of a connector operation.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(default)]
+pub struct Param {
+    #[serde(deserialize_with = "or_default")]
+    pub name: String,
+    #[serde(deserialize_with = "or_default")]
+    pub required: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(default)]
+pub struct Operation {
+    #[serde(deserialize_with = "or_default")]
+    pub name: String,
+    pub params: Vec<Param>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(default)]
+pub struct Entity {
+    #[serde(deserialize_with = "or_default")]
+    pub name: String,
+    #[serde(deserialize_with = "or_default")]
+    pub key: String,
+    pub operations: Vec<Operation>,
+}
+
+/// A connector as `GET /api/admin/connectors` reports it (its target's secrets are `***`).
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(default)]
+pub struct Connector {
+    #[serde(deserialize_with = "or_default")]
+    pub name: String,
+    #[serde(deserialize_with = "or_default")]
+    pub driver: String,
+    #[serde(deserialize_with = "or_default")]
+    pub target: String,
+    #[serde(deserialize_with = "or_default")]
+    pub healthy: bool,
+    pub health_error: Option<String>,
+    /// `closed`, `open` or `half-open`.
+    pub breaker: Option<String>,
+    #[serde(deserialize_with = "or_default")]
+    pub calls: u64,
+    #[serde(deserialize_with = "or_default")]
+    pub errors: u64,
+    #[serde(deserialize_with = "or_default")]
+    pub retries: u64,
+    #[serde(deserialize_with = "or_default")]
+    pub rejected: u64,
+    pub last_error: Option<String>,
+    pub latency_p50_ms: Option<f64>,
+    pub latency_p99_ms: Option<f64>,
+    pub entities: Vec<Entity>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(default)]
+struct Connectors {
+    connectors: Vec<Connector>,
+}
+
+pub async fn connectors() -> Result<Vec<Connector>, ApiError> {
+    get::<Connectors>("/api/admin/connectors")
+        .await
+        .map(|c| c.connectors)
+}
+
+/// The answer to "test this entity": its rows, or the error of the call; how long it took.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(default)]
+pub struct TestAnswer {
+    pub rows: Vec<Value>,
+    pub error: Option<String>,
+    pub ms: Option<f64>,
+}
+
+/// `POST /api/admin/connectors/test`: a 400 (a mistake in the call) or 502 (the system
+/// failed) is an answer too, with the error.
+pub async fn test_connector(body: &Value, csrf: &str) -> Result<TestAnswer, ApiError> {
+    let answer = exchange("POST", "/api/admin/connectors/test", Some(body), Some(csrf)).await?;
+    match answer.status {
+        200..300 => decode(&answer.text),
+        400 | 502 => Ok(serde_json::from_str::<TestAnswer>(&answer.text)
+            .ok()
+            .filter(|a| a.error.is_some())
+            .unwrap_or_else(|| TestAnswer {
+                error: Some(answer.error().to_string()),
+                ..TestAnswer::default()
+            })),
+        _ => Err(answer.error()),
+    }
+}
+
+/// A problem of the connectors file, where it is.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(default)]
+pub struct Problem {
+    #[serde(deserialize_with = "or_default")]
+    pub line: u64,
+    #[serde(deserialize_with = "or_default")]
+    pub column: u64,
+    #[serde(deserialize_with = "or_default")]
+    pub message: String,
+}
+
+/// The answer to a reload: how many connectors are in force, or why the file was refused.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(default)]
+pub struct Reload {
+    pub connectors: Option<u64>,
+    pub error: Option<String>,
+    pub problems: Vec<Problem>,
+}
+
+/// `POST /api/admin/connectors/reload`: a 422 (the file has problems) is an answer too.
+pub async fn reload_connectors(csrf: &str) -> Result<Reload, ApiError> {
+    let answer = exchange(
+        "POST",
+        "/api/admin/connectors/reload",
+        Some(&Value::Object(Map::new())),
+        Some(csrf),
+    )
+    .await?;
+    match answer.status {
+        200..300 => decode(&answer.text),
+        422 => Ok(serde_json::from_str::<Reload>(&answer.text)
+            .ok()
+            .filter(|r| r.error.is_some())
+            .unwrap_or_else(|| Reload {
+                error: Some(answer.error().to_string()),
+                ..Reload::default()
+            })),
+        _ => Err(answer.error()),
+    }
 }
 
 /// A path segment, percent-encoded.

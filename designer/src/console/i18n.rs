@@ -93,6 +93,31 @@ pub enum T {
     Unread,
     ExpectsInput,
     WrongLogin,
+    Conversations,
+    Connectors,
+    Refresh,
+    Reload,
+    Name,
+    Health,
+    Healthy,
+    Unhealthy,
+    Breaker,
+    Calls,
+    Errors,
+    LatencyP50,
+    LatencyP99,
+    LastError,
+    NoConnectors,
+    TestEntity,
+    Connector,
+    Entity,
+    Operation,
+    Params,
+    NoParams,
+    Required,
+    Run,
+    NoRows,
+    ReloadRefused,
 }
 
 impl T {
@@ -154,6 +179,34 @@ impl T {
             T::Unread => ("未读", "unread"),
             T::ExpectsInput => ("等待输入", "expects input"),
             T::WrongLogin => ("账号或密码错误", "Wrong login or password"),
+            T::Conversations => ("会话", "Conversations"),
+            T::Connectors => ("连接器", "Connectors"),
+            T::Refresh => ("刷新", "Refresh"),
+            T::Reload => ("重新加载配置", "Reload file"),
+            T::Name => ("名称", "Name"),
+            T::Health => ("健康", "Health"),
+            T::Healthy => ("正常", "Healthy"),
+            T::Unhealthy => ("不可用", "Down"),
+            T::Breaker => ("熔断器", "Breaker"),
+            T::Calls => ("调用", "Calls"),
+            T::Errors => ("错误", "Errors"),
+            T::LatencyP50 => ("p50 (毫秒)", "p50 (ms)"),
+            T::LatencyP99 => ("p99 (毫秒)", "p99 (ms)"),
+            T::LastError => ("最近错误", "Last error"),
+            T::NoConnectors => ("没有配置连接器", "No connectors are configured"),
+            T::TestEntity => ("测试实体", "Test this entity"),
+            T::Connector => ("连接器", "Connector"),
+            T::Entity => ("实体", "Entity"),
+            T::Operation => ("操作", "Operation"),
+            T::Params => ("参数", "Parameters"),
+            T::NoParams => ("该操作没有参数", "This operation takes no parameters"),
+            T::Required => ("必填", "required"),
+            T::Run => ("运行", "Run"),
+            T::NoRows => ("没有返回任何行", "No rows came back"),
+            T::ReloadRefused => (
+                "配置文件有问题，仍使用原有连接器：",
+                "The file was refused; the connectors in force are unchanged:",
+            ),
         };
         match lang {
             Lang::Zh => zh,
@@ -238,6 +291,46 @@ pub fn priority(lang: Lang, priority: &str) -> &str {
         (Lang::Zh, "normal") => "普通",
         (Lang::Zh, "low") => "低",
         (_, other) => other,
+    }
+}
+
+/// A breaker state (`closed`, `open`, `half-open`) for people.
+pub fn breaker(lang: Lang, state: &str) -> &str {
+    match (lang, state) {
+        (Lang::Zh, "closed") => "闭合",
+        (Lang::Zh, "open") => "断开",
+        (Lang::Zh, "half-open") => "半开",
+        (_, other) => other,
+    }
+}
+
+/// After a reload: how many connectors are in force.
+pub fn reloaded(lang: Lang, connectors: u64) -> String {
+    match (lang, connectors) {
+        (Lang::Zh, n) => format!("已重新加载：{n} 个连接器"),
+        (Lang::En, 1) => "Reloaded: 1 connector".to_owned(),
+        (Lang::En, n) => format!("Reloaded: {n} connectors"),
+    }
+}
+
+/// A test call's outcome line: "3 rows · 12.5 ms".
+pub fn rows_in(lang: Lang, rows: usize, ms: Option<f64>) -> String {
+    let rows = match (lang, rows) {
+        (Lang::Zh, n) => format!("{n} 行"),
+        (Lang::En, 1) => "1 row".to_owned(),
+        (Lang::En, n) => format!("{n} rows"),
+    };
+    match ms {
+        Some(ms) => format!("{rows} · {}", millis(lang, ms)),
+        None => rows,
+    }
+}
+
+/// A duration in milliseconds, one decimal.
+pub fn millis(lang: Lang, ms: f64) -> String {
+    match lang {
+        Lang::Zh => format!("{ms:.1} 毫秒"),
+        Lang::En => format!("{ms:.1} ms"),
     }
 }
 

@@ -5,6 +5,7 @@
 //! Leptos' context; `list` and `view` render it, `api` and `ws` talk to the server.
 
 mod api;
+mod connectors;
 mod i18n;
 mod list;
 mod style;
@@ -43,6 +44,13 @@ impl Tab {
     }
 }
 
+/// The pages of the console: admins also have the connectors page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Page {
+    Conversations,
+    Connectors,
+}
+
 /// The dialogs over the conversation view.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dialog {
@@ -67,6 +75,9 @@ pub struct Console {
     pub checked: RwSignal<bool>,
     pub csrf: RwSignal<String>,
     pub tab: RwSignal<Tab>,
+    pub page: RwSignal<Page>,
+    /// The connectors page (admins).
+    pub connectors: connectors::State,
     pub queue: RwSignal<Vec<Summary>>,
     pub mine: RwSignal<Vec<Summary>>,
     pub all: RwSignal<Vec<Summary>>,
@@ -113,6 +124,8 @@ impl Console {
             checked: RwSignal::new(false),
             csrf: RwSignal::new(String::new()),
             tab: RwSignal::new(Tab::Queue),
+            page: RwSignal::new(Page::Conversations),
+            connectors: connectors::State::new(),
             queue: RwSignal::new(Vec::new()),
             mine: RwSignal::new(Vec::new()),
             all: RwSignal::new(Vec::new()),
@@ -200,6 +213,8 @@ impl Console {
         // An answer still on its way belongs to the account that signed out.
         self.all_asked.update_value(|n| *n += 1);
         self.dialog.set(None);
+        self.page.set(Page::Conversations);
+        self.connectors.clear();
     }
 
     /// Shows an API failure; a 401 means the session is gone.
@@ -819,6 +834,9 @@ fn Workspace() -> impl IntoView {
                 <span class="status" data-test="ws-status" class:online=move || console.connected.get()>
                     {move || if console.connected.get() { console.t(T::Connected) } else { console.t(T::Reconnecting) }}
                 </span>
+                <Show when=move || console.is_admin()>
+                    <PageSwitch />
+                </Show>
                 <span class="spacer"></span>
                 <span data-test="user-name">{name}</span>
                 <LangSwitch />
@@ -832,14 +850,40 @@ fn Workspace() -> impl IntoView {
                     {move || console.flash.get().unwrap_or_default()}
                 </div>
             </Show>
-            <main>
+            // Hidden rather than dropped while the connectors page is open, so that a draft
+            // reply or note survives a look at the connectors.
+            <main class:hidden=move || console.page.get() != Page::Conversations>
                 <list::ConversationList />
                 <view::ConversationView />
             </main>
+            <Show when=move || console.page.get() == Page::Connectors && console.is_admin()>
+                <connectors::ConnectorsPage />
+            </Show>
             <Show when=move || console.help.get()>
                 <Help />
             </Show>
         </div>
+    }
+}
+
+/// The admin's way between the conversations and the connectors page.
+#[component]
+fn PageSwitch() -> impl IntoView {
+    let console = expect_context::<Console>();
+    let button = move |page: Page, label: T, test: &'static str| {
+        view! {
+            <button type="button" data-test=test class:active=move || console.page.get() == page
+                aria-pressed=move || (console.page.get() == page).to_string()
+                on:click=move |_| console.page.set(page)>
+                {move || console.t(label)}
+            </button>
+        }
+    };
+    view! {
+        <nav class="pages">
+            {button(Page::Conversations, T::Conversations, "conversations-button")}
+            {button(Page::Connectors, T::Connectors, "connectors-button")}
+        </nav>
     }
 }
 
@@ -887,6 +931,14 @@ fn shortcut(console: Console, event: &web_sys::KeyboardEvent) {
         return;
     }
     if in_field || console.dialog.with_untracked(Option::is_some) {
+        return;
+    }
+    if console.page.get_untracked() != Page::Conversations {
+        // The conversation shortcuts would act on a conversation out of sight.
+        if key == "?" {
+            console.help.update(|h| *h = !*h);
+            event.prevent_default();
+        }
         return;
     }
     let handled = match key.as_str() {

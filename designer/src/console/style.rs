@@ -66,6 +66,7 @@ main { flex: 1; display: flex; min-height: 0; }
 .path { margin: 0; padding-left: 20px; font-size: 12px; font-family: ui-monospace, monospace; }
 .variables { border-collapse: collapse; width: 100%; font-size: 12px; }
 .variables th, .variables td { border: 1px solid #eef0f3; padding: 2px 6px; text-align: left; vertical-align: top; }
+.variables td { overflow-wrap: anywhere; }
 .notes ul { list-style: none; padding: 0; margin: 0; }
 .notes li { background: #fffbe6; padding: 4px 8px; border-radius: 6px; margin-bottom: 4px; }
 .notes li p { margin: 0; white-space: pre-wrap; }
@@ -74,5 +75,40 @@ main { flex: 1; display: flex; min-height: 0; }
 .dialog { background: #fff; border-radius: 10px; padding: 16px 20px; min-width: 320px; display: flex; flex-direction: column; gap: 10px; }
 .dialog h2 { font-size: 16px; margin: 0; }
 .dialog .buttons { display: flex; gap: 6px; justify-content: flex-end; }
+.pages { display: flex; gap: 4px; margin-left: 8px; }
+.pages button.active { background: #e8f0fe; border-color: #1a73e8; }
+main.hidden { display: none; }
+.admin { flex: 1; overflow-y: auto; padding: 16px 20px; display: flex; flex-direction: column; gap: 16px; }
+.panel { background: #fff; border: 1px solid #e3e6ea; border-radius: 10px; padding: 12px 16px; }
+.panel-head { display: flex; align-items: center; gap: 8px; margin-bottom: 10px; }
+.panel-head h2 { font-size: 16px; margin: 0; flex: 1; }
+.muted { color: #667; font-size: 12px; }
+.grid { border-collapse: collapse; width: 100%; font-size: 13px; }
+.grid th { text-align: left; font-size: 12px; font-weight: 600; color: #667; padding: 6px 8px; border-bottom: 1px solid #e3e6ea; white-space: nowrap; }
+.grid td { padding: 6px 8px; border-bottom: 1px solid #f0f1f3; vertical-align: top; }
+.grid .num { text-align: right; font-variant-numeric: tabular-nums; }
+.grid td.bad { color: #b42318; font-weight: 600; }
+.grid code { font-size: 12px; }
+.grid .last-error { color: #667; max-width: 320px; overflow-wrap: anywhere; }
+.health { display: inline-flex; align-items: center; gap: 6px; white-space: nowrap; }
+.dot { width: 8px; height: 8px; border-radius: 50%; background: #b42318; }
+.dot.ok { background: #1a7f37; }
+.breaker-closed { background: #e6f4ea; color: #1a7f37; }
+.breaker-open { background: #b42318; color: #fff; }
+.breaker-half-open { background: #f79009; color: #fff; }
+.problems { margin-bottom: 10px; padding: 8px 12px; background: #fef3f2; border: 1px solid #fda29b; border-radius: 8px; color: #b42318; }
+.problems p { margin: 4px 0 0; }
+.problems ul { margin: 4px 0 0; padding-left: 20px; }
+.test-form { display: flex; flex-direction: column; gap: 12px; }
+.test-form .fields { display: flex; flex-wrap: wrap; gap: 12px; align-items: flex-end; margin: 0; padding: 0; border: 0; }
+.test-form legend { font-size: 12px; font-weight: 600; color: #667; padding: 0; margin-bottom: 4px; }
+.test-form label { display: flex; flex-direction: column; gap: 4px; font-size: 12px; color: #667; }
+.test-form select { min-width: 160px; background: #fff; }
+.test-form .muted { margin: 0; }
+.required { color: #b42318; text-decoration: none; }
+.result { margin-top: 12px; border-top: 1px solid #eef0f3; padding-top: 8px; }
+.result p { margin: 0 0 6px; }
+.result .scroll { overflow-x: auto; }
+.rows th, .rows td { padding: 4px 6px; white-space: nowrap; }
 kbd { font-family: ui-monospace, monospace; background: #eef0f3; padding: 0 6px; border-radius: 4px; }
 "#;
