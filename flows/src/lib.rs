@@ -8,6 +8,7 @@
 #[cfg(feature = "arbitrary")]
 pub mod arbitrary;
 pub mod compiled;
+pub mod diff;
 pub mod engine;
 pub mod expr;
 pub mod fixtures;

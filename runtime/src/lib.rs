@@ -12,6 +12,7 @@ pub mod console;
 pub mod conversation;
 pub mod demo;
 pub mod engines;
+pub mod flow_api;
 pub mod gateway;
 pub mod server;
 pub mod store;

@@ -103,8 +103,8 @@ impl AppState {
         self
     }
 
-    /// The flows the server holds (the current version of each).
-    pub fn library(&self) -> &Library {
+    /// The flows the server holds (the current version of each), as of now.
+    pub fn library(&self) -> Arc<Library> {
         self.engines.library()
     }
 }
@@ -120,6 +120,7 @@ pub fn app(state: Arc<AppState>) -> Router {
         .merge(crate::demo::web::routes())
         .merge(crate::auth::routes())
         .merge(crate::console::routes())
+        .merge(crate::flow_api::routes())
         .merge(crate::connect::routes())
         .merge(crate::web_app::routes())
         .route("/api/flows", get(list_flows))
@@ -149,7 +150,7 @@ pub fn serve_blocking(
         .build()?;
     runtime.block_on(async move {
         let state = AppState::bundled().map_err(anyhow::Error::msg)?;
-        let store = database.open(state.library()).await?;
+        let store = database.open(&state.library()).await?;
         let catalogue = database.catalogue().await?;
         // The demo catalogue answers what the connectors do not declare (its `create`s).
         let source = crate::connect::Source {
@@ -287,6 +288,13 @@ pub async fn serve_until(
     state: Arc<AppState>,
     stop: CancellationToken,
 ) -> anyhow::Result<()> {
+    if let Some(store) = &state.store {
+        // Versions published through the flow API before this start are the current ones.
+        let newer = crate::flow_api::load_published(store, &state.engines).await?;
+        if newer > 0 {
+            tracing::info!(flows = newer, "published versions loaded from the database");
+        }
+    }
     if let Some(chat) = &state.chat {
         let resumed = chat.hub.recover().await?;
         if resumed > 0 {
@@ -425,14 +433,13 @@ struct FlowSummary {
 }
 
 async fn list_flows(State(state): State<Arc<AppState>>) -> Json<Vec<FlowSummary>> {
-    let flows = state
-        .library()
+    let library = state.library();
+    let flows = library
         .flows()
         .map(|f| FlowSummary {
             id: f.id.clone(),
             version: f.version,
-            hash: state
-                .library()
+            hash: library
                 .flow_ref(&f.id)
                 .map_or_else(|| flows::library::content_hash(f), |r| r.hash),
             name: f.name.clone(),
@@ -473,7 +480,7 @@ async fn validate_flow(
 ) -> Result<Json<ValidateResponse>, ApiError> {
     let flow = flows::from_json(&body)
         .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))?;
-    let mut library = state.library().clone();
+    let mut library = Library::clone(&state.library());
     library.insert(flow.clone());
     Ok(Json(ValidateResponse::new(flows::validate(
         &flow, &library,
@@ -517,8 +524,8 @@ async fn flow_as_rust(
         )
         .into_response()
     })?;
-    let flow = state
-        .library()
+    let library = state.library();
+    let flow = library
         .get(&id)
         .ok_or_else(|| no_flow(&id).into_response())?;
     if flow.version != version {
@@ -534,13 +541,8 @@ async fn flow_as_rust(
     let flow = flow.clone();
     // Generating and formatting a module takes milliseconds of CPU: off the async workers.
     let compiled = tokio::task::spawn_blocking({
-        let state = Arc::clone(&state);
-        move || {
-            codegen::compile(
-                &flow,
-                &codegen::Options::with_library(state.library().clone()),
-            )
-        }
+        let library = Library::clone(&library);
+        move || codegen::compile(&flow, &codegen::Options::with_library(library))
     })
     .await;
     match compiled {

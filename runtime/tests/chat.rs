@@ -93,7 +93,7 @@ impl Server {
             data_dir: dir.to_owned(),
             url: options.database_url,
         };
-        let store = database.open(state.library()).await.unwrap();
+        let store = database.open(&state.library()).await.unwrap();
         let stop = CancellationToken::new();
         let catalogue = if options.catalogue {
             Some(database.catalogue().await.unwrap())

@@ -302,3 +302,74 @@ fn terminate(process: Process) {
     assert!(status.success());
     process.wait();
 }
+
+/// A version published on one node becomes the current one on the other (`kefu.flows`).
+#[tokio::test]
+async fn a_version_published_on_one_node_runs_on_the_other() {
+    let Some(nats) = std::env::var("KEFU_TEST_NATS_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+    else {
+        eprintln!("flows_across_nodes: KEFU_TEST_NATS_URL is unset, skipping");
+        return;
+    };
+    let Some(db) = server_database("KEFU_TEST_POSTGRES_URL").await else {
+        eprintln!("flows_across_nodes: KEFU_TEST_POSTGRES_URL is unset, skipping");
+        return;
+    };
+    let url = db.url();
+    let env = [
+        ("KEFU_DATABASE_URL", url.as_str()),
+        ("KEFU_NATS_URL", nats.as_str()),
+        ("KEFU_ADMIN_PASSWORD", "admin-password"),
+    ];
+    let (dir_a, dir_b) = (temp_dir("flows-node-a"), temp_dir("flows-node-b"));
+    let (a, b) = tokio::join!(
+        Process::start_with(&dir_a, None, &env),
+        Process::start_with(&dir_b, None, &env)
+    );
+    let admin = login(a.addr, "admin", "admin-password").await;
+    let draft = "/api/flows/faq-hours/draft";
+    let (status, _, loaded) = http(a.addr, "GET", draft, Some(&admin), None).await;
+    assert_eq!(status, 200, "{loaded}");
+    let mut document = loaded["document"].clone();
+    for node in document["nodes"].as_array_mut().unwrap() {
+        if node["id"] == "welcome" {
+            node["parts"][0]["text"]["en"] = json!("Published on node A");
+        }
+    }
+    let body = json!({"revision": 0, "document": document});
+    let (status, _, saved) = http(a.addr, "PUT", draft, Some(&admin), Some(&body)).await;
+    assert_eq!(status, 200, "{saved}");
+    let (status, published) = admin
+        .post("/api/flows/faq-hours/publish", &json!({"note": "from A"}))
+        .await;
+    assert_eq!(status, 201, "{published}");
+
+    // Node B hears of it and runs it for its new conversations.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, _, flow) = http(b.addr, "GET", "/api/flows/faq-hours", None, None).await;
+        if flow["version"] == 2 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "node B still runs {}",
+            flow["version"]
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut visitor = Visitor::start(b.addr, "faq-hours", "en").await;
+    let texts: Vec<String> = visitor
+        .bot_turn()
+        .await
+        .iter()
+        .filter_map(crate::chat::bot_text)
+        .collect();
+    assert_eq!(texts[0], "Published on node A");
+    visitor.close().await;
+    terminate(a);
+    terminate(b);
+    db.drop_database().await;
+}

@@ -61,7 +61,7 @@ impl Api {
             data_dir: dir.to_path_buf(),
             url: None,
         };
-        let store = database.open(state.library()).await.unwrap();
+        let store = database.open(&state.library()).await.unwrap();
         add_test_accounts(&store).await;
         state.store = Some(store.clone());
         Api {
@@ -507,6 +507,8 @@ async fn every_route_checks_its_caller() {
     }
     let c = "/api/console/conversations";
     let text = || Some(json!({"text": "hello"}));
+    let f = "/api/flows/faq-hours";
+    let faq = serde_json::to_value(server.state.library().get("faq-hours").unwrap()).unwrap();
     // (method, path, body, expected without a session, as agent `li`, as admin `root`)
     let table: Vec<(&str, String, Option<Value>, [u16; 3])> = vec![
         ("GET", "/".to_owned(), None, [200, 200, 200]),
@@ -611,6 +613,41 @@ async fn every_route_checks_its_caller() {
             None,
             [401, 403, 200],
         ),
+        // The flow designer's API (`docs/flow-api.md`): agents read, admins change.
+        ("GET", format!("{f}/draft"), None, [401, 200, 200]),
+        (
+            "PUT",
+            format!("{f}/draft"),
+            Some(json!({"revision": 0, "document": faq.clone()})),
+            [401, 403, 200],
+        ),
+        // The draft just saved is the current version.
+        (
+            "POST",
+            format!("{f}/publish"),
+            Some(json!({"note": "n"})),
+            [401, 403, 409],
+        ),
+        (
+            "POST",
+            format!("{f}/rollback"),
+            Some(json!({"version": 1})),
+            [401, 403, 409],
+        ),
+        ("GET", format!("{f}/versions"), None, [401, 200, 200]),
+        ("GET", format!("{f}/versions/1"), None, [401, 200, 200]),
+        (
+            "GET",
+            format!("{f}/diff?from=1&to=draft"),
+            None,
+            [401, 200, 200],
+        ),
+        (
+            "POST",
+            "/api/flows/import".to_owned(),
+            Some(faq.clone()),
+            [401, 403, 200],
+        ),
     ];
     let mut wrong = Vec::new();
     for (method, path, body, expected) in &table {
@@ -634,7 +671,7 @@ async fn every_route_checks_its_caller() {
             }
         }
         // Without the CSRF token, nothing changes for anyone.
-        if *method == "POST" {
+        if *method != "GET" {
             let forged = api
                 .call(method, path, Some(&root), false, body.clone(), &[])
                 .await;

@@ -10,8 +10,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use runtime::store::{
-    NewConversation, NewEvent, NewMessage, NewSession, Published, Sender, Store, StoreError,
-    StoredMessage,
+    DraftSaved, NewConversation, NewEvent, NewMessage, NewSession, NewVersion, Published, Sender,
+    Store, StoreError, StoredMessage, VersionPublished,
 };
 use sqlx::{AssertSqlSafe, Connection, Executor};
 
@@ -252,6 +252,131 @@ async fn published_flow_versions_are_immutable() {
             [(1, "h1".to_owned()), (2, "h2".to_owned()), (3, "h3".to_owned())]
         );
         assert!(store.flow_versions("nothing").await.unwrap().is_empty());
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn drafts_are_saved_with_compare_and_set_and_published_with_notes() {
+    on_every_backend("drafts", |store| async move {
+        assert_eq!(store.draft("shop").await.unwrap(), None);
+        store
+            .publish_flow("shop", 1, "h1", r#"{"v":1}"#)
+            .await
+            .unwrap();
+        // The first save expects no draft; a second first save conflicts.
+        let first = store
+            .save_draft("shop", 0, r#"{"d":"一"}"#, "root", 10)
+            .await
+            .unwrap();
+        assert_eq!(first, DraftSaved::Saved(1));
+        let DraftSaved::Conflict { current } = store
+            .save_draft("shop", 0, r#"{"d":"x"}"#, "li", 11)
+            .await
+            .unwrap()
+        else {
+            panic!("a second first save must conflict");
+        };
+        let current = current.unwrap();
+        assert_eq!(
+            (
+                current.revision,
+                current.document.as_str(),
+                current.updated_by.as_deref()
+            ),
+            (1, r#"{"d":"一"}"#, Some("root"))
+        );
+        assert_eq!(
+            store
+                .save_draft("shop", 1, r#"{"d":2}"#, "li", 12)
+                .await
+                .unwrap(),
+            DraftSaved::Saved(2)
+        );
+        // A stale revision changes nothing.
+        assert!(matches!(
+            store.save_draft("shop", 1, r#"{"d":"stale"}"#, "root", 13).await.unwrap(),
+            DraftSaved::Conflict { current: Some(d) } if d.revision == 2
+        ));
+        assert!(matches!(
+            store
+                .save_draft("nothing", 3, "{}", "root", 13)
+                .await
+                .unwrap(),
+            DraftSaved::Conflict { current: None }
+        ));
+        let draft = store.draft("shop").await.unwrap().unwrap();
+        assert_eq!((draft.revision, draft.updated_at), (2, 12));
+
+        let v2 = NewVersion {
+            flow_id: "shop",
+            version: 2,
+            hash: "h2",
+            document: r#"{"v":2}"#,
+            note: "better greeting 更好",
+            published_by: "root",
+            published_at: 20,
+        };
+        // Publishing from a stale draft revision stores nothing.
+        assert_eq!(
+            store.publish_version(&v2, 1).await.unwrap(),
+            VersionPublished::Conflict
+        );
+        assert_eq!(store.latest_flow("shop").await.unwrap().unwrap().version, 1);
+        assert_eq!(
+            store.publish_version(&v2, 2).await.unwrap(),
+            VersionPublished::Published { draft_revision: 3 }
+        );
+        let draft = store.draft("shop").await.unwrap().unwrap();
+        assert_eq!((draft.revision, draft.document.as_str()), (3, r#"{"v":2}"#));
+        // The same version number again: refused, the draft unchanged.
+        assert_eq!(
+            store.publish_version(&v2, 3).await.unwrap(),
+            VersionPublished::Conflict
+        );
+        assert_eq!(store.draft("shop").await.unwrap().unwrap().revision, 3);
+        // A flow without a draft gets one when it is published.
+        let other = NewVersion {
+            flow_id: "other",
+            version: 1,
+            hash: "o1",
+            document: "{}",
+            note: "",
+            published_by: "root",
+            published_at: 30,
+        };
+        assert_eq!(
+            store.publish_version(&other, 0).await.unwrap(),
+            VersionPublished::Published { draft_revision: 1 }
+        );
+
+        let history = store.version_history("shop").await.unwrap();
+        assert_eq!(history.len(), 2);
+        assert_eq!(
+            (
+                history[0].version,
+                history[0].note.as_deref(),
+                history[0].published_at
+            ),
+            (1, None, None)
+        );
+        assert_eq!(
+            (
+                history[1].version,
+                history[1].hash.as_str(),
+                history[1].note.as_deref(),
+                history[1].published_at,
+                history[1].published_by.as_deref()
+            ),
+            (
+                2,
+                "h2",
+                Some("better greeting 更好"),
+                Some(20),
+                Some("root")
+            )
+        );
+        assert!(store.version_history("nothing").await.unwrap().is_empty());
     })
     .await;
 }

@@ -11,4 +11,5 @@ mod cluster;
 mod connectors;
 mod console;
 mod demo;
+mod flow_api;
 mod store;

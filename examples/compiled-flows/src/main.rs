@@ -78,7 +78,8 @@ fn main() -> ExitCode {
     let engine = match engines.engine_for(&args.flow) {
         Ok(engine) => engine,
         Err(error) => {
-            let ids: Vec<&str> = engines.library().flows().map(|f| f.id.as_str()).collect();
+            let library = engines.library();
+            let ids: Vec<&str> = library.flows().map(|f| f.id.as_str()).collect();
             eprintln!(
                 "compiled-flows: error: {error} (the flows are: {})",
                 ids.join(", ")

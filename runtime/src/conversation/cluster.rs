@@ -11,6 +11,9 @@
 //!   tell a proxy from the real task.
 //! - **Queue changes** (handoffs, assignments) are published on `kefu.queue`; every node passes
 //!   other nodes' changes to its agents' consoles and its assigner.
+//! - **Published flow versions** are announced on `kefu.flows` (flow id and version); every
+//!   other node then loads the latest stored version of that flow into its `Engines`, so its
+//!   new conversations and its flow API use it too.
 //! - **A node's death.** Every node writes a heartbeat (`nodes.heartbeat_at`). A conversation
 //!   whose node is not registered, has a stale heartbeat, or does not answer (NATS's "no
 //!   responders", which the server reports as soon as the dead node's connection is gone) is
@@ -75,7 +78,7 @@ pub struct Cluster {
     outbox: mpsc::UnboundedSender<(String, Bytes)>,
     /// Subscribed before the node was registered (nothing addressed to it is missed); taken by
     /// the hub's tasks.
-    pending: Mutex<Option<(Subscriber, Subscriber)>>,
+    pending: Mutex<Option<(Subscriber, Subscriber, Subscriber)>>,
 }
 
 /// Why another node did not answer.
@@ -102,6 +105,7 @@ impl Cluster {
             .map_err(|error| anyhow::anyhow!("cannot connect to {}: {error}", config.nats_url))?;
         let requests = client.subscribe(node_subject(&node)).await?;
         let queue = client.subscribe(QUEUE_SUBJECT).await?;
+        let flows = client.subscribe(FLOWS_SUBJECT).await?;
         client.flush().await?;
         store.register_node(&node, now_ms()).await?;
         let (outbox, mut outgoing) = mpsc::unbounded_channel::<(String, Bytes)>();
@@ -119,7 +123,7 @@ impl Cluster {
             client,
             config,
             outbox,
-            pending: Mutex::new(Some((requests, queue))),
+            pending: Mutex::new(Some((requests, queue, flows))),
         }))
     }
 
@@ -178,6 +182,16 @@ impl Cluster {
         self.publish(QUEUE_SUBJECT.to_owned(), encode(&wire));
     }
 
+    /// Tells the other nodes that version `version` of flow `id` was published.
+    fn publish_flow_version(&self, id: &str, version: u32) {
+        let wire = WireFlowPublished {
+            origin: self.node.to_string(),
+            flow: id.to_owned(),
+            version,
+        };
+        self.publish(FLOWS_SUBJECT.to_owned(), encode(&wire));
+    }
+
     async fn request(
         &self,
         owner: &str,
@@ -214,6 +228,15 @@ impl Cluster {
 }
 
 const QUEUE_SUBJECT: &str = "kefu.queue";
+const FLOWS_SUBJECT: &str = "kefu.flows";
+
+/// A flow version published on one node (the document itself is in the database).
+#[derive(Serialize, Deserialize)]
+struct WireFlowPublished {
+    origin: String,
+    flow: String,
+    version: u32,
+}
 
 fn node_subject(node: &str) -> String {
     format!("kefu.node.{node}")
@@ -335,12 +358,13 @@ impl Hub {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .take();
-        let Some((requests, queue)) = taken else {
+        let Some((requests, queue, flows)) = taken else {
             return;
         };
         let tracker = &self.shared().tracker;
         tracker.spawn(self.clone().answer_requests(requests, Arc::clone(cluster)));
         tracker.spawn(self.clone().pass_queue_changes(queue, Arc::clone(cluster)));
+        tracker.spawn(self.clone().follow_flows(flows, Arc::clone(cluster)));
         tracker.spawn(self.clone().keep_alive(Arc::clone(cluster)));
     }
 
@@ -425,6 +449,46 @@ impl Hub {
                 event: change.event.event(),
                 assignee: change.assignee,
             });
+        }
+    }
+
+    /// Tells the other nodes, if any, that version `version` of flow `id` was published here
+    /// (and is stored): they make it their current version too.
+    pub fn announce_flow(&self, id: &str, version: u32) {
+        if let Some(cluster) = &self.shared().services.cluster {
+            cluster.publish_flow_version(id, version);
+        }
+    }
+
+    /// Loads the versions other nodes publish.
+    async fn follow_flows(self, mut flows: Subscriber, cluster: Arc<Cluster>) {
+        let shutdown = self.shutdown_token().clone();
+        loop {
+            let message = tokio::select! {
+                () = shutdown.cancelled() => break,
+                message = flows.next() => match message {
+                    Some(message) => message,
+                    None => break,
+                },
+            };
+            let Ok(published) = serde_json::from_slice::<WireFlowPublished>(&message.payload)
+            else {
+                tracing::warn!("unreadable flow announcement from another node");
+                continue;
+            };
+            if published.origin == cluster.node() {
+                continue;
+            }
+            let engines = &self.shared().services.engines;
+            match crate::flow_api::load_latest(self.store(), engines, &published.flow).await {
+                Ok(_) => {}
+                Err(error) => tracing::error!(
+                    flow = %published.flow,
+                    version = published.version,
+                    %error,
+                    "cannot load a flow version another node published"
+                ),
+            }
         }
     }
 

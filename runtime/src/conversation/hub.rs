@@ -650,7 +650,7 @@ impl Shared {
                 ))
             })?;
         let flow = flows::from_json(&stored.json).map_err(|e| unloadable(e.to_string()))?;
-        let mut library: Library = engines.library().clone();
+        let mut library = Library::clone(&engines.library());
         library.insert(flow);
         let interpreter =
             Interpreter::new(&library, &flow_ref.id).map_err(|e| unloadable(e.to_string()))?;

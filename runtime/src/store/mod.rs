@@ -10,7 +10,10 @@
 //! byte-for-byte (MySQL tables are utf8mb4, so Chinese text and emoji survive).
 //!
 //! - `flow_versions (flow_id, version)`: published flow documents with their content hash. A
-//!   published version is immutable: publishing it again with another hash is refused.
+//!   published version is immutable: publishing it again with another hash is refused. Since
+//!   `0004` each version may carry a note, a time and an author (`drafts.rs`).
+//! - `flow_drafts (flow_id)`: the designer's one draft per flow, saved with a compare-and-set
+//!   on its `revision` (`drafts.rs`).
 //! - `conversations (id)`: the flow version a conversation is pinned to, its owner and status,
 //!   and two counters, `last_message_seq` and `last_event_seq`.
 //! - `messages (conversation_id, seq)`, unique on `(conversation_id, client_id)`.
@@ -56,6 +59,7 @@ use sqlx::{Executor, MySqlPool, PgPool, SqlitePool};
 
 pub use accounts::{NewUser, Team, User};
 pub use console::{ListView, Note};
+pub use drafts::{Draft, DraftSaved, NewVersion, VersionInfo, VersionPublished};
 pub use error::{Result, StoreError};
 pub use types::{
     Backend, Conversation, FlowVersion, NewConversation, NewEvent, NewMessage, NewSession,
@@ -141,6 +145,7 @@ macro_rules! begin_write {
 // After the macros, which they use.
 mod accounts;
 mod console;
+mod drafts;
 mod nodes;
 
 pub use nodes::NodeOwner;
