@@ -137,30 +137,10 @@ fn says(frame: &Value, sender: &str, text: &str) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_nodes_serve_one_conversation_and_a_dead_node_loses_nothing() {
-    let Some(nats) = std::env::var("KEFU_TEST_NATS_URL")
-        .ok()
-        .filter(|u| !u.is_empty())
-    else {
-        eprintln!("two_nodes: KEFU_TEST_NATS_URL is unset, skipping");
+    let Some(Nodes { db, a, b, _dirs }) = Nodes::start("two_nodes").await else {
         return;
     };
-    let Some(db) = server_database("KEFU_TEST_POSTGRES_URL").await else {
-        eprintln!("two_nodes: KEFU_TEST_POSTGRES_URL is unset, skipping");
-        return;
-    };
-    let url = db.url();
-    let env = [
-        ("KEFU_DATABASE_URL", url.as_str()),
-        ("KEFU_NATS_URL", nats.as_str()),
-        ("KEFU_ADMIN_PASSWORD", "admin-password"),
-    ];
-    let (dir_a, dir_b) = (temp_dir("node-a"), temp_dir("node-b"));
-    // Started together: both migrate and create the first accounts on one empty database.
-    let (a, b) = tokio::join!(
-        Process::start_with(&dir_a, None, &env),
-        Process::start_with(&dir_b, None, &env)
-    );
-    let store = Store::connect(&url).await.unwrap();
+    let store = Store::connect(&db.url()).await.unwrap();
 
     // A second agent, created on node B.
     let admin = login(b.addr, "admin", "admin-password").await;
@@ -293,6 +273,52 @@ async fn two_nodes_serve_one_conversation_and_a_dead_node_loses_nothing() {
     db.drop_database().await;
 }
 
+/// Two `kefu` nodes on a fresh PostgreSQL database and the NATS server, admin password
+/// `admin-password`; `None` (said on stderr) when the test's variables are unset.
+struct Nodes {
+    db: crate::store::TestDb,
+    a: Process,
+    b: Process,
+    _dirs: (crate::chat::TempDir, crate::chat::TempDir),
+}
+
+impl Nodes {
+    async fn start(test: &str) -> Option<Nodes> {
+        let Some(nats) = std::env::var("KEFU_TEST_NATS_URL")
+            .ok()
+            .filter(|u| !u.is_empty())
+        else {
+            eprintln!("{test}: KEFU_TEST_NATS_URL is unset, skipping");
+            return None;
+        };
+        let Some(db) = server_database("KEFU_TEST_POSTGRES_URL").await else {
+            eprintln!("{test}: KEFU_TEST_POSTGRES_URL is unset, skipping");
+            return None;
+        };
+        let url = db.url();
+        let env = [
+            ("KEFU_DATABASE_URL", url.as_str()),
+            ("KEFU_NATS_URL", nats.as_str()),
+            ("KEFU_ADMIN_PASSWORD", "admin-password"),
+        ];
+        let dirs = (
+            temp_dir(&format!("{test}-a")),
+            temp_dir(&format!("{test}-b")),
+        );
+        // Started together: both migrate and create the first accounts on one empty database.
+        let (a, b) = tokio::join!(
+            Process::start_with(&dirs.0, None, &env),
+            Process::start_with(&dirs.1, None, &env)
+        );
+        Some(Nodes {
+            db,
+            a,
+            b,
+            _dirs: dirs,
+        })
+    }
+}
+
 /// `kill -TERM` and wait for the process to stop.
 fn terminate(process: Process) {
     let status = std::process::Command::new("kill")
@@ -306,28 +332,9 @@ fn terminate(process: Process) {
 /// A version published on one node becomes the current one on the other (`kefu.flows`).
 #[tokio::test]
 async fn a_version_published_on_one_node_runs_on_the_other() {
-    let Some(nats) = std::env::var("KEFU_TEST_NATS_URL")
-        .ok()
-        .filter(|u| !u.is_empty())
-    else {
-        eprintln!("flows_across_nodes: KEFU_TEST_NATS_URL is unset, skipping");
+    let Some(Nodes { db, a, b, _dirs }) = Nodes::start("flows_across_nodes").await else {
         return;
     };
-    let Some(db) = server_database("KEFU_TEST_POSTGRES_URL").await else {
-        eprintln!("flows_across_nodes: KEFU_TEST_POSTGRES_URL is unset, skipping");
-        return;
-    };
-    let url = db.url();
-    let env = [
-        ("KEFU_DATABASE_URL", url.as_str()),
-        ("KEFU_NATS_URL", nats.as_str()),
-        ("KEFU_ADMIN_PASSWORD", "admin-password"),
-    ];
-    let (dir_a, dir_b) = (temp_dir("flows-node-a"), temp_dir("flows-node-b"));
-    let (a, b) = tokio::join!(
-        Process::start_with(&dir_a, None, &env),
-        Process::start_with(&dir_b, None, &env)
-    );
     let admin = login(a.addr, "admin", "admin-password").await;
     let draft = "/api/flows/faq-hours/draft";
     let (status, _, loaded) = http(a.addr, "GET", draft, Some(&admin), None).await;
