@@ -3,6 +3,7 @@
 //! Today it is the agent console at `/console`; the flow designer (issue 6) joins it.
 
 pub mod console;
+pub mod editor;
 
 use wasm_bindgen::prelude::wasm_bindgen;
 
