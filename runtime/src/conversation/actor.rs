@@ -963,17 +963,8 @@ impl Actor {
 
     /// Tells the visitor how many conversations are ahead of theirs in the queue.
     async fn tell_position(&mut self, now: Millis) -> Result<(), Stop> {
-        let queue = self
-            .shared
-            .services
-            .store
-            .list_conversations(&crate::store::ListView::Queue, 1000)
-            .await;
-        let Ok(queue) = queue else {
+        let Ok(ahead) = self.shared.services.store.queue_ahead(&self.id).await else {
             // Only a courtesy: the conversation is queued whether or not it is told.
-            return Ok(());
-        };
-        let Some(ahead) = queue.iter().position(|c| *c.id == *self.id) else {
             return Ok(());
         };
         let text = match (self.session.locale.starts_with("zh"), ahead) {

@@ -25,6 +25,8 @@ pub struct Note {
 struct ConsoleSql {
     open_assignments: &'static str,
     queue: &'static str,
+    /// How many waiting conversations come before one in `queue`'s order.
+    queue_ahead: &'static str,
     assigned: &'static str,
     all: &'static str,
     insert_note: &'static str,
@@ -44,6 +46,33 @@ macro_rules! priority_rank {
     () => {
         "CASE priority WHEN 'urgent' THEN 0 WHEN 'high' THEN 1 WHEN 'normal' THEN 2 ELSE 3 END"
     };
+    ($table:literal) => {
+        concat!(
+            "CASE ",
+            $table,
+            ".priority WHEN 'urgent' THEN 0 WHEN 'high' THEN 1 ",
+            "WHEN 'normal' THEN 2 ELSE 3 END"
+        )
+    };
+}
+
+/// The conversations before `me` in the queue's order (`WHERE` of `queue_ahead`, after the
+/// placeholder for `me`'s id).
+macro_rules! ahead_of_me {
+    () => {
+        concat!(
+            " WHERE c.status = 'waiting' AND me.status = 'waiting' AND (",
+            priority_rank!("c"),
+            " < ",
+            priority_rank!("me"),
+            " OR (",
+            priority_rank!("c"),
+            " = ",
+            priority_rank!("me"),
+            " AND (c.handed_off_at < me.handed_off_at",
+            " OR (c.handed_off_at = me.handed_off_at AND c.id < me.id))))"
+        )
+    };
 }
 
 const SQLITE: ConsoleSql = ConsoleSql {
@@ -55,6 +84,10 @@ const SQLITE: ConsoleSql = ConsoleSql {
         " FROM conversations WHERE status = 'waiting' ORDER BY ",
         priority_rank!(),
         ", handed_off_at, id LIMIT ?"
+    ),
+    queue_ahead: concat!(
+        "SELECT COUNT(*) FROM conversations c JOIN conversations me ON me.id = ?",
+        ahead_of_me!()
     ),
     assigned: concat!(
         "SELECT ",
@@ -82,6 +115,10 @@ const POSTGRES: ConsoleSql = ConsoleSql {
         " FROM conversations WHERE status = 'waiting' ORDER BY ",
         priority_rank!(),
         ", handed_off_at, id LIMIT $1"
+    ),
+    queue_ahead: concat!(
+        "SELECT COUNT(*) FROM conversations c JOIN conversations me ON me.id = $1",
+        ahead_of_me!()
     ),
     assigned: concat!(
         "SELECT ",
@@ -122,6 +159,15 @@ impl Store {
             }
         });
         rows.into_iter().map(conversation_from_row).collect()
+    }
+
+    /// How many waiting conversations come before `id` in the queue (counted, not read).
+    pub async fn queue_ahead(&self, id: &str) -> Result<i64> {
+        Ok(
+            with_dialect!(self, pool, sql = (&SQLITE, &POSTGRES, &SQLITE) => {
+                sqlx::query_scalar(sql.queue_ahead).bind(id).fetch_one(pool).await?
+            }),
+        )
     }
 
     /// How many open conversations each agent has (agents with none are missing).
