@@ -11,6 +11,7 @@
 //! (maps from field name to value), which is exactly what a flow's `lookup` node gives and
 //! receives.
 
+pub mod cache;
 pub mod config;
 mod dsn;
 pub mod http;

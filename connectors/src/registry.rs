@@ -8,6 +8,9 @@
 //! connector is open: calls fail at once with [`ConnectorError::Open`] for
 //! `breaker_cooldown`. Then one call is let through (half-open) while the others still fail
 //! at once; its success closes the breaker, its failure opens it for another cooldown.
+//!
+//! With a [`Cache`] (`Registry::with_cache`), reads of entities with a `ttl_ms` are answered
+//! from it; only its loads reach the driver, with the policy above.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -15,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use flows::Value;
 
+use crate::cache::Cache;
 use crate::model::{
     Connector, ConnectorError, Connectors, Driver, DriverKind, Entity, FieldType, Operation,
     Params, Rows,
@@ -30,6 +34,7 @@ pub struct Registry {
     connectors: Connectors,
     drivers: HashMap<String, Arc<dyn Driver>>,
     state: HashMap<String, Mutex<State>>,
+    cache: Option<Arc<Cache>>,
 }
 
 /// One connector's breaker and statistics.
@@ -97,6 +102,39 @@ impl Registry {
             connectors,
             drivers,
             state,
+            cache: None,
+        }
+    }
+
+    /// The same registry with reads of entities that have a TTL going through `cache`.
+    pub fn with_cache(mut self, cache: Arc<Cache>) -> Registry {
+        self.cache = Some(cache);
+        self
+    }
+
+    /// The read cache, when there is one.
+    pub fn cache(&self) -> Option<&Arc<Cache>> {
+        self.cache.as_ref()
+    }
+
+    /// Drops the cached answers of `entity`'s operations called with exactly `params` (for
+    /// one row: `{key: value}`), on every node. Nothing to do without a cache or for an
+    /// unknown entity.
+    pub async fn invalidate(&self, connector: &str, entity: &str, params: &Params) {
+        if let Some(cache) = &self.cache
+            && let Some(ent) = self
+                .connectors
+                .get(connector)
+                .and_then(|c| c.entities.get(entity))
+        {
+            cache.invalidate(connector, ent, params).await;
+        }
+    }
+
+    /// Drops every cached answer of `entity`, on every node.
+    pub async fn invalidate_entity(&self, connector: &str, entity: &str) {
+        if let Some(cache) = &self.cache {
+            cache.invalidate_entity(connector, entity).await;
         }
     }
 
@@ -140,6 +178,29 @@ impl Registry {
             )));
         };
         check_params(connector, ent, operation, op, params)?;
+        match &self.cache {
+            Some(cache) if op.is_read() && ent.ttl.is_some() => {
+                cache
+                    .get_or_load(connector, ent, operation, params, || {
+                        self.call_source(config, ent, operation, op, params)
+                    })
+                    .await
+            }
+            _ => self.call_source(config, ent, operation, op, params).await,
+        }
+    }
+
+    /// One call of the driver, with the timeout, the retries and the breaker.
+    async fn call_source(
+        &self,
+        config: &Connector,
+        ent: &Entity,
+        operation: &str,
+        op: &Operation,
+        params: &Params,
+    ) -> Result<Rows, ConnectorError> {
+        let connector = config.name.as_str();
+        let entity = ent.name.as_str();
         let Some(driver) = self.drivers.get(connector) else {
             return Err(ConnectorError::Unavailable(format!(
                 "connector `{connector}` has no driver"

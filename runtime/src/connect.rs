@@ -11,6 +11,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use connectors::cache::{Cache, CacheConfig};
 use connectors::config::{self, Problem};
 use connectors::{ConnectorError, Registry};
 use flows::engine::{LookupOutcome, LookupRequest, Millis};
@@ -91,10 +92,16 @@ impl Source {
         })
     }
 
-    /// Loads, checks and connects.
-    pub async fn connect(&self) -> Result<Registry, LoadError> {
+    /// Loads, checks and connects; reads of entities with a `ttl_ms` go through `cache`.
+    pub async fn connect(&self, cache: Option<&Arc<Cache>>) -> Result<Registry, LoadError> {
         let checked = self.check()?;
-        Registry::connect(checked).await.map_err(LoadError::Connect)
+        let registry = Registry::connect(checked)
+            .await
+            .map_err(LoadError::Connect)?;
+        Ok(match cache {
+            Some(cache) => registry.with_cache(Arc::clone(cache)),
+            None => registry,
+        })
     }
 }
 
@@ -103,6 +110,8 @@ impl Source {
 pub struct Live {
     source: Source,
     registry: Arc<RwLock<Arc<Registry>>>,
+    /// In-process, and in Redis when `KEFU_REDIS_URL` names one; it outlives reloads.
+    cache: Option<Arc<Cache>>,
     /// Answers what no connector declares (the demo's `returns.create` and `tickets.create`).
     fallback: Option<Catalogue>,
 }
@@ -110,10 +119,18 @@ pub struct Live {
 impl Live {
     /// Loads and connects `source`; an invalid file stops the server from starting.
     pub async fn start(source: Source, fallback: Option<Catalogue>) -> Result<Live, LoadError> {
-        let registry = source.connect().await?;
+        let cache = match Cache::from_env(CacheConfig::default()).await {
+            Ok(cache) => Some(Arc::new(cache)),
+            Err(error) => {
+                tracing::warn!(%error, "connector reads are not cached");
+                None
+            }
+        };
+        let registry = source.connect(cache.as_ref()).await?;
         Ok(Live {
             source,
             registry: Arc::new(RwLock::new(Arc::new(registry))),
+            cache,
             fallback,
         })
     }
@@ -126,7 +143,7 @@ impl Live {
     /// Loads the file again; on success the new connectors answer from the next call on, on
     /// failure the old ones stay and the problems are returned.
     pub async fn reload(&self) -> Result<(), LoadError> {
-        let registry = self.source.connect().await?;
+        let registry = self.source.connect(self.cache.as_ref()).await?;
         *self.registry.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(registry);
         tracing::info!(file = %self.source.name(), "connectors reloaded");
         Ok(())
