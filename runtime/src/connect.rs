@@ -273,6 +273,154 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/api/admin/connectors", get(list))
         .route("/api/admin/connectors/reload", post(reload))
         .route("/api/admin/connectors/test", post(test))
+        .route("/metrics", get(metrics))
+}
+
+/// Prometheus text: connector calls, errors and latency, and the cache's reads by level,
+/// loads, evictions and Redis errors. Numbers only (no keys, targets or visitor data), so it
+/// is served without signing in, for a scraper.
+async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let label = |s: &str| s.replace('\\', "\\\\").replace('"', "\\\"");
+    let family = |out: &mut String, name: &str, kind: &str, help: &str| {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+    };
+    if let Some(chat) = &state.chat {
+        family(
+            &mut out,
+            "kefu_conversations_running",
+            "gauge",
+            "Conversation tasks running on this node.",
+        );
+        let _ = writeln!(out, "kefu_conversations_running {}", chat.hub.running());
+    }
+    if let Some(live) = &state.connectors {
+        let stats = live.registry().stats();
+        let counters = [
+            ("kefu_connector_calls_total", "Calls made.", 0),
+            ("kefu_connector_errors_total", "Calls that failed.", 1),
+            ("kefu_connector_retries_total", "Extra tries of reads.", 2),
+            (
+                "kefu_connector_rejected_total",
+                "Calls refused by the open breaker.",
+                3,
+            ),
+        ];
+        for (name, help, which) in counters {
+            family(&mut out, name, "counter", help);
+            for s in &stats {
+                let value = [s.calls, s.errors, s.retries, s.rejected][which];
+                let _ = writeln!(out, "{name}{{connector=\"{}\"}} {value}", label(&s.name));
+            }
+        }
+        family(
+            &mut out,
+            "kefu_connector_latency_seconds",
+            "gauge",
+            "Call latency over the last calls, by quantile.",
+        );
+        for s in &stats {
+            for (quantile, value) in [("0.5", s.latency_p50), ("0.99", s.latency_p99)] {
+                if let Some(value) = value {
+                    let _ = writeln!(
+                        out,
+                        "kefu_connector_latency_seconds{{connector=\"{}\",quantile=\"{quantile}\"}} {}",
+                        label(&s.name),
+                        value.as_secs_f64()
+                    );
+                }
+            }
+        }
+        if let Some(cache) = &live.cache {
+            let stats = cache.stats();
+            family(
+                &mut out,
+                "kefu_cache_redis_up",
+                "gauge",
+                "1 when the last Redis call worked, 0 when it failed, -1 without Redis.",
+            );
+            let up = match stats.redis {
+                "up" => 1,
+                "down" => 0,
+                _ => -1,
+            };
+            let _ = writeln!(out, "kefu_cache_redis_up {up}");
+            family(
+                &mut out,
+                "kefu_cache_l1_entries",
+                "gauge",
+                "Entries in the in-process level.",
+            );
+            let _ = writeln!(out, "kefu_cache_l1_entries {}", stats.l1_entries);
+            family(
+                &mut out,
+                "kefu_cache_l1_bytes",
+                "gauge",
+                "Bytes of keys and answers in the in-process level.",
+            );
+            let _ = writeln!(out, "kefu_cache_l1_bytes {}", stats.l1_bytes);
+            family(
+                &mut out,
+                "kefu_cache_reads_total",
+                "counter",
+                "Cached reads by where they were answered.",
+            );
+            for e in &stats.entities {
+                for (result, value) in [
+                    ("l1", e.l1_hits),
+                    ("l2", e.l2_hits),
+                    ("coalesced", e.coalesced),
+                    ("load", e.loads),
+                ] {
+                    let _ = writeln!(
+                        out,
+                        "kefu_cache_reads_total{{connector=\"{}\",entity=\"{}\",result=\"{result}\"}} {value}",
+                        label(&e.connector),
+                        label(&e.entity)
+                    );
+                }
+            }
+            let per_entity = [
+                (
+                    "kefu_cache_load_errors_total",
+                    "Loads from the source that failed.",
+                ),
+                (
+                    "kefu_cache_evictions_total",
+                    "In-process entries pushed out for room.",
+                ),
+                (
+                    "kefu_cache_expirations_total",
+                    "In-process entries that reached their TTL.",
+                ),
+                (
+                    "kefu_cache_redis_errors_total",
+                    "Failed or timed-out Redis calls.",
+                ),
+            ];
+            for (index, (name, help)) in per_entity.into_iter().enumerate() {
+                family(&mut out, name, "counter", help);
+                for e in &stats.entities {
+                    let value = [e.load_errors, e.evictions, e.expirations, e.redis_errors][index];
+                    let _ = writeln!(
+                        out,
+                        "{name}{{connector=\"{}\",entity=\"{}\"}} {value}",
+                        label(&e.connector),
+                        label(&e.entity)
+                    );
+                }
+            }
+        }
+    }
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
+        out,
+    )
+        .into_response()
 }
 
 fn live(state: &AppState) -> Result<&Live, ApiError> {

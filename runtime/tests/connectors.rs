@@ -371,3 +371,69 @@ fn the_server_refuses_to_start_with_a_broken_connectors_file() {
     assert!(err.contains("7:"), "the problem's line: {err}");
     assert!(err.contains("problem"), "{err}");
 }
+
+#[tokio::test]
+async fn metrics_count_connector_calls_and_cache_hits() {
+    use tower::ServiceExt;
+    let dir = temp_dir("connectors-metrics");
+    let server = Server::start(
+        &dir,
+        Options {
+            catalogue: true,
+            ..Options::default()
+        },
+    )
+    .await;
+    let api = Api::of(&server).await;
+    let root = api.session("root", "pass-word").await;
+    let find = json!({"connector": "demo", "entity": "products", "operation": "find",
+                      "params": {"category": "phones", "max_price": 3000}});
+    for _ in 0..2 {
+        let found = api
+            .post("/api/admin/connectors/test", &root, Some(find.clone()))
+            .await;
+        assert_eq!(found.status, StatusCode::OK, "{}", found.body);
+        assert!(!found.body["rows"].as_array().unwrap().is_empty());
+    }
+    // A scraper needs no session.
+    let request = axum::http::Request::builder()
+        .uri("/metrics")
+        .body(axum::body::Body::empty())
+        .unwrap();
+    let response = runtime::server::app(Arc::clone(&server.state))
+        .oneshot(request)
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    let text = String::from_utf8(bytes.to_vec()).unwrap();
+    let value = |series: &str| -> f64 {
+        text.lines()
+            .find_map(|line| line.strip_prefix(series))
+            .and_then(|rest| rest.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{series} in:\n{text}"))
+    };
+    // The products entity is cached (`ttl_ms`): one load, then an in-process hit.
+    let products = r#"connector="demo",entity="products""#;
+    assert_eq!(
+        value(&format!(
+            "kefu_cache_reads_total{{{products},result=\"load\"}}"
+        )),
+        1.0
+    );
+    assert_eq!(
+        value(&format!(
+            "kefu_cache_reads_total{{{products},result=\"l1\"}}"
+        )),
+        1.0
+    );
+    assert_eq!(value("kefu_connector_calls_total{connector=\"demo\"}"), 1.0);
+    assert_eq!(value("kefu_cache_redis_up"), -1.0);
+    assert!(
+        text.contains("# TYPE kefu_connector_errors_total counter"),
+        "{text}"
+    );
+    server.stop().await;
+}

@@ -598,6 +598,7 @@ async fn every_route_checks_its_caller() {
             None,
             [401, 403, 200],
         ),
+        ("GET", "/metrics".to_owned(), None, [200, 200, 200]),
         (
             "POST",
             "/api/admin/connectors/test".to_owned(),
