@@ -441,9 +441,31 @@ async fn list(
     State(state): State<Arc<AppState>>,
     _admin: Admin,
 ) -> Result<Json<JsonValue>, ApiError> {
-    let registry = live(&state)?.registry();
+    let live = live(&state)?;
+    let registry = live.registry();
     let pings = registry.ping_all().await;
     let stats = registry.stats();
+    let cache = live.cache.as_ref().map(|cache| cache.stats());
+    let cached = |connector: &str| -> Vec<JsonValue> {
+        cache
+            .iter()
+            .flat_map(|c| &c.entities)
+            .filter(|e| e.connector == connector)
+            .map(|e| {
+                let hot: Vec<JsonValue> = e
+                    .hot_keys
+                    .iter()
+                    .map(|k| json!({"label": k.label, "count": k.count}))
+                    .collect();
+                json!({
+                    "entity": e.entity, "hit_ratio": e.hit_ratio(), "l1_hits": e.l1_hits,
+                    "l2_hits": e.l2_hits, "loads": e.loads, "evictions": e.evictions,
+                    "load_p50_ms": millis(e.load_p50), "load_p99_ms": millis(e.load_p99),
+                    "hot_keys": hot,
+                })
+            })
+            .collect()
+    };
     let connectors: Vec<JsonValue> = registry
         .connectors()
         .connectors
@@ -485,10 +507,15 @@ async fn list(
                 "latency_p50_ms": millis(stat.and_then(|s| s.latency_p50)),
                 "latency_p99_ms": millis(stat.and_then(|s| s.latency_p99)),
                 "entities": entities,
+                "cache": cached(&connector.name),
             })
         })
         .collect();
-    Ok(Json(json!({ "connectors": connectors })))
+    let cache = cache.map(|c| {
+        json!({"redis": c.redis, "redis_errors": c.redis_errors, "l1_entries": c.l1_entries,
+               "l1_bytes": c.l1_bytes})
+    });
+    Ok(Json(json!({ "connectors": connectors, "cache": cache })))
 }
 
 /// Loads the file again; its problems (with line and column) when it cannot be taken.

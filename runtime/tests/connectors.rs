@@ -435,5 +435,17 @@ async fn metrics_count_connector_calls_and_cache_hits() {
         text.contains("# TYPE kefu_connector_errors_total counter"),
         "{text}"
     );
+    // The admin page's numbers: the hit ratio and the hot keys per cached entity.
+    let list = api.get("/api/admin/connectors", &root).await;
+    let cached = &list.body["connectors"][0]["cache"];
+    let products = cached
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["entity"] == "products")
+        .unwrap_or_else(|| panic!("{}", list.body));
+    assert_eq!(products["hit_ratio"], 0.5);
+    assert_eq!(products["loads"], 1);
+    assert_eq!(list.body["cache"]["redis"], "off");
     server.stop().await;
 }

@@ -629,6 +629,31 @@ pub struct Connector {
     pub latency_p50_ms: Option<f64>,
     pub latency_p99_ms: Option<f64>,
     pub entities: Vec<Entity>,
+    /// Reads of its cached entities (those with a `ttl_ms`).
+    pub cache: Vec<EntityCache>,
+}
+
+/// One cached entity's reads.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(default)]
+pub struct EntityCache {
+    #[serde(deserialize_with = "or_default")]
+    pub entity: String,
+    /// Reads answered without a load of their own.
+    pub hit_ratio: Option<f64>,
+    #[serde(deserialize_with = "or_default")]
+    pub loads: u64,
+    pub hot_keys: Vec<HotKey>,
+}
+
+/// A key read often lately.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(default)]
+pub struct HotKey {
+    #[serde(deserialize_with = "or_default")]
+    pub label: String,
+    #[serde(deserialize_with = "or_default")]
+    pub count: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Deserialize)]

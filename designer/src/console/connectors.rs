@@ -267,6 +267,31 @@ fn columns(rows: &[Value], key: &str) -> Vec<String> {
 }
 
 /// A latency for the table: one decimal, or a dash before the first call.
+/// One line per cached entity: its hit ratio and loads; its hottest keys as the tooltip.
+fn cache_lines(cache: &[api::EntityCache], loads: &'static str) -> impl IntoView + use<> {
+    if cache.is_empty() {
+        return view! { <span class="muted">"—"</span> }.into_any();
+    }
+    cache
+        .iter()
+        .map(|e| {
+            let ratio = e
+                .hit_ratio
+                .map_or_else(|| "—".to_owned(), |r| format!("{:.0}%", r * 100.0));
+            let hot: Vec<String> = e
+                .hot_keys
+                .iter()
+                .map(|k| format!("{} ×{}", k.label, k.count))
+                .collect();
+            view! {
+                <div title=hot.join("\n")>{e.entity.clone()} " " <strong>{ratio}</strong>
+                    <span class="muted">{format!(" ({loads}: {})", e.loads)}</span></div>
+            }
+        })
+        .collect_view()
+        .into_any()
+}
+
 fn latency(ms: Option<f64>) -> String {
     ms.map_or_else(|| "—".to_owned(), |ms| format!("{ms:.1}"))
 }
@@ -376,6 +401,7 @@ fn Table() -> impl IntoView {
                 <td class="num" data-test="connector-errors" class:bad=c.errors != 0>{c.errors}</td>
                 <td class="num">{latency(c.latency_p50_ms)}</td>
                 <td class="num">{latency(c.latency_p99_ms)}</td>
+                <td data-test="connector-cache">{cache_lines(&c.cache, console.t(T::SourceReads))}</td>
                 <td class="last-error" data-test="connector-last-error">
                     {c.last_error.unwrap_or_else(|| "—".to_owned())}
                 </td>
@@ -393,6 +419,7 @@ fn Table() -> impl IntoView {
                     <th class="num">{move || console.t(T::Errors)}</th>
                     <th class="num">{move || console.t(T::LatencyP50)}</th>
                     <th class="num">{move || console.t(T::LatencyP99)}</th>
+                    <th>{move || console.t(T::CacheHits)}</th>
                     <th>{move || console.t(T::LastError)}</th>
                 </tr>
             </thead>
