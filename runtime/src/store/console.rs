@@ -41,34 +41,15 @@ macro_rules! columns {
     };
 }
 
-/// Priorities in the order agents should take them.
-macro_rules! priority_rank {
-    () => {
-        "CASE priority WHEN 'urgent' THEN 0 WHEN 'high' THEN 1 WHEN 'normal' THEN 2 ELSE 3 END"
-    };
-    ($table:literal) => {
-        concat!(
-            "CASE ",
-            $table,
-            ".priority WHEN 'urgent' THEN 0 WHEN 'high' THEN 1 ",
-            "WHEN 'normal' THEN 2 ELSE 3 END"
-        )
-    };
-}
-
-/// The conversations before `me` in the queue's order (`WHERE` of `queue_ahead`, after the
-/// placeholder for `me`'s id).
+/// The conversations before `me` in the queue's order — priority first (`priority_rank`,
+/// migration 0006, indexed with the status), then the longest waiting — (`WHERE` of
+/// `queue_ahead`, after the placeholder for `me`'s id).
 macro_rules! ahead_of_me {
     () => {
         concat!(
             " WHERE c.status = 'waiting' AND me.status = 'waiting' AND (",
-            priority_rank!("c"),
-            " < ",
-            priority_rank!("me"),
-            " OR (",
-            priority_rank!("c"),
-            " = ",
-            priority_rank!("me"),
+            "c.priority_rank < me.priority_rank",
+            " OR (c.priority_rank = me.priority_rank",
             " AND (c.handed_off_at < me.handed_off_at",
             " OR (c.handed_off_at = me.handed_off_at AND c.id < me.id))))"
         )
@@ -81,9 +62,7 @@ const SQLITE: ConsoleSql = ConsoleSql {
     queue: concat!(
         "SELECT ",
         columns!(),
-        " FROM conversations WHERE status = 'waiting' ORDER BY ",
-        priority_rank!(),
-        ", handed_off_at, id LIMIT ?"
+        " FROM conversations WHERE status = 'waiting' ORDER BY priority_rank, handed_off_at, id LIMIT ?"
     ),
     queue_ahead: concat!(
         "SELECT COUNT(*) FROM conversations c JOIN conversations me ON me.id = ?",
@@ -112,9 +91,7 @@ const POSTGRES: ConsoleSql = ConsoleSql {
     queue: concat!(
         "SELECT ",
         columns!(),
-        " FROM conversations WHERE status = 'waiting' ORDER BY ",
-        priority_rank!(),
-        ", handed_off_at, id LIMIT $1"
+        " FROM conversations WHERE status = 'waiting' ORDER BY priority_rank, handed_off_at, id LIMIT $1"
     ),
     queue_ahead: concat!(
         "SELECT COUNT(*) FROM conversations c JOIN conversations me ON me.id = $1",

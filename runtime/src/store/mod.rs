@@ -498,6 +498,7 @@ impl Store {
                     .bind(routing.queue.as_deref())
                     .bind(routing.team.as_deref())
                     .bind(routing.priority.as_deref())
+                    .bind(routing.priority_rank())
                     .bind(routing.reason.as_deref())
                     .bind(routing.assignee.as_deref())
                     .bind(routing.handed_off_at)

@@ -70,7 +70,7 @@ pub(super) const SQLITE: Sql = Sql {
     messages_after: "SELECT seq, sender, kind, body, client_id, at FROM messages WHERE conversation_id = ? AND seq > ? ORDER BY seq LIMIT ?",
     lock_event_counter: "SELECT last_event_seq FROM conversations WHERE id = ?",
     update_state: "UPDATE conversations SET owner = ?, status = ?, last_event_seq = ? WHERE id = ?",
-    update_routing: "UPDATE conversations SET queue = ?, team = ?, priority = ?, reason = ?, assignee = ?, handed_off_at = ? WHERE id = ?",
+    update_routing: "UPDATE conversations SET queue = ?, team = ?, priority = ?, priority_rank = ?, reason = ?, assignee = ?, handed_off_at = ? WHERE id = ?",
     insert_event: "INSERT INTO events (conversation_id, seq, at, kind, data) VALUES (?, ?, ?, ?, ?)",
     events_after: "SELECT seq, at, kind, data FROM events WHERE conversation_id = ? AND seq > ? ORDER BY seq",
     save_session: "INSERT INTO sessions (conversation_id, turn, state) VALUES (?, ?, ?) \
@@ -102,7 +102,7 @@ pub(super) const POSTGRES: Sql = Sql {
     messages_after: "SELECT seq, sender, kind, body, client_id, at FROM messages WHERE conversation_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
     lock_event_counter: "SELECT last_event_seq FROM conversations WHERE id = $1 FOR UPDATE",
     update_state: "UPDATE conversations SET owner = $1, status = $2, last_event_seq = $3 WHERE id = $4",
-    update_routing: "UPDATE conversations SET queue = $1, team = $2, priority = $3, reason = $4, assignee = $5, handed_off_at = $6 WHERE id = $7",
+    update_routing: "UPDATE conversations SET queue = $1, team = $2, priority = $3, priority_rank = $4, reason = $5, assignee = $6, handed_off_at = $7 WHERE id = $8",
     insert_event: "INSERT INTO events (conversation_id, seq, at, kind, data) VALUES ($1, $2, $3, $4, $5)",
     events_after: "SELECT seq, at, kind, data FROM events WHERE conversation_id = $1 AND seq > $2 ORDER BY seq",
     save_session: "INSERT INTO sessions (conversation_id, turn, state) VALUES ($1, $2, $3) \

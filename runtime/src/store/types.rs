@@ -95,6 +95,19 @@ pub struct Routing {
     pub handed_off_at: Option<i64>,
 }
 
+impl Routing {
+    /// The queue's order of priorities (`priority_rank` in the database): urgent 0, high 1,
+    /// normal 2, anything else 3.
+    pub fn priority_rank(&self) -> i32 {
+        match self.priority.as_deref() {
+            Some("urgent") => 0,
+            Some("high") => 1,
+            Some("normal") => 2,
+            _ => 3,
+        }
+    }
+}
+
 /// An event to append with a state change.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewEvent {
