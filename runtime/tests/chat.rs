@@ -887,10 +887,11 @@ impl Process {
         process
     }
 
-    /// Waits until `GET /healthz` answers.
+    /// Waits until `GET /healthz` answers (a start migrates the database and seeds the demo
+    /// shop: on a busy machine or database that takes longer than one frame's `WAIT`).
     async fn wait_ready(&self) {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let deadline = tokio::time::Instant::now() + WAIT;
+        let deadline = tokio::time::Instant::now() + 3 * WAIT;
         loop {
             if let Ok(mut stream) = TcpStream::connect(self.addr).await {
                 let _ = stream
