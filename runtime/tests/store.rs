@@ -1268,6 +1268,15 @@ async fn the_console_lists_queues_assignments_and_notes() {
         let ids = |list: Vec<runtime::store::Conversation>| {
             list.into_iter().map(|c| c.id).collect::<Vec<_>>()
         };
+        // A place in the queue: the urgent one first; counting stops at the cap.
+        assert_eq!(store.queue_ahead("urgent", 10).await.unwrap(), 0);
+        assert_eq!(store.queue_ahead("old", 10).await.unwrap(), 1);
+        assert_eq!(store.queue_ahead("old", 1).await.unwrap(), 1);
+        assert_eq!(
+            store.queue_ahead("taken", 10).await.unwrap(),
+            0,
+            "not waiting"
+        );
         assert_eq!(
             ids(store
                 .list_conversations(&ListView::Queue, 10)

@@ -963,15 +963,23 @@ impl Actor {
 
     /// Tells the visitor how many conversations are ahead of theirs in the queue.
     async fn tell_position(&mut self, now: Millis) -> Result<(), Stop> {
-        let Ok(ahead) = self.shared.services.store.queue_ahead(&self.id).await else {
+        // Beyond this many the visitor is told "more than": the count stays cheap however long
+        // the queue.
+        const EXACT_UP_TO: i64 = 50;
+        let store = &self.shared.services.store;
+        let Ok(ahead) = store.queue_ahead(&self.id, EXACT_UP_TO as u32 + 1).await else {
             // Only a courtesy: the conversation is queued whether or not it is told.
             return Ok(());
         };
         let text = match (self.session.locale.starts_with("zh"), ahead) {
             (true, 0) => "您是下一位，客服马上就来。".to_owned(),
+            (true, n) if n > EXACT_UP_TO => format!("您前面还有 {EXACT_UP_TO} 位以上访客在等待。"),
             (true, n) => format!("您前面还有 {n} 位访客在等待。"),
             (false, 0) => "You are next in line.".to_owned(),
             (false, 1) => "1 person is ahead of you.".to_owned(),
+            (false, n) if n > EXACT_UP_TO => {
+                format!("More than {EXACT_UP_TO} people are ahead of you.")
+            }
             (false, n) => format!("{n} people are ahead of you."),
         };
         let body = Body::Notice {

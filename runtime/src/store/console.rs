@@ -65,8 +65,9 @@ const SQLITE: ConsoleSql = ConsoleSql {
         " FROM conversations WHERE status = 'waiting' ORDER BY priority_rank, handed_off_at, id LIMIT ?"
     ),
     queue_ahead: concat!(
-        "SELECT COUNT(*) FROM conversations c JOIN conversations me ON me.id = ?",
-        ahead_of_me!()
+        "SELECT COUNT(*) FROM (SELECT c.id FROM conversations c JOIN conversations me ON me.id = ?",
+        ahead_of_me!(),
+        " ORDER BY c.priority_rank, c.handed_off_at, c.id LIMIT ?) ahead"
     ),
     assigned: concat!(
         "SELECT ",
@@ -94,8 +95,9 @@ const POSTGRES: ConsoleSql = ConsoleSql {
         " FROM conversations WHERE status = 'waiting' ORDER BY priority_rank, handed_off_at, id LIMIT $1"
     ),
     queue_ahead: concat!(
-        "SELECT COUNT(*) FROM conversations c JOIN conversations me ON me.id = $1",
-        ahead_of_me!()
+        "SELECT COUNT(*) FROM (SELECT c.id FROM conversations c JOIN conversations me ON me.id = $1",
+        ahead_of_me!(),
+        " ORDER BY c.priority_rank, c.handed_off_at, c.id LIMIT $2) ahead"
     ),
     assigned: concat!(
         "SELECT ",
@@ -138,11 +140,16 @@ impl Store {
         rows.into_iter().map(conversation_from_row).collect()
     }
 
-    /// How many waiting conversations come before `id` in the queue (counted, not read).
-    pub async fn queue_ahead(&self, id: &str) -> Result<i64> {
+    /// How many waiting conversations come before `id` in the queue, counting at most `cap`
+    /// (walking the queue's index in order, so a long queue costs no more than `cap` rows).
+    pub async fn queue_ahead(&self, id: &str, cap: u32) -> Result<i64> {
         Ok(
             with_dialect!(self, pool, sql = (&SQLITE, &POSTGRES, &SQLITE) => {
-                sqlx::query_scalar(sql.queue_ahead).bind(id).fetch_one(pool).await?
+                sqlx::query_scalar(sql.queue_ahead)
+                    .bind(id)
+                    .bind(i64::from(cap))
+                    .fetch_one(pool)
+                    .await?
             }),
         )
     }
