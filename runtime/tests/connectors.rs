@@ -288,7 +288,7 @@ async fn the_console_shows_the_visitors_customer_record() {
     .await;
     let api = Api::of(&server).await;
     // An admin sees every conversation (an agent only the queue and their own).
-    let li = api.session("root", "pass-word").await;
+    let root = api.session("root", "pass-word").await;
     let mut known = Visitor::connect(server.addr).await;
     known
         .send(
@@ -299,7 +299,7 @@ async fn the_console_shows_the_visitors_customer_record() {
     let welcome = known.recv().await;
     let id = welcome["conversation"].as_str().unwrap().to_owned();
     let detail = api
-        .get(&format!("/api/console/conversations/{id}"), &li)
+        .get(&format!("/api/console/conversations/{id}"), &root)
         .await;
     let customer = &detail.body["context"]["customer"];
     assert_eq!(customer["source"], "demo.customers", "{}", detail.body);
@@ -315,7 +315,7 @@ async fn the_console_shows_the_visitors_customer_record() {
     let detail = api
         .get(
             &format!("/api/console/conversations/{}", anonymous.conversation),
-            &li,
+            &root,
         )
         .await;
     assert!(
@@ -332,7 +332,7 @@ async fn the_console_shows_the_visitors_customer_record() {
         .unwrap()
         .to_owned();
     let detail = api
-        .get(&format!("/api/console/conversations/{id}"), &li)
+        .get(&format!("/api/console/conversations/{id}"), &root)
         .await;
     assert_eq!(detail.body["context"]["customer"]["fields"], json!([]));
     // A bad identity is refused at the start.
@@ -341,7 +341,6 @@ async fn the_console_shows_the_visitors_customer_record() {
         .await;
     let error = bad.recv().await;
     assert_eq!(error["code"], "bad_frame", "{error}");
-    drop(Arc::clone(&server.state));
     server.stop().await;
 }
 
