@@ -7,11 +7,14 @@
 //!  KEFU_TEST_REDIS_URL=redis://127.0.0.1:6379 cargo bench -p connectors --bench cache`
 //! (those two are the defaults). It creates a database `kefu_cache_bench_{pid}` and Redis keys
 //! under `kefu_cache_bench_{pid}`, and drops both at the end. A plain measurement loop, not
-//! criterion's statistics.
+//! criterion's statistics. "Redis only" is the entity's `level1: false`, as a
+//! `connectors.yaml` would say it.
 //!
-//! `CacheConfig` cannot turn level 1 off; "Redis only" gives it 1 byte of room, a 1 ns
-//! lifetime for cold keys and a hot threshold no key reaches, so that every entry has expired
-//! by the next read (the stats show how many reads level 1 still answered: none or nearly).
+//! `cargo bench -p connectors --bench cache -- l1` measures only the level-1 hit (one warm key,
+//! one caller, an in-memory source shaped like the table's rows, no database or Redis) —
+//! the quick loop for work on the hit path. "L1 hit" is a hot key (answered by the hot-key
+//! front); "L1 (moka)" makes no key hot (`hot_min_count` out of reach), so every hit goes
+//! through moka, as a key read less often than `hot_min_count` times per decay period does.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -20,8 +23,8 @@ use std::time::{Duration, Instant};
 
 use connectors::cache::{Cache, CacheConfig, EntityCacheStats};
 use connectors::{
-    Connector, ConnectorError, Connectors, DriverKind, Entity, Field, FieldSource, FieldType,
-    Operation, Params, Registry, SqlExpr, Target,
+    CallFuture, Connector, ConnectorError, Connectors, Driver, DriverKind, Entity, Field,
+    FieldSource, FieldType, Operation, Params, Registry, Rows, SqlExpr, Target,
 };
 use flows::Value;
 use sqlx::{AssertSqlSafe, Connection, Executor};
@@ -51,7 +54,7 @@ fn field(name: &str, sql: &str, columns: &[&str]) -> Field {
     }
 }
 
-fn entity(table: &str) -> Entity {
+fn entity(table: &str, level1: bool) -> Entity {
     Entity {
         name: "customers".to_owned(),
         table: Some(table.to_owned()),
@@ -68,10 +71,11 @@ fn entity(table: &str) -> Entity {
         error_field: None,
         operations: BTreeMap::from([("get".to_owned(), Operation::Get)]),
         ttl: Some(Duration::from_secs(600)),
+        level1,
     }
 }
 
-fn config(url: &str, table: &str) -> Connectors {
+fn config(url: &str, table: &str, level1: bool) -> Connectors {
     Connectors {
         customer: None,
         connectors: vec![Connector {
@@ -85,7 +89,7 @@ fn config(url: &str, table: &str) -> Connectors {
             pool_size: CONCURRENCY as u32,
             breaker_failures: 5,
             breaker_cooldown: Duration::from_secs(30),
-            entities: BTreeMap::from([("customers".to_owned(), entity(table))]),
+            entities: BTreeMap::from([("customers".to_owned(), entity(table, level1))]),
         }],
     }
 }
@@ -204,6 +208,18 @@ fn lru_hit_ratio(keys: &[u32], capacity: usize) -> f64 {
     hits as f64 / keys.len().max(1) as f64
 }
 
+/// The table's row `id` as the driver answers it.
+fn row(id: u32) -> Rows {
+    vec![BTreeMap::from([
+        ("id".to_owned(), Value::Number(f64::from(id))),
+        (
+            "name".to_owned(),
+            Value::String(format!("First{id} Last{id}")),
+        ),
+        ("balance".to_owned(), Value::Number(f64::from(id) + 0.25)),
+    ])]
+}
+
 fn params(id: u32) -> Params {
     BTreeMap::from([("id".to_owned(), Value::Number(f64::from(id)))])
 }
@@ -298,7 +314,7 @@ async fn report_cache(cache: &Cache, keys: &[u32], reads: usize) {
         s.expirations,
         all.redis_errors,
     );
-    if all.l1_entries == 0 {
+    if all.l1_entries == 0 || s.l1_hits == 0 {
         return;
     }
     let lru = lru_hit_ratio(&consumed, all.l1_entries as usize);
@@ -324,23 +340,29 @@ async fn hit_ratio_simulation(l1_bytes: u64, table: &str, keys: &[u32], reads: u
     )
     .await
     .expect("cache");
-    let ent = entity(table);
+    let connectors = config("mysql://unused", table, true);
+    let connector = &connectors.connectors[0];
+    let scope = cache.scope(connector, &connector.entities["customers"]);
+    // Every read is timed; those that did not call the loader were level-1 hits (hot keys
+    // from the front, the others through moka).
+    let mut hits = Vec::with_capacity(reads);
     for &id in &keys[..reads] {
         let p = params(id);
+        let loaded = std::cell::Cell::new(false);
+        let t = Instant::now();
         cache
-            .get_or_load("db", &ent, "get", &p, || async move {
-                Ok(vec![BTreeMap::from([
-                    ("id".to_owned(), Value::Number(f64::from(id))),
-                    (
-                        "name".to_owned(),
-                        Value::String(format!("First{id} Last{id}")),
-                    ),
-                    ("balance".to_owned(), Value::Number(f64::from(id) + 0.25)),
-                ])])
+            .get_or_load(&scope, "get", &p, || {
+                loaded.set(true);
+                async move { Ok(row(id)) }
             })
             .await
             .expect("get");
+        let ns = t.elapsed().as_nanos() as u64;
+        if !loaded.get() {
+            hits.push(ns);
+        }
     }
+    hits.sort_unstable();
     cache.run_pending_tasks().await;
     let all = cache.stats();
     let s = entity_stats(&cache);
@@ -353,13 +375,21 @@ async fn hit_ratio_simulation(l1_bytes: u64, table: &str, keys: &[u32], reads: u
         all.l1_entries,
         lru * 100.0
     );
+    println!(
+        "           its {} level-1 hits (Cache::get_or_load): p50 {:.2} µs   p99 {:.2} µs   p99.9 {:.2} µs   over 2 µs {:.2} %",
+        hits.len(),
+        micros(pct(&hits, 0.50)),
+        micros(pct(&hits, 0.99)),
+        micros(pct(&hits, 0.999)),
+        hits.iter().filter(|&&ns| ns > 2_000).count() as f64 * 100.0 / hits.len().max(1) as f64,
+    );
 }
 
 /// One caller, `iterations` reads of a warm key through `registry` and through the cache
 /// directly; prints p50/p99/p99.9.
 async fn micro(label: &str, registry: &Registry, iterations: usize) {
     let cache = registry.cache().expect("a cache");
-    let ent = registry.connectors().connectors[0].entities["customers"].clone();
+    let scope = registry.scope("db", "customers").expect("a cached entity");
     let p = params(1);
     registry
         .call("db", "customers", "get", &p)
@@ -382,7 +412,7 @@ async fn micro(label: &str, registry: &Registry, iterations: usize) {
     for _ in 0..iterations {
         let t = Instant::now();
         let rows = cache
-            .get_or_load("db", &ent, "get", &p, || async {
+            .get_or_load(scope, "get", &p, || async {
                 Err(ConnectorError::Remote(
                     "the key is warm: no load expected".to_owned(),
                 ))
@@ -468,9 +498,73 @@ async fn delete_keys(conn: &mut redis::aio::ConnectionManager, pattern: &str) ->
     }
 }
 
+/// An in-memory source: row `id` of the table, at once.
+struct Memory;
+
+impl Driver for Memory {
+    fn call<'a>(
+        &'a self,
+        _: &'a Entity,
+        _: &'a str,
+        _: &'a Operation,
+        params: &'a Params,
+    ) -> CallFuture<'a> {
+        let id = match params.get("id") {
+            Some(Value::Number(n)) => *n as u32,
+            _ => 0,
+        };
+        Box::pin(async move { Ok(row(id)) })
+    }
+
+    fn ping(
+        &self,
+    ) -> std::pin::Pin<Box<dyn Future<Output = Result<(), ConnectorError>> + Send + '_>> {
+        Box::pin(async { Ok(()) })
+    }
+}
+
+/// `-- l1`: the level-1 hit alone, over an in-memory source (see the module's documentation).
+fn level_1_only() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        for (label, hot_min_count) in [("L1 hit", 8), ("L1 (moka)", u32::MAX)] {
+            let cache = Arc::new(
+                Cache::new(
+                    CacheConfig {
+                        hot_min_count,
+                        ..CacheConfig::default()
+                    },
+                    None,
+                )
+                .await
+                .expect("cache"),
+            );
+            let registry = Registry::with_drivers(
+                config("mysql://unused", "customers", true),
+                HashMap::from([("db".to_owned(), Arc::new(Memory) as Arc<dyn Driver>)]),
+            )
+            .with_cache(cache);
+            for _ in 0..3 {
+                micro(label, &registry, MICRO_L1_ITERATIONS).await;
+            }
+        }
+        let keys = zipf_sequence(ROWS, ZIPF_S, 1_000_000, SEED);
+        for l1_bytes in [SMALL_L1, 64 * SMALL_L1] {
+            hit_ratio_simulation(l1_bytes, "customers", &keys, keys.len()).await;
+        }
+    });
+}
+
 fn main() {
     // `cargo test --benches` runs this with `--bench`-less args; only measure under `cargo bench`.
     if !std::env::args().any(|a| a == "--bench") {
+        return;
+    }
+    if std::env::args().any(|a| a == "l1") {
+        level_1_only();
         return;
     }
     let mysql_url = std::env::var("KEFU_TEST_MYSQL_URL")
@@ -527,20 +621,17 @@ fn main() {
 
         // 1. No cache.
         let plain = Arc::new(
-            Registry::connect(config(&mysql_url, &table))
+            Registry::connect(config(&mysql_url, &table, true))
                 .await
                 .expect("registry"),
         );
         measure("no cache", plain, keys.clone()).await;
 
-        // 2. Redis only: level 1 cannot be switched off, so every entry expires at once.
+        // 2. Redis only: the entity's `level1: false`.
         let redis_only_cache = Arc::new(
             Cache::new(
                 CacheConfig {
                     prefix: format!("{unique}_r"),
-                    l1_max_bytes: 1,
-                    cold_l1_ttl: Duration::from_nanos(1),
-                    hot_min_count: u32::MAX,
                     ..CacheConfig::default()
                 },
                 Some(&redis_url),
@@ -549,7 +640,7 @@ fn main() {
             .expect("cache"),
         );
         let redis_only = Arc::new(
-            Registry::connect(config(&mysql_url, &table))
+            Registry::connect(config(&mysql_url, &table, false))
                 .await
                 .expect("registry")
                 .with_cache(redis_only_cache.clone()),
@@ -570,7 +661,7 @@ fn main() {
             .expect("cache"),
         );
         let two = Arc::new(
-            Registry::connect(config(&mysql_url, &table))
+            Registry::connect(config(&mysql_url, &table, true))
                 .await
                 .expect("registry")
                 .with_cache(two_cache.clone()),
@@ -592,7 +683,7 @@ fn main() {
             .expect("cache"),
         );
         let small = Arc::new(
-            Registry::connect(config(&mysql_url, &table))
+            Registry::connect(config(&mysql_url, &table, true))
                 .await
                 .expect("registry")
                 .with_cache(small_cache.clone()),
@@ -601,16 +692,35 @@ fn main() {
         report_cache(&small_cache, &keys, run.reads).await;
 
         println!();
-        for l1_bytes in [SMALL_L1, 4 * SMALL_L1] {
+        for l1_bytes in [SMALL_L1, 4 * SMALL_L1, 64 * SMALL_L1] {
             hit_ratio_simulation(l1_bytes, &table, &keys, 1_000_000).await;
         }
 
         println!();
         micro("L1 hit", &two, MICRO_L1_ITERATIONS).await;
+        let moka_path = Registry::connect(config(&mysql_url, &table, true))
+            .await
+            .expect("registry")
+            .with_cache(Arc::new(
+                Cache::new(
+                    CacheConfig {
+                        prefix: format!("{unique}_m"),
+                        hot_min_count: u32::MAX,
+                        ..CacheConfig::default()
+                    },
+                    Some(&redis_url),
+                )
+                .await
+                .expect("cache"),
+            ));
+        micro("L1 (moka)", &moka_path, MICRO_L1_ITERATIONS).await;
         micro("L2 hit", &redis_only, MICRO_L2_ITERATIONS).await;
         raw_redis_get(
             &mut redis_conn,
-            &redis_only_cache.key("db", "customers", "get", &params(1)),
+            &redis_only
+                .scope("db", "customers")
+                .expect("a cached entity")
+                .key("get", &params(1)),
         )
         .await;
 

@@ -51,6 +51,7 @@ fn config(kind: DriverKind, url: &str, table: &str) -> Connectors {
         error_field: None,
         operations: BTreeMap::from([("get".to_owned(), Operation::Get)]),
         ttl: None,
+        level1: true,
     };
     Connectors {
         customer: None,

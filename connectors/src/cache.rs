@@ -2,21 +2,43 @@
 //! admission, weighed by the answer's size), level 2 in Redis (shared by every node), then the
 //! source (the registry's call with its timeout, retries and breaker).
 //!
-//! # What is cached
+//! # What is cached, under which key
 //!
 //! Only reads (`Operation::is_read`) of entities with a `ttl_ms` go through the cache; the
 //! answer of one call (connector, entity, operation and parameters) is one entry, under
-//! `{prefix}:c:{connector}:{entity}:{operation}:{hash}` where the hash is the SHA-256 (first
-//! 128 bits, hex) of the parameters as canonical JSON (maps in key order). An empty answer is
-//! cached too (negative caching), for `min(ttl, negative_ttl)`; errors are never cached. A
-//! level-2 value is one format byte ([`FORMAT`]) and JSON `{at, ttl, rows}` (`at`: when it was
-//! loaded, Unix ms), stored with Redis's own expiry (`PX`).
+//! `{prefix}:c:{connector}:{entity}:{fingerprint}:{operation}:{hash}`. The hash is the SHA-256
+//! (first 128 bits, hex) of the parameters as canonical JSON (maps in key order). The
+//! fingerprint (8 hex digits) is a hash of the entity's configuration — connector name and
+//! driver, table, key, fields, error field, operations; not the DSN, headers, TTL or
+//! `level1` — so that after a `connectors.yaml` change answers of the old shape are no longer
+//! found (they expire by their TTL). A [`Scope`] is the cache's view of one entity: its key
+//! prefix and counters, built once per registry ([`Cache::scope`]).
+//!
+//! An empty answer is cached too (negative caching), for `min(ttl, negative_ttl)`; errors are
+//! never cached. A level-2 value is one format byte ([`FORMAT`]) and JSON `{at, ttl, rows}`
+//! (`at`: when it was loaded, Unix ms), stored with Redis's own expiry (`PX`). An entity with
+//! `level1: false` is kept in Redis only (every read of it asks Redis).
+//!
+//! # The level-1 hit path
+//!
+//! A hit builds the key (the SHA-256 of the parameters, streamed from the JSON encoder without
+//! a buffer), bumps the hot-key sketch (relaxed atomics; the top-K list's lock only for keys
+//! already hot), counts the hit with one relaxed atomic and answers an `Arc` of the rows (no
+//! copy). A hot key is answered by level 1's *front* (`Front`): a direct-mapped table of
+//! entries moka holds, read without moka. Other keys are looked up in moka under a hash taken
+//! from that SHA-256 (moka does not hash the key's text again); moka records every such read
+//! and every 64th one applies the last 64 to its policy (TinyLFU sketch, LRU order, timer
+//! wheel) on the reader's time — the 3–5 µs tail of a hit that is not hot
+//! (`docs/benchmarks.md`). Every 16th front hit of a slot still goes through moka, so that
+//! its admission and eviction keep seeing hot keys.
 //!
 //! # Single flight
 //!
 //! Concurrent misses of one key on one node become one load: level 1's `try_get_with` runs the
 //! first caller's load (level 2, then the source) and the others wait for its result (an error
-//! is handed to every waiter and not kept). Across nodes, each node loads at most once.
+//! is handed to every waiter and not kept). Across nodes, each node loads at most once. An
+//! entity kept in Redis only goes through the same `try_get_with`, with an entry that weighs
+//! nothing and has expired by the time anyone reads it.
 //!
 //! # Hot keys
 //!
@@ -32,12 +54,14 @@
 //! # Invalidation and the staleness bound
 //!
 //! [`Cache::invalidate`] drops the answers of one entity's operations for given parameters,
-//! [`Cache::invalidate_entity`] every answer of an entity: in this node's level 1 at once, in
-//! Redis (`DEL`, or `SCAN MATCH` + `UNLINK` for a whole entity — a walk over the keyspace,
-//! meant for rare bulk changes), and in the other nodes' level 1 through a message on
-//! `{prefix}:cache:invalidate` (entity-wide: a moka invalidation predicate on the key prefix,
-//! no generation numbers). A load under way while an invalidation arrives neither writes
-//! level 2 nor stays in level 1.
+//! [`Cache::invalidate_entity`] every answer of an entity (of every fingerprint): in this
+//! node's level 1 at once, in Redis (`DEL`, or `SCAN MATCH` + `UNLINK` for a whole entity — a
+//! walk over the keyspace, meant for rare bulk changes), and in the other nodes' level 1
+//! through a message on `{prefix}:cache:invalidate` (entity-wide: a moka invalidation
+//! predicate on the key prefix, no generation numbers). A load under way while an invalidation
+//! arrives neither writes level 2 nor stays in level 1. The keys of one call carry the
+//! fingerprint: a node whose configuration of the entity differs (during a rolling change)
+//! is reached by entity-wide invalidations only.
 //!
 //! The bound: without an invalidation, an answer is at most the entity's TTL old (a level-1
 //! entry filled from level 2 expires when the level-2 value does). After an invalidation, other
@@ -54,10 +78,10 @@
 //! its timeout to every read); invalidations always try. The connection manager and the
 //! subscription reconnect by themselves.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::future::Future;
-use std::hash::{DefaultHasher, Hash, Hasher};
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
+use std::hash::{BuildHasherDefault, Hash, Hasher};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -67,10 +91,13 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::model::{ConnectorError, Entity, Params, Rows};
+use crate::model::{Connector, ConnectorError, Entity, Params, Rows};
 
 /// The environment variable the server reads the Redis URL from.
 pub const REDIS_URL_ENV: &str = "KEFU_REDIS_URL";
+/// The environment variable the server reads [`CacheConfig::prefix`] from (default `kefu`):
+/// deployments (or test runs) sharing one Redis keep apart by it.
+pub const PREFIX_ENV: &str = "KEFU_CACHE_PREFIX";
 /// The first byte of every level-2 value; a value with another first byte is a miss.
 pub const FORMAT: u8 = 1;
 /// How many recent load latencies each entity keeps for its percentiles.
@@ -84,6 +111,8 @@ const WARN_EVERY: Duration = Duration::from_secs(10);
 /// After a failed Redis call, reads leave level 2 alone for this long (invalidations still
 /// try), so that a hung Redis does not add its timeout to every read.
 const REDIS_PAUSE: Duration = Duration::from_secs(1);
+const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
 
 /// How the cache behaves; `CacheConfig::default()` suits a server.
 #[derive(Debug, Clone)]
@@ -133,22 +162,269 @@ pub struct Cache {
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
-/// One level-1 entry.
+/// The cache's view of one entity of one connector, as configured: the key prefix (with the
+/// configuration's fingerprint), the TTL, whether level 1 keeps its answers, and its counters.
+/// Built by [`Cache::scope`], once per registry; scopes of one entity share their counters.
 #[derive(Clone)]
+pub struct Scope {
+    connector: String,
+    entity: String,
+    ttl: Option<Duration>,
+    level1: bool,
+    fingerprint: String,
+    /// `{prefix}:c:{connector}:{entity}:{fingerprint}:`
+    prefix: String,
+    /// The FNV-1a state after `prefix` (a key's level-1 hash goes on from there).
+    seed: u64,
+    /// The entity's read operations (what [`Cache::invalidate`] drops).
+    reads: Vec<String>,
+    counters: Arc<Counters>,
+}
+
+impl Scope {
+    pub fn connector(&self) -> &str {
+        &self.connector
+    }
+
+    pub fn entity(&self) -> &str {
+        &self.entity
+    }
+
+    /// 8 hex digits: a hash of the entity's configuration (see the module's documentation).
+    pub fn fingerprint(&self) -> &str {
+        &self.fingerprint
+    }
+
+    /// How long answers are kept; `None`: the entity is not cached.
+    pub fn ttl(&self) -> Option<Duration> {
+        self.ttl
+    }
+
+    /// Whether level 1 keeps this entity's answers (else Redis only).
+    pub fn level1(&self) -> bool {
+        self.level1
+    }
+
+    /// The Redis key of one call's answer:
+    /// `{prefix}:c:{connector}:{entity}:{fingerprint}:{operation}:{hash}`.
+    pub fn key(&self, operation: &str, params: &Params) -> String {
+        self.make_key(operation, params).text.into_string()
+    }
+
+    fn make_key(&self, operation: &str, params: &Params) -> Key {
+        let mut hasher = ShaWriter(Sha256::new());
+        // Writing into a hasher cannot fail, and a `Params` always encodes.
+        let _ = serde_json::to_writer(&mut hasher, params);
+        let digest = hasher.0.finalize();
+        let mut text = String::with_capacity(self.prefix.len() + operation.len() + 33);
+        text.push_str(&self.prefix);
+        text.push_str(operation);
+        text.push(':');
+        for byte in &digest[..16] {
+            text.push(char::from(HEX[usize::from(byte >> 4)]));
+            text.push(char::from(HEX[usize::from(byte & 15)]));
+        }
+        let mut high = [0u8; 8];
+        high.copy_from_slice(&digest[..8]);
+        Key {
+            hash: fnv(self.seed, operation.as_bytes()) ^ u64::from_be_bytes(high),
+            text: text.into_boxed_str(),
+        }
+    }
+}
+
+/// A level-1 key: the Redis key's text and a hash of it that level 1 uses as is (FNV-1a of
+/// the text up to the parameters' hash, mixed with the first 64 bits of that hash), so that a
+/// hit does not hash the text again. [`Key::from_text`] gives the same hash for a key that
+/// arrives as text (an invalidation message).
+#[derive(Clone, PartialEq, Eq)]
+struct Key {
+    hash: u64,
+    text: Box<str>,
+}
+
+impl Hash for Key {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_u64(self.hash);
+    }
+}
+
+impl Key {
+    fn from_text(text: &str) -> Key {
+        let hash = match text.rsplit_once(':') {
+            Some((head, hex)) if hex.len() == 32 => match u64::from_str_radix(&hex[..16], 16) {
+                Ok(high) => fnv(FNV_OFFSET, head.as_bytes()) ^ high,
+                Err(_) => fnv(FNV_OFFSET, text.as_bytes()),
+            },
+            _ => fnv(FNV_OFFSET, text.as_bytes()),
+        };
+        Key {
+            hash,
+            text: text.into(),
+        }
+    }
+}
+
+/// Level 1's hasher: a [`Key`] writes its ready hash, which this passes through.
+#[derive(Default)]
+struct KeyHasher(u64);
+
+impl Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Only reached if something other than a `Key` is hashed: still a fair hash.
+        self.0 = fnv(self.0 ^ FNV_OFFSET, bytes);
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 ^= n;
+    }
+}
+
+type L1 = moka::future::Cache<Key, Arc<Entry>, BuildHasherDefault<KeyHasher>>;
+
+/// FNV-1a of `bytes`, going on from `state`.
+fn fnv(mut state: u64, bytes: &[u8]) -> u64 {
+    for byte in bytes {
+        state = (state ^ u64::from(*byte)).wrapping_mul(FNV_PRIME);
+    }
+    state
+}
+
+/// Feeds the JSON encoder's output straight into SHA-256.
+struct ShaWriter(Sha256);
+
+impl std::io::Write for ShaWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.update(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// One level-1 entry.
 struct Entry {
     rows: Arc<Rows>,
-    /// How long it stays in level 1 from its insertion.
+    /// How long it stays in level 1 from its insertion (zero for an entity kept in Redis
+    /// only: the entry only carries a load's answer to the callers waiting for it).
     l1_ttl: Duration,
+    /// When it was made (just before moka's insertion): the front's copy expires at
+    /// `made + l1_ttl`, no later than moka's.
+    made: Instant,
     weight: u32,
+    counters: Arc<Counters>,
+}
+
+/// Slots of the hot-key front.
+const FRONT_SLOTS: usize = 1024;
+/// Every so many front hits of a slot, one read goes through moka instead, so that its
+/// TinyLFU sketch and LRU order keep seeing the hot key.
+const FRONT_SAMPLE: u32 = 16;
+
+/// Level 1's front for hot keys: a direct-mapped table (slot = the key's hash modulo
+/// [`FRONT_SLOTS`]) of entries moka holds. A hot key's hit is answered here without moka,
+/// whose per-read bookkeeping — every 64th recorded read applies the last 64 to its policy on
+/// the reader's own time — was the tail of the hit latency. A front entry is served only while
+/// it has not expired and no invalidation happened since it was put (the cache's invalidation
+/// count, read before the moka lookup that found it); moka's removal of the key (eviction,
+/// expiry, invalidation) clears its slot, so the front holds nothing moka dropped for room.
+struct Front {
+    slots: Box<[std::sync::RwLock<Option<Arc<FrontEntry>>>]>,
+}
+
+struct FrontEntry {
+    key: Key,
+    entry: Arc<Entry>,
+    expires: Instant,
+    /// The cache's invalidation count when the entry was found in moka.
+    epoch: u64,
+    hits: AtomicU32,
+}
+
+/// What the front says about a key.
+enum FrontRead {
+    Hit(Arc<Rows>),
+    /// Not there, or a sampled read that must go through moka.
+    Miss,
+}
+
+impl Front {
+    fn new() -> Front {
+        Front {
+            slots: (0..FRONT_SLOTS)
+                .map(|_| std::sync::RwLock::new(None))
+                .collect(),
+        }
+    }
+
+    fn slot(&self, hash: u64) -> &std::sync::RwLock<Option<Arc<FrontEntry>>> {
+        &self.slots[(hash % FRONT_SLOTS as u64) as usize]
+    }
+
+    fn get(&self, key: &Key, epoch: u64) -> FrontRead {
+        let slot = self
+            .slot(key.hash)
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let Some(found) = slot.as_ref() else {
+            return FrontRead::Miss;
+        };
+        if found.key != *key || found.epoch != epoch || Instant::now() >= found.expires {
+            return FrontRead::Miss;
+        }
+        if (found.hits.fetch_add(1, Ordering::Relaxed) + 1).is_multiple_of(FRONT_SAMPLE) {
+            return FrontRead::Miss;
+        }
+        FrontRead::Hit(Arc::clone(&found.entry.rows))
+    }
+
+    fn put(&self, key: &Key, entry: &Arc<Entry>, epoch: u64) {
+        let expires = entry.made + entry.l1_ttl;
+        let mut slot = self
+            .slot(key.hash)
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        // The same entry again (a sampled read): keep its count.
+        if let Some(found) = slot.as_ref()
+            && found.key == *key
+            && Arc::ptr_eq(&found.entry, entry)
+            && found.epoch == epoch
+        {
+            return;
+        }
+        *slot = Some(Arc::new(FrontEntry {
+            key: key.clone(),
+            entry: Arc::clone(entry),
+            expires,
+            epoch,
+            hits: AtomicU32::new(0),
+        }));
+    }
+
+    fn remove(&self, key: &Key) {
+        let mut slot = self
+            .slot(key.hash)
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if slot.as_ref().is_some_and(|found| found.key == *key) {
+            *slot = None;
+        }
+    }
 }
 
 struct Expiry;
 
-impl moka::Expiry<String, Entry> for Expiry {
+impl moka::Expiry<Key, Arc<Entry>> for Expiry {
     fn expire_after_create(
         &self,
-        _key: &String,
-        value: &Entry,
+        _key: &Key,
+        value: &Arc<Entry>,
         _created_at: Instant,
     ) -> Option<Duration> {
         Some(value.l1_ttl)
@@ -168,10 +444,14 @@ struct Inner {
     key_prefix: String,
     invalidate_channel: String,
     hot_channel: String,
-    l1: moka::future::Cache<String, Entry>,
+    l1: L1,
+    /// Hot keys' entries, answered without moka.
+    front: Arc<Front>,
     redis: Option<RedisLink>,
-    stats: Arc<Mutex<Stats>>,
-    hot: Mutex<HotKeys>,
+    /// Each entity's counters, by (connector, entity); they outlive reloads.
+    entities: Mutex<BTreeMap<(String, String), Arc<Counters>>>,
+    redis_errors: AtomicU64,
+    hot: HotKeys,
     /// Keys other nodes found hot, until when.
     remote_hot: Mutex<HashMap<String, Instant>>,
     /// Bumped by every invalidation; a load that sees it change does not keep its answer.
@@ -182,24 +462,26 @@ struct Inner {
     warning: Mutex<(Option<Instant>, u64)>,
 }
 
-#[derive(Default)]
-struct Stats {
-    /// connector → entity → counters.
-    entities: HashMap<String, HashMap<String, Counters>>,
-    redis_errors: u64,
-}
-
+/// One entity's counters: relaxed atomics, so that a hit counts without a lock.
 #[derive(Default)]
 struct Counters {
-    l1_hits: u64,
-    l2_hits: u64,
-    coalesced: u64,
-    loads: u64,
-    load_errors: u64,
-    evictions: u64,
-    expirations: u64,
-    redis_errors: u64,
-    latencies: VecDeque<Duration>,
+    l1_hits: AtomicU64,
+    l2_hits: AtomicU64,
+    coalesced: AtomicU64,
+    loads: AtomicU64,
+    load_errors: AtomicU64,
+    evictions: AtomicU64,
+    expirations: AtomicU64,
+    redis_errors: AtomicU64,
+    latencies: Mutex<VecDeque<Duration>>,
+}
+
+fn bump(counter: &AtomicU64) {
+    counter.fetch_add(1, Ordering::Relaxed);
+}
+
+fn read(counter: &AtomicU64) -> u64 {
+    counter.load(Ordering::Relaxed)
 }
 
 /// The numbers of the whole cache, for the admin page.
@@ -308,6 +590,31 @@ const BY_NOTHING: u8 = 0;
 const BY_L2: u8 = 1;
 const BY_SOURCE: u8 = 2;
 
+/// 8 hex digits of the SHA-256 of what shapes an entity's answers: the connector's name and
+/// driver and the entity's table, key, fields, error field and operations (their `Debug`
+/// forms: the configuration as checked, with SQL expressions as the parser printed them).
+/// Secrets (DSN, headers), the TTL and `level1` are left out.
+pub fn fingerprint(connector: &Connector, entity: &Entity) -> String {
+    let description = format!(
+        "{}\n{}\n{}\n{:?}\n{}\n{:?}\n{:?}\n{:?}",
+        connector.name,
+        connector.driver.as_str(),
+        entity.name,
+        entity.table,
+        entity.key,
+        entity.fields,
+        entity.error_field,
+        entity.operations
+    );
+    let digest = Sha256::digest(description.as_bytes());
+    let mut out = String::with_capacity(8);
+    for byte in &digest[..4] {
+        out.push(char::from(HEX[usize::from(byte >> 4)]));
+        out.push(char::from(HEX[usize::from(byte & 15)]));
+    }
+    out
+}
+
 impl Cache {
     /// A cache with level 2 in the Redis at `redis_url` (`redis://host:6379/0`), or level 1
     /// only. Redis need not be up: the cache starts anyway and connects when it can. Waits up
@@ -332,26 +639,27 @@ impl Cache {
                 Some(RedisLink { client, conn })
             }
         };
-        let stats = Arc::new(Mutex::new(Stats::default()));
         let key_prefix = format!("{}:c:", config.prefix);
-        let listener_stats = Arc::clone(&stats);
-        let listener_prefix = key_prefix.clone();
-        let l1 = moka::future::Cache::builder()
+        let front = Arc::new(Front::new());
+        let listener_front = Arc::clone(&front);
+        let l1: L1 = moka::future::Cache::builder()
             .max_capacity(config.l1_max_bytes)
-            .weigher(|_key: &String, entry: &Entry| entry.weight)
+            .weigher(|_key: &Key, entry: &Arc<Entry>| entry.weight)
             .expire_after(Expiry)
             .support_invalidation_closures()
-            .eviction_listener(move |key: Arc<String>, _entry: Entry, cause| {
-                let (connector, entity) = split_key(&listener_prefix, &key);
-                let mut stats = lock(&listener_stats);
-                let counters = stats.counters(connector, entity);
+            .eviction_listener(move |key: Arc<Key>, entry: Arc<Entry>, cause| {
+                // An entry of a Redis-only entity was never meant to be read.
+                if entry.l1_ttl.is_zero() {
+                    return;
+                }
+                listener_front.remove(&key);
                 match cause {
-                    RemovalCause::Size => counters.evictions += 1,
-                    RemovalCause::Expired => counters.expirations += 1,
+                    RemovalCause::Size => bump(&entry.counters.evictions),
+                    RemovalCause::Expired => bump(&entry.counters.expirations),
                     RemovalCause::Explicit | RemovalCause::Replaced => {}
                 }
             })
-            .build();
+            .build_with_hasher(BuildHasherDefault::default());
         let nanos = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_nanos())
@@ -361,11 +669,13 @@ impl Cache {
             invalidate_channel: format!("{}:cache:invalidate", config.prefix),
             hot_channel: format!("{}:cache:hot", config.prefix),
             key_prefix,
-            hot: Mutex::new(HotKeys::new(config.hot_top_k)),
+            hot: HotKeys::new(config.hot_top_k),
             config,
             l1,
+            front,
             redis,
-            stats,
+            entities: Mutex::new(BTreeMap::new()),
+            redis_errors: AtomicU64::new(0),
             remote_hot: Mutex::new(HashMap::new()),
             invalidations: AtomicU64::new(0),
             redis_down: AtomicBool::new(false),
@@ -383,75 +693,131 @@ impl Cache {
     }
 
     /// A cache with the Redis of `KEFU_REDIS_URL` when it is set (and not empty), else level 1
-    /// only.
-    pub async fn from_env(config: CacheConfig) -> Result<Cache, CacheError> {
+    /// only; `KEFU_CACHE_PREFIX`, when set (and not empty), replaces `config.prefix`.
+    pub async fn from_env(mut config: CacheConfig) -> Result<Cache, CacheError> {
         let url = std::env::var(REDIS_URL_ENV)
             .ok()
             .filter(|u| !u.trim().is_empty());
+        if let Some(prefix) = std::env::var(PREFIX_ENV)
+            .ok()
+            .map(|p| p.trim().to_owned())
+            .filter(|p| !p.is_empty())
+        {
+            config.prefix = prefix;
+        }
         Cache::new(config, url.as_deref()).await
     }
 
-    /// The key of one call's answer: `{prefix}:c:{connector}:{entity}:{operation}:{hash}`.
-    pub fn key(&self, connector: &str, entity: &str, operation: &str, params: &Params) -> String {
-        let canonical = serde_json::to_vec(params).unwrap_or_default();
-        let digest = Sha256::digest(&canonical);
-        let mut key = format!("{}{connector}:{entity}:{operation}:", self.inner.key_prefix);
-        for byte in &digest[..16] {
-            key.push(char::from(HEX[usize::from(byte >> 4)]));
-            key.push(char::from(HEX[usize::from(byte & 15)]));
+    /// The cache's view of `entity` of `connector` as configured now (build it once: it hashes
+    /// the configuration).
+    pub fn scope(&self, connector: &Connector, entity: &Entity) -> Scope {
+        let fingerprint = fingerprint(connector, entity);
+        let prefix = format!(
+            "{}{}:{}:{fingerprint}:",
+            self.inner.key_prefix, connector.name, entity.name
+        );
+        let counters = Arc::clone(
+            lock(&self.inner.entities)
+                .entry((connector.name.clone(), entity.name.clone()))
+                .or_default(),
+        );
+        Scope {
+            connector: connector.name.clone(),
+            entity: entity.name.clone(),
+            ttl: entity.ttl,
+            level1: entity.level1,
+            seed: fnv(FNV_OFFSET, prefix.as_bytes()),
+            fingerprint,
+            prefix,
+            reads: entity
+                .operations
+                .iter()
+                .filter(|(_, op)| op.is_read())
+                .map(|(name, _)| name.clone())
+                .collect(),
+            counters,
         }
-        key
     }
 
-    /// The answer of `operation` of `entity` with `params`: from level 1, level 2, or `load`
-    /// (whose answer is then kept for the entity's TTL; an empty one for the negative TTL).
-    /// An entity without a TTL is not cached: `load` runs every time.
+    /// The answer of `operation` of the scope's entity with `params`: from level 1, level 2,
+    /// or `load` (whose answer is then kept for the entity's TTL; an empty one for the
+    /// negative TTL). An entity without a TTL is not cached: `load` runs every time.
     pub async fn get_or_load<F, Fut>(
         &self,
-        connector: &str,
-        entity: &Entity,
+        scope: &Scope,
         operation: &str,
         params: &Params,
         load: F,
-    ) -> Result<Rows, ConnectorError>
+    ) -> Result<Arc<Rows>, ConnectorError>
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<Rows, ConnectorError>>,
     {
-        let Some(ttl) = entity.ttl else {
-            return load().await;
+        let Some(ttl) = scope.ttl else {
+            return load().await.map(Arc::new);
         };
         let inner = &*self.inner;
-        let key = self.key(connector, &entity.name, operation, params);
-        inner.touch_hot(&key, || label(operation, params));
-        if let Some(entry) = inner.l1.get(&key).await {
-            inner.count(connector, &entity.name, |c| c.l1_hits += 1);
-            return Ok((*entry.rows).clone());
+        let key = scope.make_key(operation, params);
+        let hot = inner
+            .hot
+            .touch(key.hash, &key.text, inner.config.hot_min_count, || {
+                label(operation, params)
+            });
+        let counters = &scope.counters;
+        // Read before looking anything up: an invalidation after this makes what is found
+        // here unfit for the front (and a load's answer unfit to keep).
+        let epoch = inner.invalidations.load(Ordering::SeqCst);
+        if scope.level1 {
+            if hot && let FrontRead::Hit(rows) = inner.front.get(&key, epoch) {
+                bump(&counters.l1_hits);
+                return Ok(rows);
+            }
+            if let Some(entry) = inner.l1.get(&key).await {
+                bump(&counters.l1_hits);
+                if hot {
+                    inner.front.put(&key, &entry, epoch);
+                }
+                return Ok(Arc::clone(&entry.rows));
+            }
         }
 
         let by = AtomicU8::new(BY_NOTHING);
-        let epoch = inner.invalidations.load(Ordering::SeqCst);
         let load_time = Mutex::new(None);
+        // A Redis-only entity's entry weighs nothing and has expired when anyone reads it.
+        let l1_ttl = |left: Duration| {
+            if scope.level1 {
+                inner.l1_ttl(&key.text, left)
+            } else {
+                Duration::ZERO
+            }
+        };
+        let entry_weight = |encoded: usize| {
+            if scope.level1 {
+                weight(&key.text, encoded)
+            } else {
+                0
+            }
+        };
         let init = async {
-            if let Some((stored, size)) = inner.l2_get(connector, &entity.name, &key).await {
+            if let Some((stored, size)) = inner.l2_get(counters, &key.text).await {
                 by.store(BY_L2, Ordering::SeqCst);
                 let left = Duration::from_millis(
                     (stored.at + stored.ttl)
                         .saturating_sub(now_ms())
                         .min(stored.ttl),
                 );
-                return Ok(Entry {
-                    l1_ttl: inner.l1_ttl(&key, left),
+                return Ok(Arc::new(Entry {
+                    l1_ttl: l1_ttl(left),
+                    made: Instant::now(),
                     rows: Arc::new(stored.rows),
-                    weight: weight(&key, size),
-                });
+                    weight: entry_weight(size),
+                    counters: Arc::clone(counters),
+                }));
             }
             by.store(BY_SOURCE, Ordering::SeqCst);
             let started = Instant::now();
             let result = load().await;
-            *load_time
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(started.elapsed());
+            *lock(&load_time) = Some(started.elapsed());
             let rows = result?;
             let keep = if rows.is_empty() {
                 ttl.min(inner.config.negative_ttl)
@@ -469,81 +835,79 @@ impl Cache {
                 },
             )
             .map_err(|e| ConnectorError::Remote(format!("cache: cannot encode an answer: {e}")))?;
+            let size = encoded.len();
             if inner.invalidations.load(Ordering::SeqCst) == epoch {
-                inner
-                    .l2_set(connector, &entity.name, &key, encoded.clone(), keep)
-                    .await;
+                inner.l2_set(counters, &key.text, encoded, keep).await;
             }
-            Ok(Entry {
-                l1_ttl: inner.l1_ttl(&key, keep),
+            Ok(Arc::new(Entry {
+                l1_ttl: l1_ttl(keep),
+                made: Instant::now(),
                 rows: Arc::new(rows),
-                weight: weight(&key, encoded.len()),
-            })
+                weight: entry_weight(size),
+                counters: Arc::clone(counters),
+            }))
         };
         let result = inner
             .l1
             .try_get_with::<_, ConnectorError>(key.clone(), init)
             .await;
         let by = by.load(Ordering::SeqCst);
-        let load_time = load_time
+        match by {
+            BY_L2 => bump(&counters.l2_hits),
+            BY_SOURCE => {
+                bump(&counters.loads);
+                if result.is_err() {
+                    bump(&counters.load_errors);
+                }
+            }
+            _ => bump(&counters.coalesced),
+        }
+        if let Some(t) = load_time
             .into_inner()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        inner.count(connector, &entity.name, |c| {
-            match by {
-                BY_L2 => c.l2_hits += 1,
-                BY_SOURCE => {
-                    c.loads += 1;
-                    if result.is_err() {
-                        c.load_errors += 1;
-                    }
-                }
-                _ => c.coalesced += 1,
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        {
+            let mut latencies = lock(&counters.latencies);
+            if latencies.len() == LATENCY_WINDOW {
+                latencies.pop_front();
             }
-            if let Some(t) = load_time {
-                if c.latencies.len() == LATENCY_WINDOW {
-                    c.latencies.pop_front();
-                }
-                c.latencies.push_back(t);
-            }
-        });
+            latencies.push_back(t);
+        }
         match result {
             Ok(entry) => {
-                if by != BY_NOTHING && inner.invalidations.load(Ordering::SeqCst) != epoch {
-                    // Invalidated while it loaded: answer it this once, do not keep it.
+                if by != BY_NOTHING
+                    && (!scope.level1 || inner.invalidations.load(Ordering::SeqCst) != epoch)
+                {
+                    // Invalidated while it loaded: answer it this once, do not keep it. (A
+                    // Redis-only entry has expired already; removing it now keeps it out of
+                    // level 1's numbers.)
                     inner.l1.invalidate(&key).await;
                 }
-                Ok((*entry.rows).clone())
+                Ok(Arc::clone(&entry.rows))
             }
             Err(e) => Err((*e).clone()),
         }
     }
 
-    /// Drops the cached answers of every operation of `entity` called with exactly `params`
-    /// (for one row: `{key: value}` names its `get`), here, in Redis and on the other nodes.
-    /// Searches and lists that happen to contain the row are not found this way: use
-    /// [`Cache::invalidate_entity`], or let their TTL run out.
-    pub async fn invalidate(&self, connector: &str, entity: &Entity, params: &Params) {
-        let keys: Vec<String> = entity
-            .operations
-            .keys()
-            .map(|op| self.key(connector, &entity.name, op, params))
+    /// Drops the cached answers of every read operation of the scope's entity called with
+    /// exactly `params` (for one row: `{key: value}` names its `get`), here, in Redis and on
+    /// the other nodes. Searches and lists that happen to contain the row are not found this
+    /// way: use [`Cache::invalidate_entity`], or let their TTL run out.
+    pub async fn invalidate(&self, scope: &Scope, params: &Params) {
+        let keys: Vec<Key> = scope
+            .reads
+            .iter()
+            .map(|op| scope.make_key(op, params))
             .collect();
         self.invalidate_keys(keys).await;
     }
 
     /// Drops the cached answer of one call, here, in Redis and on the other nodes.
-    pub async fn invalidate_call(
-        &self,
-        connector: &str,
-        entity: &str,
-        operation: &str,
-        params: &Params,
-    ) {
-        let key = self.key(connector, entity, operation, params);
+    pub async fn invalidate_call(&self, scope: &Scope, operation: &str, params: &Params) {
+        let key = scope.make_key(operation, params);
         self.invalidate_keys(vec![key]).await;
     }
 
-    async fn invalidate_keys(&self, keys: Vec<String>) {
+    async fn invalidate_keys(&self, keys: Vec<Key>) {
         let inner = &*self.inner;
         inner.invalidations.fetch_add(1, Ordering::SeqCst);
         for key in &keys {
@@ -552,6 +916,7 @@ impl Cache {
         let Some(redis) = &inner.redis else {
             return;
         };
+        let keys: Vec<String> = keys.into_iter().map(|k| k.text.into_string()).collect();
         let mut conn = redis.conn.clone();
         let mut del = redis::cmd("DEL");
         for key in &keys {
@@ -573,8 +938,8 @@ impl Cache {
             .await;
     }
 
-    /// Drops every cached answer of `entity`, here, in Redis (a `SCAN` of the keyspace) and on
-    /// the other nodes.
+    /// Drops every cached answer of `entity` (whatever the configuration it was read with),
+    /// here, in Redis (a `SCAN` of the keyspace) and on the other nodes.
     pub async fn invalidate_entity(&self, connector: &str, entity: &str) {
         let inner = &*self.inner;
         let prefix = format!("{}{connector}:{entity}:", inner.key_prefix);
@@ -650,51 +1015,57 @@ impl Cache {
     pub fn stats(&self) -> CacheStats {
         let inner = &*self.inner;
         let hot = inner.local_hot();
-        let stats = lock(&inner.stats);
         let mut entities = Vec::new();
-        for (connector, map) in &stats.entities {
-            for (entity, c) in map {
-                let mut sorted: Vec<Duration> = c.latencies.iter().copied().collect();
-                sorted.sort_unstable();
-                let pct = |p: f64| -> Option<Duration> {
-                    if sorted.is_empty() {
-                        return None;
-                    }
-                    let i = ((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len());
-                    Some(sorted[i - 1])
-                };
-                let prefix = format!("{}{connector}:{entity}:", inner.key_prefix);
-                entities.push(EntityCacheStats {
-                    connector: connector.clone(),
-                    entity: entity.clone(),
-                    l1_hits: c.l1_hits,
-                    l2_hits: c.l2_hits,
-                    coalesced: c.coalesced,
-                    misses: c.l2_hits + c.loads,
-                    loads: c.loads,
-                    load_errors: c.load_errors,
-                    load_p50: pct(0.50),
-                    load_p99: pct(0.99),
-                    evictions: c.evictions,
-                    expirations: c.expirations,
-                    redis_errors: c.redis_errors,
-                    hot_keys: hot
-                        .iter()
-                        .filter(|h| h.key.starts_with(&prefix))
-                        .take(10)
-                        .cloned()
-                        .collect(),
-                });
+        for ((connector, entity), c) in lock(&inner.entities).iter() {
+            let (l1_hits, l2_hits, coalesced, loads) = (
+                read(&c.l1_hits),
+                read(&c.l2_hits),
+                read(&c.coalesced),
+                read(&c.loads),
+            );
+            // An entity with a scope that was never read is not shown.
+            if l1_hits + l2_hits + coalesced + loads == 0 {
+                continue;
             }
+            let mut sorted: Vec<Duration> = lock(&c.latencies).iter().copied().collect();
+            sorted.sort_unstable();
+            let pct = |p: f64| -> Option<Duration> {
+                if sorted.is_empty() {
+                    return None;
+                }
+                let i = ((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len());
+                Some(sorted[i - 1])
+            };
+            let prefix = format!("{}{connector}:{entity}:", inner.key_prefix);
+            entities.push(EntityCacheStats {
+                connector: connector.clone(),
+                entity: entity.clone(),
+                l1_hits,
+                l2_hits,
+                coalesced,
+                misses: l2_hits + loads,
+                loads,
+                load_errors: read(&c.load_errors),
+                load_p50: pct(0.50),
+                load_p99: pct(0.99),
+                evictions: read(&c.evictions),
+                expirations: read(&c.expirations),
+                redis_errors: read(&c.redis_errors),
+                hot_keys: hot
+                    .iter()
+                    .filter(|h| h.key.starts_with(&prefix))
+                    .take(10)
+                    .cloned()
+                    .collect(),
+            });
         }
-        entities.sort_by(|a, b| (&a.connector, &a.entity).cmp(&(&b.connector, &b.entity)));
         CacheStats {
             redis: match (&inner.redis, inner.redis_down.load(Ordering::SeqCst)) {
                 (None, _) => "off",
                 (Some(_), false) => "up",
                 (Some(_), true) => "down",
             },
-            redis_errors: stats.redis_errors,
+            redis_errors: read(&inner.redis_errors),
             l1_entries: inner.l1.entry_count(),
             l1_bytes: inner.l1.weighted_size(),
             hot_keys: hot.into_iter().take(10).collect(),
@@ -718,20 +1089,12 @@ impl Drop for Cache {
 }
 
 impl Inner {
-    fn count(&self, connector: &str, entity: &str, f: impl FnOnce(&mut Counters)) {
-        f(lock(&self.stats).counters(connector, entity));
-    }
-
-    fn touch_hot(&self, key: &str, label: impl FnOnce() -> String) {
-        lock(&self.hot).touch(key, label);
-    }
-
     fn local_hot(&self) -> Vec<HotKey> {
-        lock(&self.hot).hot(self.config.hot_min_count)
+        self.hot.hot(self.config.hot_min_count)
     }
 
     fn is_hot(&self, key: &str) -> bool {
-        if lock(&self.hot).is_hot(key, self.config.hot_min_count) {
+        if self.hot.is_hot(key, self.config.hot_min_count) {
             return true;
         }
         lock(&self.remote_hot)
@@ -752,10 +1115,10 @@ impl Inner {
         let prefix = prefix.to_owned();
         if let Err(e) = self
             .l1
-            .invalidate_entries_if(move |key, _| key.starts_with(&prefix))
+            .invalidate_entries_if(move |key, _| key.text.starts_with(&prefix))
         {
             // Cannot happen (the builder enables closures); be safe rather than stale.
-            tracing::warn!("cache: level-1 predicate refused ({e}); clearing level 1");
+            tracing::warn!(error = %e, "cache: level-1 predicate refused; clearing level 1");
             self.l1.invalidate_all();
         }
     }
@@ -766,7 +1129,7 @@ impl Inner {
     }
 
     /// The level-2 value and its size in bytes.
-    async fn l2_get(&self, connector: &str, entity: &str, key: &str) -> Option<(Stored, usize)> {
+    async fn l2_get(&self, counters: &Counters, key: &str) -> Option<(Stored, usize)> {
         let redis = self.redis.as_ref()?;
         if self.redis_paused() {
             return None;
@@ -775,7 +1138,7 @@ impl Inner {
         let bytes = self
             .redis_call(
                 "GET",
-                Some((connector, entity)),
+                Some(counters),
                 redis::cmd("GET")
                     .arg(key)
                     .query_async::<Option<Vec<u8>>>(&mut conn),
@@ -787,14 +1150,7 @@ impl Inner {
         }
     }
 
-    async fn l2_set(
-        &self,
-        connector: &str,
-        entity: &str,
-        key: &str,
-        value: Vec<u8>,
-        ttl: Duration,
-    ) {
+    async fn l2_set(&self, counters: &Counters, key: &str, value: Vec<u8>, ttl: Duration) {
         let Some(redis) = &self.redis else {
             return;
         };
@@ -805,7 +1161,7 @@ impl Inner {
         let ms = (ttl.as_millis() as u64).max(1);
         self.redis_call(
             "SET",
-            Some((connector, entity)),
+            Some(counters),
             redis::cmd("SET")
                 .arg(key)
                 .arg(value)
@@ -839,7 +1195,7 @@ impl Inner {
     async fn redis_call<T>(
         &self,
         what: &str,
-        entity: Option<(&str, &str)>,
+        counters: Option<&Counters>,
         call: impl Future<Output = redis::RedisResult<T>>,
     ) -> Option<T> {
         match tokio::time::timeout(self.config.redis_timeout, call).await {
@@ -849,7 +1205,7 @@ impl Inner {
                 Some(value)
             }
             Ok(Err(e)) => {
-                self.redis_failed(what, &e.to_string(), entity);
+                self.redis_failed(what, &e.to_string(), counters);
                 None
             }
             Err(_) => {
@@ -859,22 +1215,19 @@ impl Inner {
                         "no answer within {} ms",
                         self.config.redis_timeout.as_millis()
                     ),
-                    entity,
+                    counters,
                 );
                 None
             }
         }
     }
 
-    fn redis_failed(&self, what: &str, error: &str, entity: Option<(&str, &str)>) {
+    fn redis_failed(&self, what: &str, error: &str, counters: Option<&Counters>) {
         self.redis_down.store(true, Ordering::SeqCst);
         *lock(&self.redis_pause) = Some(Instant::now() + REDIS_PAUSE);
-        {
-            let mut stats = lock(&self.stats);
-            stats.redis_errors += 1;
-            if let Some((connector, entity)) = entity {
-                stats.counters(connector, entity).redis_errors += 1;
-            }
+        bump(&self.redis_errors);
+        if let Some(counters) = counters {
+            bump(&counters.redis_errors);
         }
         let mut warning = lock(&self.warning);
         let now = Instant::now();
@@ -886,7 +1239,8 @@ impl Inner {
             *warning = (Some(now), 0);
             tracing::warn!(
                 suppressed,
-                "cache: Redis {what} failed ({error}); reads go on with level 1 and the source"
+                error = %error,
+                "cache: Redis {what} failed; reads go on with level 1 and the source"
             );
         } else {
             warning.1 += 1;
@@ -904,7 +1258,7 @@ impl Inner {
             self.invalidations.fetch_add(1, Ordering::SeqCst);
             for key in &message.keys {
                 if key.starts_with(&self.key_prefix) {
-                    self.l1.invalidate(key).await;
+                    self.l1.invalidate(&Key::from_text(key)).await;
                 }
             }
             if let Some(prefix) = &message.entity_prefix
@@ -1003,28 +1357,15 @@ async fn publish_hot_loop(inner: Arc<Inner>) {
     }
 }
 
-impl Stats {
-    fn counters(&mut self, connector: &str, entity: &str) -> &mut Counters {
-        if !self.entities.contains_key(connector) {
-            self.entities.insert(connector.to_owned(), HashMap::new());
-        }
-        let map = self
-            .entities
-            .get_mut(connector)
-            .expect("inserted just above");
-        if !map.contains_key(entity) {
-            map.insert(entity.to_owned(), Counters::default());
-        }
-        map.get_mut(entity).expect("inserted just above")
-    }
-}
-
-/// A count-min sketch with a top-K list: the hot-key detector.
+/// A count-min sketch with a top-K list: the hot-key detector. The sketch's counters are
+/// relaxed atomics (a lost increment under contention only makes an estimate a little low);
+/// the top-K list, behind a lock, is only touched by keys whose estimate reaches the hot
+/// threshold, so that a read of a cold key takes no lock.
 struct HotKeys {
-    counters: Vec<u32>,
-    top: Vec<TopEntry>,
+    counters: Box<[AtomicU32]>,
+    reads: AtomicU64,
+    top: Mutex<Vec<TopEntry>>,
     k: usize,
-    reads: u64,
 }
 
 struct TopEntry {
@@ -1037,10 +1378,12 @@ struct TopEntry {
 impl HotKeys {
     fn new(k: usize) -> HotKeys {
         HotKeys {
-            counters: vec![0; SKETCH_ROWS * SKETCH_WIDTH],
-            top: Vec::with_capacity(k),
+            counters: (0..SKETCH_ROWS * SKETCH_WIDTH)
+                .map(|_| AtomicU32::new(0))
+                .collect(),
+            reads: AtomicU64::new(0),
+            top: Mutex::new(Vec::with_capacity(k)),
             k: k.max(1),
-            reads: 0,
         }
     }
 
@@ -1052,57 +1395,77 @@ impl HotKeys {
             .map(move |i| i * SKETCH_WIDTH + h1.wrapping_add(i.wrapping_mul(h2)) % SKETCH_WIDTH)
     }
 
+    #[cfg(test)]
     fn estimate(&self, hash: u64) -> u32 {
         HotKeys::slots(hash)
-            .map(|i| self.counters[i])
+            .map(|i| self.counters[i].load(Ordering::Relaxed))
             .min()
             .unwrap_or(0)
     }
 
-    fn touch(&mut self, key: &str, label: impl FnOnce() -> String) {
-        let hash = hash_key(key);
+    /// Counts one read of `key` (whose hash is `hash`); a key estimated at `min` reads or
+    /// more enters (or updates) the top-K list. Returns whether the key's estimate reaches
+    /// `min` (whether it is hot here).
+    fn touch(&self, hash: u64, key: &str, min: u32, label: impl FnOnce() -> String) -> bool {
+        let mut count = u32::MAX;
         for i in HotKeys::slots(hash) {
-            self.counters[i] = self.counters[i].saturating_add(1);
+            let now = self.counters[i]
+                .fetch_add(1, Ordering::Relaxed)
+                .saturating_add(1);
+            count = count.min(now);
         }
-        let count = self.estimate(hash);
-        if let Some(entry) = self.top.iter_mut().find(|e| e.hash == hash && e.key == key) {
-            entry.count = count;
-        } else if self.top.len() < self.k {
-            self.top.push(TopEntry {
-                hash,
-                key: key.to_owned(),
-                label: label(),
-                count,
-            });
-        } else if let Some(coldest) = self.top.iter_mut().min_by_key(|e| e.count)
-            && coldest.count < count
-        {
-            *coldest = TopEntry {
-                hash,
-                key: key.to_owned(),
-                label: label(),
-                count,
+        let hot = count >= min;
+        if hot {
+            // A busy list is left alone: the count is refreshed by the key's next read.
+            let top = match self.top.try_lock() {
+                Ok(top) => Some(top),
+                Err(std::sync::TryLockError::Poisoned(e)) => Some(e.into_inner()),
+                Err(std::sync::TryLockError::WouldBlock) => None,
             };
-        }
-        self.reads += 1;
-        if self.reads.is_multiple_of(DECAY_EVERY) {
-            for c in &mut self.counters {
-                *c /= 2;
+            if let Some(mut top) = top {
+                if let Some(entry) = top.iter_mut().find(|e| e.hash == hash && e.key == key) {
+                    entry.count = count;
+                } else if top.len() < self.k {
+                    top.push(TopEntry {
+                        hash,
+                        key: key.to_owned(),
+                        label: label(),
+                        count,
+                    });
+                } else if let Some(coldest) = top.iter_mut().min_by_key(|e| e.count)
+                    && coldest.count < count
+                {
+                    *coldest = TopEntry {
+                        hash,
+                        key: key.to_owned(),
+                        label: label(),
+                        count,
+                    };
+                }
             }
-            for e in &mut self.top {
+        }
+        let reads = self.reads.fetch_add(1, Ordering::Relaxed) + 1;
+        if reads.is_multiple_of(DECAY_EVERY) {
+            for c in &self.counters {
+                c.store(c.load(Ordering::Relaxed) / 2, Ordering::Relaxed);
+            }
+            let mut top = lock(&self.top);
+            for e in top.iter_mut() {
                 e.count /= 2;
             }
-            self.top.retain(|e| e.count > 0);
+            top.retain(|e| e.count > 0);
         }
+        hot
     }
 
     fn is_hot(&self, key: &str, min: u32) -> bool {
-        self.top.iter().any(|e| e.key == key && e.count >= min)
+        lock(&self.top)
+            .iter()
+            .any(|e| e.key == key && e.count >= min)
     }
 
     fn hot(&self, min: u32) -> Vec<HotKey> {
-        let mut hot: Vec<HotKey> = self
-            .top
+        let mut hot: Vec<HotKey> = lock(&self.top)
             .iter()
             .filter(|e| e.count >= min)
             .map(|e| HotKey {
@@ -1117,12 +1480,6 @@ impl HotKeys {
 }
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
-
-fn hash_key(key: &str) -> u64 {
-    let mut hasher = DefaultHasher::new();
-    key.hash(&mut hasher);
-    hasher.finish()
-}
 
 /// `operation {params}`, short, for the admin page.
 fn label(operation: &str, params: &Params) -> String {
@@ -1144,16 +1501,6 @@ fn label(operation: &str, params: &Params) -> String {
 /// A level-1 entry's weight: its key, its encoded answer and some overhead.
 fn weight(key: &str, encoded: usize) -> u32 {
     u32::try_from(key.len() + encoded + 64).unwrap_or(u32::MAX)
-}
-
-/// `(connector, entity)` of a key under `prefix` (`("", "")` for a foreign key).
-fn split_key<'a>(prefix: &str, key: &'a str) -> (&'a str, &'a str) {
-    let rest = key.strip_prefix(prefix).unwrap_or_default();
-    let mut parts = rest.splitn(3, ':');
-    (
-        parts.next().unwrap_or_default(),
-        parts.next().unwrap_or_default(),
-    )
 }
 
 /// `text` with Redis glob characters escaped, for `SCAN MATCH`.
@@ -1183,29 +1530,64 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 mod tests {
     use super::*;
 
+    fn hash(key: &str) -> u64 {
+        Key::from_text(key).hash
+    }
+
     #[test]
     fn the_sketch_finds_the_hot_key_and_decays() {
-        let mut hot = HotKeys::new(4);
+        let hot = HotKeys::new(4);
         for i in 0..200 {
-            hot.touch("k:hot", || "hot".to_owned());
-            hot.touch(&format!("k:cold{i}"), || "cold".to_owned());
+            hot.touch(hash("k:hot"), "k:hot", 8, || "hot".to_owned());
+            let cold = format!("k:cold{i}");
+            hot.touch(hash(&cold), &cold, 8, || "cold".to_owned());
         }
         let found = hot.hot(8);
         assert_eq!(found.len(), 1, "only one key is read often");
         assert_eq!(found[0].key, "k:hot");
         assert!(found[0].count >= 200);
         for i in 0..DECAY_EVERY {
-            hot.touch(&format!("k:other{}", i % 1000), String::new);
+            let other = format!("k:other{}", i % 1000);
+            hot.touch(hash(&other), &other, 8, String::new);
         }
-        assert!(hot.estimate(hash_key("k:hot")) < 200, "halved");
+        assert!(hot.estimate(hash("k:hot")) < 200, "halved");
     }
 
     #[test]
-    fn keys_split_and_escape() {
-        assert_eq!(
-            split_key("kefu:c:", "kefu:c:erp:customer:get:abc"),
-            ("erp", "customer")
+    fn a_key_read_as_text_has_the_hash_it_was_built_with() {
+        let scope = Scope {
+            connector: "erp".to_owned(),
+            entity: "customer".to_owned(),
+            ttl: Some(Duration::from_secs(1)),
+            level1: true,
+            fingerprint: "0badcafe".to_owned(),
+            prefix: "kefu:c:erp:customer:0badcafe:".to_owned(),
+            seed: fnv(FNV_OFFSET, b"kefu:c:erp:customer:0badcafe:"),
+            reads: vec!["get".to_owned()],
+            counters: Arc::default(),
+        };
+        let params = Params::from([("id".to_owned(), flows::Value::Number(42.0))]);
+        let built = scope.make_key("get", &params);
+        assert!(
+            built.text.starts_with("kefu:c:erp:customer:0badcafe:get:"),
+            "{}",
+            built.text
         );
+        assert_eq!(
+            built.text.len(),
+            "kefu:c:erp:customer:0badcafe:get:".len() + 32
+        );
+        let parsed = Key::from_text(&built.text);
+        assert_eq!(parsed.hash, built.hash);
+        assert!(parsed == built);
+        let other = scope.make_key("find", &params);
+        assert_ne!(other.hash, built.hash);
+        // Text that is no key of ours still hashes, and matches nothing.
+        assert_ne!(Key::from_text("kefu:c:odd").hash, built.hash);
+    }
+
+    #[test]
+    fn keys_escape() {
         assert_eq!(glob_escape("a*b[c]"), "a\\*b\\[c\\]");
     }
 }

@@ -62,6 +62,7 @@ pub fn load(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Connecto
         lines: text.split('\n').collect(),
         env,
         problems: Vec::new(),
+        level1: true,
     };
     let connectors = match parse_yaml(text) {
         Ok(Some(root)) => cx.file(&root),
@@ -191,6 +192,8 @@ struct Cx<'s> {
     lines: Vec<&'s str>,
     env: &'s dyn Fn(&str) -> Option<String>,
     problems: Vec<Problem>,
+    /// The file's `cache.level1`: what an entity without its own `level1` gets.
+    level1: bool,
 }
 
 impl Cx<'_> {
@@ -418,9 +421,14 @@ impl Cx<'_> {
     // ---- The file ------------------------------------------------------------------------
 
     fn file(&mut self, root: &Node<'_>) -> (Vec<Connector>, Option<CustomerSource>) {
-        let Some(top) = self.obj(root, "the file", Some(&["connectors", "customer"])) else {
+        let Some(top) = self.obj(root, "the file", Some(&["cache", "connectors", "customer"]))
+        else {
             return (Vec::new(), None);
         };
+        // Before the connectors: it is their entities' default.
+        if let Some(node) = top.get("cache") {
+            self.cache(node);
+        }
         let Some(list) = top.get("connectors") else {
             // A misspelt key was reported already, with a suggestion.
             if matches!(&root.data, YamlData::Mapping(m) if m.is_empty()) {
@@ -433,6 +441,18 @@ impl Cx<'_> {
             .get("customer")
             .and_then(|node| self.customer(node, &connectors));
         (connectors, customer)
+    }
+
+    /// `cache: { level1 }`: the default of every entity's `level1`.
+    fn cache(&mut self, node: &Node<'_>) {
+        let Some(obj) = self.obj(node, "`cache`", Some(&["level1"])) else {
+            return;
+        };
+        if let Some(n) = obj.get("level1")
+            && let Some(level1) = self.boolean(n, "`cache.level1`")
+        {
+            self.level1 = level1;
+        }
     }
 
     /// `customer: { connector, entity }`: an entity with a `get`.
@@ -749,8 +769,16 @@ impl Cx<'_> {
             "error_field",
             "operations",
             "ttl_ms",
+            "level1",
         ];
-        const SERVICE_KEYS: &[&str] = &["key", "fields", "error_field", "operations", "ttl_ms"];
+        const SERVICE_KEYS: &[&str] = &[
+            "key",
+            "fields",
+            "error_field",
+            "operations",
+            "ttl_ms",
+            "level1",
+        ];
         let what = format!("entity `{name}`");
         let keys = if driver.is_sql() {
             SQL_KEYS
@@ -865,6 +893,16 @@ impl Cx<'_> {
             },
             None => None,
         };
+        let level1 = match obj.get("level1") {
+            Some(n) => match self.boolean(n, "`level1`") {
+                Some(level1) => level1,
+                None => {
+                    ok = false;
+                    self.level1
+                }
+            },
+            None => self.level1,
+        };
 
         let operations = match obj.get("operations") {
             Some(n) => self.operations(n, driver, &key_name, &field_names),
@@ -890,6 +928,7 @@ impl Cx<'_> {
             error_field,
             operations,
             ttl,
+            level1,
         })
     }
 

@@ -155,6 +155,9 @@ pub struct Entity {
     pub operations: BTreeMap<String, Operation>,
     /// How long a read of this entity may be cached (the cache issue); `None`: not cached.
     pub ttl: Option<Duration>,
+    /// Whether the cache keeps this entity's answers in each process too (level 1), or only
+    /// in Redis (`level1: false` in the file; default true).
+    pub level1: bool,
 }
 
 impl Entity {

@@ -10,7 +10,9 @@
 //! at once; its success closes the breaker, its failure opens it for another cooldown.
 //!
 //! With a [`Cache`] (`Registry::with_cache`), reads of entities with a `ttl_ms` are answered
-//! from it; only its loads reach the driver, with the policy above.
+//! from it; only its loads reach the driver, with the policy above. The cache's view of each
+//! such entity (its [`Scope`]: key prefix with the configuration's fingerprint, counters) is
+//! built once, when the cache is attached.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -18,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use flows::Value;
 
-use crate::cache::Cache;
+use crate::cache::{Cache, Scope};
 use crate::model::{
     Connector, ConnectorError, Connectors, Driver, DriverKind, Entity, FieldType, Operation,
     Params, Rows,
@@ -35,6 +37,8 @@ pub struct Registry {
     drivers: HashMap<String, Arc<dyn Driver>>,
     state: HashMap<String, Mutex<State>>,
     cache: Option<Arc<Cache>>,
+    /// The cache's scope of each entity with a TTL, by connector then entity.
+    scopes: HashMap<String, HashMap<String, Scope>>,
 }
 
 /// One connector's breaker and statistics.
@@ -103,13 +107,33 @@ impl Registry {
             drivers,
             state,
             cache: None,
+            scopes: HashMap::new(),
         }
     }
 
     /// The same registry with reads of entities that have a TTL going through `cache`.
     pub fn with_cache(mut self, cache: Arc<Cache>) -> Registry {
+        self.scopes = self
+            .connectors
+            .connectors
+            .iter()
+            .map(|connector| {
+                let scopes = connector
+                    .entities
+                    .values()
+                    .filter(|entity| entity.ttl.is_some())
+                    .map(|entity| (entity.name.clone(), cache.scope(connector, entity)))
+                    .collect();
+                (connector.name.clone(), scopes)
+            })
+            .collect();
         self.cache = Some(cache);
         self
+    }
+
+    /// The cache's scope of `entity` (only for a cached entity: one with a TTL).
+    pub fn scope(&self, connector: &str, entity: &str) -> Option<&Scope> {
+        self.scopes.get(connector)?.get(entity)
     }
 
     /// The read cache, when there is one.
@@ -122,13 +146,43 @@ impl Registry {
     /// unknown entity.
     pub async fn invalidate(&self, connector: &str, entity: &str, params: &Params) {
         if let Some(cache) = &self.cache
-            && let Some(ent) = self
-                .connectors
-                .get(connector)
-                .and_then(|c| c.entities.get(entity))
+            && let Some(scope) = self.scope(connector, entity)
         {
-            cache.invalidate(connector, ent, params).await;
+            cache.invalidate(scope, params).await;
         }
+    }
+
+    /// Drops the cached answers for one row of `entity`, named by its key's value: for the
+    /// calls made with `{key: value}`, and — since readers may send a number as text or the
+    /// other way round — with the value's other spelling (`42` and `"42"`). Returns whether
+    /// the entity is cached here (has a TTL and the registry a cache).
+    pub async fn invalidate_key(&self, connector: &str, entity: &str, value: &Value) -> bool {
+        let (Some(cache), Some(scope), Some(ent)) = (
+            &self.cache,
+            self.scope(connector, entity),
+            self.connectors
+                .get(connector)
+                .and_then(|c| c.entities.get(entity)),
+        ) else {
+            return false;
+        };
+        let mut values = vec![value.clone()];
+        match value {
+            Value::String(s) => {
+                if let Ok(n) = s.trim().parse::<f64>()
+                    && n.is_finite()
+                {
+                    values.push(Value::Number(n));
+                }
+            }
+            Value::Number(n) => values.push(Value::String(number_text(*n))),
+            _ => {}
+        }
+        for value in values {
+            let params = Params::from([(ent.key.clone(), value)]);
+            cache.invalidate(scope, &params).await;
+        }
+        true
     }
 
     /// Drops every cached answer of `entity`, on every node.
@@ -151,6 +205,20 @@ impl Registry {
         operation: &str,
         params: &Params,
     ) -> Result<Rows, ConnectorError> {
+        self.call_shared(connector, entity, operation, params)
+            .await
+            .map(Arc::unwrap_or_clone)
+    }
+
+    /// [`Registry::call`], answering the cache's own copy of the rows (no copy is made on a
+    /// cache hit; an uncached answer is simply wrapped).
+    pub async fn call_shared(
+        &self,
+        connector: &str,
+        entity: &str,
+        operation: &str,
+        params: &Params,
+    ) -> Result<Arc<Rows>, ConnectorError> {
         let Some(config) = self.connectors.get(connector) else {
             let names: Vec<&str> = self
                 .connectors
@@ -180,13 +248,22 @@ impl Registry {
         check_params(connector, ent, operation, op, params)?;
         match &self.cache {
             Some(cache) if op.is_read() && ent.ttl.is_some() => {
+                let Some(scope) = self.scope(connector, entity) else {
+                    // Every entity with a TTL got a scope in `with_cache`.
+                    return Err(ConnectorError::Unavailable(format!(
+                        "connector `{connector}`, entity `{entity}`: no cache scope"
+                    )));
+                };
                 cache
-                    .get_or_load(connector, ent, operation, params, || {
+                    .get_or_load(scope, operation, params, || {
                         self.call_source(config, ent, operation, op, params)
                     })
                     .await
             }
-            _ => self.call_source(config, ent, operation, op, params).await,
+            _ => self
+                .call_source(config, ent, operation, op, params)
+                .await
+                .map(Arc::new),
         }
     }
 
@@ -432,6 +509,33 @@ pub fn check_params(
     operation: &Operation,
     params: &Params,
 ) -> Result<(), ConnectorError> {
+    // The common case without building the list of expected parameters (a read's hot path).
+    let fits = match operation {
+        Operation::Get => {
+            params.len() == 1
+                && params
+                    .get(&entity.key)
+                    .is_some_and(|v| !matches!(v, Value::Null))
+        }
+        Operation::Search { filters, .. } | Operation::List { filters, .. } => {
+            let list = matches!(operation, Operation::List { .. });
+            params
+                .keys()
+                .all(|k| filters.contains_key(k) || (list && (k == "page" || k == "page_size")))
+                && filters.iter().all(|(name, f)| {
+                    !f.required || !matches!(params.get(name), None | Some(Value::Null))
+                })
+        }
+        Operation::Request(t) => {
+            params.keys().all(|k| t.params.contains(k))
+                && t.params
+                    .iter()
+                    .all(|name| !matches!(params.get(name), None | Some(Value::Null)))
+        }
+    };
+    if fits {
+        return Ok(());
+    }
     let expected = operation_params(entity, operation);
     let unknown: Vec<&str> = params
         .keys()

@@ -1,7 +1,8 @@
 //! The read cache through the registry, with a counting fake driver: level 1 alone, and with
 //! the real Redis at `KEFU_TEST_REDIS_URL` (the Redis tests are skipped with a message when it
-//! is not set) — two caches sharing it stand in for two nodes. The outage test starts its own
-//! `redis-server` (skipped when there is none) and kills it halfway.
+//! is not set) — two caches sharing it stand in for two nodes here; two `kefu` processes do
+//! in `runtime/tests/cache_nodes.rs`. The outage test starts its own `redis-server` (skipped
+//! when there is none), kills it halfway and starts it again on the same port.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -109,6 +110,7 @@ fn entity(name: &str, ttl: Option<Duration>) -> Entity {
             ),
         ]),
         ttl,
+        level1: true,
     }
 }
 
@@ -131,6 +133,10 @@ fn connectors() -> Connectors {
                 entity("customer", Some(Duration::from_secs(60))),
                 entity("short", Some(Duration::from_millis(300))),
                 entity("plain", None),
+                Entity {
+                    level1: false,
+                    ..entity("remote", Some(Duration::from_secs(60)))
+                },
             ]
             .into_iter()
             .map(|e| (e.name.clone(), e))
@@ -165,11 +171,16 @@ fn shared_redis() -> Option<String> {
 
 async fn node(config: CacheConfig, redis: Option<&str>, driver: &Arc<Fake>) -> Registry {
     let cache = Cache::new(config, redis).await.expect("cache");
+    registry(connectors(), driver, Arc::new(cache))
+}
+
+/// A registry of `connectors` over the fake driver and `cache` (what a reload builds).
+fn registry(connectors: Connectors, driver: &Arc<Fake>, cache: Arc<Cache>) -> Registry {
     Registry::with_drivers(
-        connectors(),
+        connectors,
         HashMap::from([("fake".to_owned(), Arc::clone(driver) as Arc<dyn Driver>)]),
     )
-    .with_cache(Arc::new(cache))
+    .with_cache(cache)
 }
 
 fn id(value: &str) -> Params {
@@ -401,6 +412,68 @@ async fn invalidation_reaches_the_other_node() {
     assert_eq!(driver.calls(), 6);
 }
 
+/// Hot keys are answered by level 1's front (without moka's bookkeeping): an invalidation,
+/// here or from another node, and the TTL still end those answers at once.
+#[tokio::test]
+async fn hot_keys_answered_by_the_front_are_still_invalidated_and_expire() {
+    let redis = shared_redis();
+    if redis.is_none() {
+        eprintln!("KEFU_TEST_REDIS_URL is not set: one node only");
+    }
+    let driver = Fake::new(Duration::ZERO);
+    let config = CacheConfig {
+        hot_min_count: 2,
+        ..config()
+    };
+    let a = node(config.clone(), redis.as_deref(), &driver).await;
+    async fn hot(registry: &Registry, key: &str, want: f64) {
+        for _ in 0..40 {
+            let rows = get(registry, "customer", key).await.expect("read");
+            assert_eq!(version(&rows), want);
+        }
+    }
+
+    // Invalidated here.
+    hot(&a, "1", 0.0).await;
+    assert_eq!(driver.calls(), 1);
+    driver.version.store(1, Ordering::SeqCst);
+    a.invalidate("fake", "customer", &id("1")).await;
+    hot(&a, "1", 1.0).await;
+    assert_eq!(driver.calls(), 2);
+    a.invalidate_entity("fake", "customer").await;
+    driver.version.store(2, Ordering::SeqCst);
+    hot(&a, "1", 2.0).await;
+    assert_eq!(driver.calls(), 3);
+    let s = entity_stats(&a, "customer");
+    assert_eq!(s.l1_hits + s.loads + s.l2_hits, 120);
+
+    // Expired (300 ms TTL, a hot key keeps it in level 1 to the end).
+    for _ in 0..20 {
+        get(&a, "short", "1").await.expect("read");
+    }
+    assert_eq!(driver.calls(), 4);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    get(&a, "short", "1").await.expect("read");
+    assert_eq!(driver.calls(), 5, "expired, though hot");
+
+    // Invalidated on another node.
+    if let Some(url) = &redis {
+        let b = node(config, Some(url), &driver).await;
+        hot(&b, "1", 2.0).await;
+        hot(&a, "1", 2.0).await;
+        let calls = driver.calls();
+        driver.version.store(3, Ordering::SeqCst);
+        a.invalidate("fake", "customer", &id("1")).await;
+        let delay = until_version(&b, "1", 3.0).await;
+        eprintln!("invalidation of a hot key reached node B in {delay:?}");
+        assert_eq!(driver.calls(), calls + 1);
+        driver.version.store(4, Ordering::SeqCst);
+        hot(&b, "1", 3.0).await;
+        a.invalidate_entity("fake", "customer").await;
+        until_version(&b, "1", 4.0).await;
+    }
+}
+
 #[tokio::test]
 async fn hot_keys_are_found_and_shared() {
     let Some(url) = shared_redis() else {
@@ -437,6 +510,161 @@ async fn hot_keys_are_found_and_shared() {
     assert_eq!(cache_b.hot_keys().1, vec![key]);
 }
 
+/// After a `connectors.yaml` change the entity's answers live under other keys (the
+/// configuration's fingerprint): a reload that changes its field map misses both levels; one
+/// that changes only a secret or the TTL keeps hitting; an entity-wide invalidation drops the
+/// answers of every fingerprint.
+async fn reconfigured(redis: Option<&str>) {
+    let driver = Fake::new(Duration::ZERO);
+    let cache = Arc::new(Cache::new(config(), redis).await.expect("cache"));
+    let before = registry(connectors(), &driver, Arc::clone(&cache));
+    let scope = before.scope("fake", "customer").expect("cached");
+    assert_eq!(scope.fingerprint().len(), 8);
+    let key = scope.key("get", &id("1"));
+    assert!(
+        key.contains(&format!(":c:fake:customer:{}:get:", scope.fingerprint())),
+        "{key}"
+    );
+    get(&before, "customer", "1").await.expect("read");
+    assert_eq!(driver.calls(), 1);
+
+    // Another target and headers (secrets), another TTL: the same shape, the same keys.
+    let mut same = connectors();
+    let connector = &mut same.connectors[0];
+    connector.target = Target::Service {
+        base_url: "http://127.0.0.1:2/".to_owned(),
+        headers: BTreeMap::from([("Authorization".to_owned(), "Bearer other".to_owned())]),
+    };
+    if let Some(customer) = connector.entities.get_mut("customer") {
+        customer.ttl = Some(Duration::from_secs(30));
+    }
+    let again = registry(same, &driver, Arc::clone(&cache));
+    assert_eq!(
+        again
+            .scope("fake", "customer")
+            .expect("cached")
+            .fingerprint(),
+        scope.fingerprint()
+    );
+    get(&again, "customer", "1").await.expect("read");
+    assert_eq!(driver.calls(), 1, "an unchanged shape still hits");
+
+    // Another field map: the old answer is not served.
+    let mut changed = connectors();
+    if let Some(customer) = changed.connectors[0].entities.get_mut("customer") {
+        customer.fields.push(field("name"));
+    }
+    let after = registry(changed, &driver, Arc::clone(&cache));
+    assert_ne!(
+        after
+            .scope("fake", "customer")
+            .expect("cached")
+            .fingerprint(),
+        scope.fingerprint()
+    );
+    get(&after, "customer", "1").await.expect("read");
+    assert_eq!(
+        driver.calls(),
+        2,
+        "the new shape's first read reached the source"
+    );
+    get(&after, "customer", "1").await.expect("read");
+    assert_eq!(driver.calls(), 2, "and is kept under its new key");
+    // The other entities' keys did not change.
+    get(&before, "short", "1").await.expect("read");
+    get(&after, "short", "1").await.expect("read");
+    assert_eq!(driver.calls(), 3);
+
+    // An entity-wide invalidation reaches the answers of both shapes.
+    after.invalidate_entity("fake", "customer").await;
+    get(&before, "customer", "1").await.expect("read");
+    get(&after, "customer", "1").await.expect("read");
+    assert_eq!(driver.calls(), 5);
+}
+
+#[tokio::test]
+async fn a_reload_that_changes_an_entity_misses_level_1() {
+    reconfigured(None).await;
+}
+
+#[tokio::test]
+async fn a_reload_that_changes_an_entity_misses_level_2() {
+    let Some(url) = shared_redis() else {
+        eprintln!("skipped: KEFU_TEST_REDIS_URL is not set");
+        return;
+    };
+    reconfigured(Some(&url)).await;
+}
+
+/// The fingerprint of a loaded file: the same for another password, another for another field.
+#[test]
+fn the_fingerprint_follows_the_shape_not_the_secrets() {
+    let file = |password: &str, name: &str| {
+        format!(
+            "connectors:\n  - name: erp\n    driver: mysql\n    dsn: \"root:{password}@tcp(db:3306)/erp\"\n    data_map:\n      users:\n        ttl_ms: 1000\n        fields:\n          id: \"user_id\"\n          name: \"{name}\"\n"
+        )
+    };
+    let fingerprint = |text: String| {
+        let loaded = connectors::config::load(&text, &|_| None).expect("loads");
+        let connector = &loaded.connectors[0];
+        connectors::cache::fingerprint(connector, &connector.entities["users"])
+    };
+    let first = fingerprint(file("s3cret", "nick"));
+    assert_eq!(first, fingerprint(file("other", "nick")));
+    assert_ne!(first, fingerprint(file("s3cret", "concat(nick, '!')")));
+}
+
+/// `level1: false`: the entity is read from Redis only (or, without Redis, from the source
+/// every time), concurrent misses still coalesce, and nothing of it stays in level 1.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn level_1_can_be_switched_off() {
+    let shared = shared_redis();
+    let mut modes = vec![None];
+    match &shared {
+        Some(url) => modes.push(Some(url.as_str())),
+        None => {
+            eprintln!("KEFU_TEST_REDIS_URL is not set: level 1 switched off without Redis only");
+        }
+    }
+    for redis in modes {
+        let driver = Fake::new(Duration::ZERO);
+        let registry = node(config(), redis, &driver).await;
+        for _ in 0..3 {
+            let rows = get(&registry, "remote", "1").await.expect("read");
+            assert_eq!(version(&rows), 0.0);
+        }
+        let s = entity_stats(&registry, "remote");
+        assert_eq!(s.l1_hits, 0);
+        if redis.is_some() {
+            assert_eq!(driver.calls(), 1, "Redis answered the later reads");
+            assert_eq!((s.l2_hits, s.loads), (2, 1));
+        } else {
+            assert_eq!(driver.calls(), 3, "without Redis every read is a load");
+            assert_eq!(s.loads, 3);
+        }
+        let cache = registry.cache().expect("a cache");
+        cache.run_pending_tasks().await;
+        let stats = cache.stats();
+        assert_eq!(stats.l1_bytes, 0, "{stats:?}");
+        assert_eq!(entity_stats(&registry, "remote").expirations, 0);
+
+        // A stampede is still one load.
+        let slow = Fake::new(Duration::from_millis(100));
+        let registry = Arc::new(node(config(), redis, &slow).await);
+        let mut tasks = Vec::new();
+        for _ in 0..50 {
+            let registry = Arc::clone(&registry);
+            tasks.push(tokio::spawn(async move {
+                get(&registry, "remote", "cold").await
+            }));
+        }
+        for task in tasks {
+            task.await.expect("task").expect("read");
+        }
+        assert_eq!(slow.calls(), 1, "50 concurrent misses, one source query");
+    }
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -444,9 +672,9 @@ fn free_port() -> u16 {
         .expect("a free port")
 }
 
-#[tokio::test]
-async fn a_redis_outage_is_not_an_error() {
-    let port = free_port();
+/// A `redis-server` of the test's own on `port` (none of the machine's), or `None` when
+/// there is no `redis-server` to start.
+async fn own_redis(port: u16) -> Option<tokio::process::Child> {
     let child = tokio::process::Command::new("redis-server")
         .args([
             "--port",
@@ -460,11 +688,8 @@ async fn a_redis_outage_is_not_an_error() {
         ])
         .stdout(std::process::Stdio::null())
         .kill_on_drop(true)
-        .spawn();
-    let Ok(mut child) = child else {
-        eprintln!("skipped: no redis-server to start");
-        return;
-    };
+        .spawn()
+        .ok()?;
     let started = Instant::now();
     while tokio::net::TcpStream::connect(("127.0.0.1", port))
         .await
@@ -476,9 +701,22 @@ async fn a_redis_outage_is_not_an_error() {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    Some(child)
+}
+
+/// Redis stops mid-test (its own `redis-server`, killed) and starts again on the same port:
+/// reads never fail, and afterwards the cache is back on Redis with a cleared level 1.
+#[tokio::test]
+async fn a_redis_outage_is_not_an_error() {
+    let port = free_port();
+    let Some(mut child) = own_redis(port).await else {
+        eprintln!("skipped: no redis-server to start");
+        return;
+    };
     let url = format!("redis://127.0.0.1:{port}");
     let driver = Fake::new(Duration::ZERO);
-    let registry = node(config(), Some(&url), &driver).await;
+    let config = config();
+    let registry = node(config.clone(), Some(&url), &driver).await;
     get(&registry, "customer", "1").await.expect("read");
     assert_eq!(registry.cache().expect("a cache").stats().redis, "up");
 
@@ -503,13 +741,51 @@ async fn a_redis_outage_is_not_an_error() {
     // skipped Redis for a second after the first failure).
     assert!(stats.redis_errors >= 2, "{stats:?}");
 
+    // Redis comes back (empty: it kept nothing): the subscription returns by itself, level 1
+    // was cleared (messages of the gap are lost), and answers go to Redis again.
+    let _back = own_redis(port).await.expect("redis-server starts again");
+    let started = Instant::now();
+    while registry.cache().expect("a cache").stats().redis != "up" {
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "the cache did not reconnect to Redis"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    eprintln!("back on Redis {:?} after it restarted", started.elapsed());
+    get(&registry, "customer", "2").await.expect("read");
+    assert_eq!(
+        driver.calls(),
+        4,
+        "level 1 was cleared when the subscription came back"
+    );
+    // The connection for reads may need a failed call to notice the new server: answers
+    // reach Redis again within a few tries.
+    let other = node(config, Some(&url), &driver).await;
+    let started = Instant::now();
+    for n in 0.. {
+        let key = format!("after-{n}");
+        get(&registry, "customer", &key).await.expect("read");
+        let calls = driver.calls();
+        get(&other, "customer", &key).await.expect("read");
+        if driver.calls() == calls {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "answers never reached Redis again"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
     // A cache whose Redis is not there from the start works too.
     let dead = format!("redis://127.0.0.1:{}", free_port());
     let t = Instant::now();
-    let registry = node(config(), Some(&dead), &driver).await;
+    let driver = Fake::new(Duration::ZERO);
+    let registry = node(self::config(), Some(&dead), &driver).await;
     get(&registry, "customer", "1").await.expect("the source");
     get(&registry, "customer", "1").await.expect("level 1");
-    assert_eq!(driver.calls(), 4);
+    assert_eq!(driver.calls(), 1);
     assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
     assert!(registry.cache().expect("a cache").stats().redis_errors >= 1);
 }

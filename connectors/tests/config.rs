@@ -210,6 +210,42 @@ fn every_mistake_is_reported_with_its_position() {
     );
 }
 
+/// `cache: { level1 }` is every entity's default; an entity's own `level1` wins.
+#[test]
+fn level_1_is_switched_per_file_and_per_entity() {
+    let file = |top: &str, own: &str| {
+        format!(
+            "{top}connectors:\n  - name: erp\n    driver: sqlite\n    dsn: \"x.db\"\n    data_map:\n      users:\n        ttl_ms: 1000\n{own}        fields: {{ id: id }}\n      orders:\n        ttl_ms: 1000\n        fields: {{ id: id }}\n"
+        )
+    };
+    let level1 = |text: String| -> (bool, bool) {
+        let loaded = load(&text).expect("loads");
+        let erp = loaded.get("erp").expect("erp");
+        (erp.entities["users"].level1, erp.entities["orders"].level1)
+    };
+    assert_eq!(level1(file("", "")), (true, true));
+    assert_eq!(
+        level1(file("cache: { level1: false }\n", "")),
+        (false, false)
+    );
+    assert_eq!(
+        level1(file("cache: { level1: false }\n", "        level1: true\n")),
+        (true, false)
+    );
+    assert_eq!(level1(file("", "        level1: false\n")), (false, true));
+    check(
+        &file(
+            "cache: { level1: no, levl1: true }\n",
+            "        level1: 0\n",
+        ),
+        &expect![[r#"
+            1:18: `cache.level1` must be true or false, not a string
+            1:22: unknown key `levl1` in `cache` (did you mean `level1`?)
+            9:17: `level1` must be true or false, not a number
+        "#]],
+    );
+}
+
 #[test]
 fn service_mistakes() {
     check(

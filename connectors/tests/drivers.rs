@@ -161,6 +161,7 @@ fn customers(kind: DriverKind, table: &str, error_field: bool) -> Entity {
         error_field: error_field.then(|| "err".to_owned()),
         operations,
         ttl: None,
+        level1: true,
     }
 }
 
@@ -660,6 +661,7 @@ fn rest_entity() -> Entity {
         error_field: None,
         operations,
         ttl: None,
+        level1: true,
     }
 }
 
@@ -1019,6 +1021,7 @@ async fn soap_driver_against_spyne() {
             ),
         )]),
         ttl: None,
+        level1: true,
     };
     let echo = Entity {
         name: "echo".to_owned(),
@@ -1036,6 +1039,7 @@ async fn soap_driver_against_spyne() {
             ),
         )]),
         ttl: None,
+        level1: true,
     };
     let c = connector(
         "erp_soap",

@@ -273,6 +273,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/api/admin/connectors", get(list))
         .route("/api/admin/connectors/reload", post(reload))
         .route("/api/admin/connectors/test", post(test))
+        .route("/api/admin/connectors/invalidate", post(invalidate))
         .route("/metrics", get(metrics))
 }
 
@@ -579,4 +580,72 @@ async fn test(
         )
             .into_response(),
     })
+}
+
+#[derive(Deserialize)]
+struct InvalidateBody {
+    connector: String,
+    entity: String,
+    /// One row's key value; without it (or `null`), every cached answer of the entity.
+    #[serde(default)]
+    key: Option<flows::Value>,
+}
+
+/// "The data changed": drops cached answers here, in Redis and on the other nodes — those of
+/// one row (`key`: the calls made with `{entity's key: value}`, as text or number) or every
+/// answer of the entity.
+async fn invalidate(
+    State(state): State<Arc<AppState>>,
+    Admin(admin): Admin,
+    Json(body): Json<InvalidateBody>,
+) -> Result<Response, ApiError> {
+    let registry = live(&state)?.registry();
+    let Some(entity) = registry
+        .connectors()
+        .get(&body.connector)
+        .and_then(|c| c.entities.get(&body.entity))
+    else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!(
+                "connector `{}` has no entity `{}`",
+                body.connector, body.entity
+            ),
+        ));
+    };
+    if entity.ttl.is_none() || registry.cache().is_none() {
+        return Ok(Json(json!({
+            "invalidated": null,
+            "reason": "the entity is not cached (it has no ttl_ms)",
+        }))
+        .into_response());
+    }
+    let scope = match body.key {
+        None | Some(flows::Value::Null) => {
+            registry
+                .invalidate_entity(&body.connector, &body.entity)
+                .await;
+            "entity"
+        }
+        Some(key @ (flows::Value::String(_) | flows::Value::Number(_) | flows::Value::Bool(_))) => {
+            registry
+                .invalidate_key(&body.connector, &body.entity, &key)
+                .await;
+            "key"
+        }
+        Some(_) => {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "`key` must be text, a number or a boolean (or absent for the whole entity)",
+            ));
+        }
+    };
+    tracing::info!(
+        admin = %admin.user.login,
+        connector = %body.connector,
+        entity = %body.entity,
+        scope,
+        "connector cache invalidated"
+    );
+    Ok(Json(json!({ "invalidated": scope })).into_response())
 }
