@@ -1,6 +1,12 @@
-//! The flow designer's API (`docs/flow-api.md`): drafts saved with optimistic concurrency,
-//! publishing numbered versions with a note (refused while errors remain), the version
-//! history, a diff of logic between versions, rollback, and import of flow files.
+//! The flow designer's API (`docs/flow-api.md`): the designer's list of flows, creating a
+//! flow (it exists as a draft until its first publish), drafts saved with optimistic
+//! concurrency, publishing numbered versions with a note (refused while errors remain), the
+//! version history, a diff of logic between versions, rollback, import of flow files, Rust
+//! export of any document, and analytics (visits and drop-off per node of a version).
+//!
+//! A flow exists when the server's library holds it (bundled, or published), or the database
+//! has a draft or a published version of it: a flow created here lives only in `flow_drafts`
+//! until it is published, and other nodes see it from the database.
 //!
 //! Agents and admins may read; only admins change anything ([`Admin`]), and every change
 //! carries the session's CSRF token (checked by the extractor). A published version becomes
@@ -28,8 +34,19 @@ use crate::store::{DraftSaved, NewVersion, Store, VersionPublished};
 /// The longest version note.
 const MAX_NOTE: usize = 2000;
 
+/// The longest flow id and flow name a new flow may have.
+const MAX_ID: usize = 64;
+const MAX_NAME: usize = 200;
+
+/// Ids a new flow may not take: `/api/flows/{id}` would be these routes instead.
+const RESERVED_IDS: [&str; 3] = ["import", "validate", "rust"];
+
+/// `POST /api/flows` is routed in `server.rs`, next to `GET /api/flows`.
 pub fn routes() -> Router<Arc<AppState>> {
     Router::new()
+        .route("/api/designer/flows", get(designer_flows))
+        .route("/api/flows/rust", post(export_rust))
+        .route("/api/flows/{id}/analytics", get(analytics))
         .route("/api/flows/import", post(import))
         .route("/api/flows/{id}/draft", get(get_draft).put(save_draft))
         .route("/api/flows/{id}/publish", post(publish))
@@ -62,9 +79,33 @@ fn answer(status: StatusCode, body: Value) -> Response {
     (status, Json(body)).into_response()
 }
 
-/// The current (published) flow `id` of the server's library.
-fn current(state: &AppState, id: &str) -> Result<Flow, ApiError> {
-    state.library().get(id).cloned().ok_or_else(|| no_flow(id))
+/// The current published version of `id`: the server's library's, else the latest stored
+/// one (a flow first published on another node); `None` for a flow never published.
+async fn published(state: &AppState, store: &Store, id: &str) -> Result<Option<Flow>, ApiError> {
+    if let Some(flow) = state.library().get(id) {
+        return Ok(Some(flow.clone()));
+    }
+    match store.latest_flow(id).await.map_err(|e| internal(&e))? {
+        Some(stored) => Ok(Some(load_stored(&stored.json)?)),
+        None => Ok(None),
+    }
+}
+
+/// Whether flow `id` exists: published (or bundled), or only a draft.
+async fn exists(state: &AppState, store: &Store, id: &str) -> Result<bool, ApiError> {
+    if published(state, store, id).await?.is_some() {
+        return Ok(true);
+    }
+    Ok(store.draft(id).await.map_err(|e| internal(&e))?.is_some())
+}
+
+/// 404 unless flow `id` exists.
+async fn require_flow(state: &AppState, store: &Store, id: &str) -> Result<(), ApiError> {
+    if exists(state, store, id).await? {
+        Ok(())
+    } else {
+        Err(no_flow(id))
+    }
 }
 
 /// Every diagnostic of `flow`, with sub-flows looked up in the server's current flows.
@@ -114,7 +155,10 @@ fn same_document(a: &Flow, b: &Flow) -> bool {
 async fn draft_of(state: &AppState, store: &Store, id: &str) -> Result<(i64, Flow), ApiError> {
     match store.draft(id).await.map_err(|e| internal(&e))? {
         Some(draft) => Ok((draft.revision, load_stored(&draft.document)?)),
-        None => Ok((0, current(state, id)?)),
+        None => match published(state, store, id).await? {
+            Some(flow) => Ok((0, flow)),
+            None => Err(no_flow(id)),
+        },
     }
 }
 
@@ -124,14 +168,14 @@ async fn get_draft(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let store = store_of(&state)?;
-    let published = current(&state, &id)?;
     let (revision, flow) = draft_of(&state, store, &id).await?;
+    let published = published(&state, store, &id).await?;
     let diagnostics = diagnostics(&state, &flow);
     Ok(answer(
         StatusCode::OK,
         json!({
             "revision": revision,
-            "published_version": published.version,
+            "published_version": published.map(|f| f.version),
             "document": document(&flow),
             "errors": errors(&diagnostics),
             "diagnostics": diagnostics,
@@ -153,7 +197,7 @@ async fn save_draft(
     Json(body): Json<SaveBody>,
 ) -> Result<Response, ApiError> {
     let store = store_of(&state)?;
-    let published = current(&state, &id)?;
+    require_flow(&state, store, &id).await?;
     if body.revision < 0 {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -201,7 +245,12 @@ async fn save_draft(
                     load_stored(&draft.document)?,
                     draft.updated_by,
                 ),
-                None => (0, published, None),
+                // No draft: the client's base was stale against a publish, so the current
+                // version is what it should reload.
+                None => match published(&state, store, &id).await? {
+                    Some(flow) => (0, flow, None),
+                    None => return Err(no_flow(&id)),
+                },
             };
             let who = by.map_or_else(|| "someone".to_owned(), |login| format!("`{login}`"));
             Ok(answer(
@@ -244,7 +293,7 @@ async fn publish(
     body: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
     let store = store_of(&state)?;
-    current(&state, &id)?;
+    require_flow(&state, store, &id).await?;
     // The body may be left out (no note).
     let note = if body.iter().all(u8::is_ascii_whitespace) {
         String::new()
@@ -278,7 +327,7 @@ async fn rollback(
     Json(body): Json<RollbackBody>,
 ) -> Result<Response, ApiError> {
     let store = store_of(&state)?;
-    current(&state, &id)?;
+    require_flow(&state, store, &id).await?;
     let note = body
         .note
         .unwrap_or_else(|| format!("rollback to version {}", body.version));
@@ -328,12 +377,21 @@ async fn publish_flow(
             }),
         ));
     }
-    let latest = match store.latest_flow(&id).await.map_err(|e| internal(&e))? {
+    let stored = match store.latest_flow(&id).await.map_err(|e| internal(&e))? {
         Some(stored) => Some(load_stored(&stored.json)?),
         None => None,
     };
-    let latest = latest.unwrap_or(current(state, &id)?);
-    if same_document(&flow, &latest) {
+    let held = state.library().get(&id).cloned();
+    // The newest of what is stored and what this node runs; `None` before a new flow's first
+    // publish.
+    let latest = match (stored, held) {
+        (Some(stored), Some(held)) if held.version > stored.version => Some(held),
+        (Some(stored), _) => Some(stored),
+        (None, held) => held,
+    };
+    if let Some(latest) = &latest
+        && same_document(&flow, latest)
+    {
         return Ok(answer(
             StatusCode::CONFLICT,
             json!({
@@ -344,7 +402,7 @@ async fn publish_flow(
             }),
         ));
     }
-    flow.version = latest.version.max(current(state, &id)?.version) + 1;
+    flow.version = latest.map_or(0, |latest| latest.version) + 1;
     let mut library = Library::clone(&state.library());
     library.insert(flow.clone());
     let hash = library
@@ -398,8 +456,8 @@ async fn versions(
 ) -> Result<Response, ApiError> {
     let store = store_of(&state)?;
     let history = store.version_history(&id).await.map_err(|e| internal(&e))?;
-    if history.is_empty() && state.library().get(&id).is_none() {
-        return Err(no_flow(&id));
+    if history.is_empty() {
+        require_flow(&state, store, &id).await?;
     }
     Ok(answer(StatusCode::OK, json!(history)))
 }
@@ -490,23 +548,335 @@ async fn import(
         .ok()
         .and_then(|v| v.get("schema_version").and_then(Value::as_u64));
     let diagnostics = diagnostics(&state, &flow);
+    let exists = match &state.store {
+        Some(store) => exists(&state, store, &flow.id).await?,
+        None => state.library().get(&flow.id).is_some(),
+    };
     Ok(answer(
         StatusCode::OK,
         json!({
             "document": document(&flow),
             "migrated_from": found.filter(|v| *v != u64::from(flows::model::SCHEMA_VERSION)),
-            "exists": state.library().get(&flow.id).is_some(),
+            "exists": exists,
             "errors": errors(&diagnostics),
             "diagnostics": diagnostics,
         }),
     ))
 }
 
-/// Makes the latest stored version of each of the library's flows current in `engines` when
-/// it is newer than the one it holds (versions published through this API before a restart,
-/// or by another node). Returns how many flows changed.
+/// `GET /api/designer/flows`: every flow, with its draft's name and size, sorted by id.
+async fn designer_flows(
+    State(state): State<Arc<AppState>>,
+    _caller: Caller,
+) -> Result<Response, ApiError> {
+    use std::collections::BTreeMap;
+    struct Entry {
+        published: Option<u32>,
+        revision: i64,
+        /// The draft's document, else the current version's.
+        flow: Option<Flow>,
+    }
+    let store = store_of(&state)?;
+    let library = state.library();
+    let mut entries: BTreeMap<String, Entry> = BTreeMap::new();
+    for flow in library.flows() {
+        entries.insert(
+            flow.id.clone(),
+            Entry {
+                published: Some(flow.version),
+                revision: 0,
+                flow: Some(flow.clone()),
+            },
+        );
+    }
+    // Flows published on another node that this one has not loaded yet.
+    for (id, version) in store.latest_versions().await.map_err(|e| internal(&e))? {
+        let entry = entries.entry(id).or_insert(Entry {
+            published: None,
+            revision: 0,
+            flow: None,
+        });
+        entry.published = Some(entry.published.map_or(version, |v| v.max(version)));
+    }
+    for draft in store.drafts().await.map_err(|e| internal(&e))? {
+        let flow = load_stored(&draft.document)?;
+        let entry = entries.entry(draft.flow_id).or_insert(Entry {
+            published: None,
+            revision: 0,
+            flow: None,
+        });
+        entry.revision = draft.revision;
+        entry.flow = Some(flow);
+    }
+    let mut list = Vec::with_capacity(entries.len());
+    for (id, entry) in entries {
+        let flow = match entry.flow {
+            Some(flow) => flow,
+            // Published elsewhere, no draft, not in this node's library yet.
+            None => match store.latest_flow(&id).await.map_err(|e| internal(&e))? {
+                Some(stored) => load_stored(&stored.json)?,
+                None => continue,
+            },
+        };
+        list.push(json!({
+            "id": id,
+            "name": flow.name,
+            "published_version": entry.published,
+            "draft_revision": entry.revision,
+            "nodes": flow.nodes.len(),
+        }));
+    }
+    Ok(answer(StatusCode::OK, Value::Array(list)))
+}
+
+/// Why `id` may not name a new flow, if it may not.
+fn check_new_id(id: &str) -> Result<(), String> {
+    let allowed = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-';
+    let first_ok = id
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+    if id.is_empty() || id.len() > MAX_ID || !id.chars().all(allowed) || !first_ok {
+        return Err(format!(
+            "a flow id is 1 to {MAX_ID} characters: lowercase letters a–z, digits, `_` and `-`, \
+             starting with a letter or a digit (like `spring-sale`)"
+        ));
+    }
+    if RESERVED_IDS.contains(&id) {
+        return Err(format!(
+            "`{id}` is reserved (it names an API route); choose another flow id"
+        ));
+    }
+    Ok(())
+}
+
+#[derive(Deserialize)]
+struct CreateBody {
+    id: String,
+    name: String,
+}
+
+/// `POST /api/flows`: a new flow, stored as its first draft (revision 1) with one start node;
+/// it runs once it is published.
+pub async fn create_flow(
+    State(state): State<Arc<AppState>>,
+    Admin(caller): Admin,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiError> {
+    let store = store_of(&state)?;
+    let body: CreateBody = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("the body must be {{\"id\": \"…\", \"name\": \"…\"}}: {e}"),
+        )
+    })?;
+    check_new_id(&body.id).map_err(|message| ApiError::new(StatusCode::BAD_REQUEST, message))?;
+    if body.name.trim().is_empty() || body.name.chars().count() > MAX_NAME {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("a flow name is 1 to {MAX_NAME} characters (not only spaces)"),
+        ));
+    }
+    let taken = || {
+        ApiError::new(
+            StatusCode::CONFLICT,
+            format!("a flow with id `{}` exists already", body.id),
+        )
+    };
+    if exists(&state, store, &body.id).await? {
+        return Err(taken());
+    }
+    // Version 0: not published yet (publishing numbers it 1).
+    let initial = json!({
+        "schema_version": flows::model::SCHEMA_VERSION,
+        "id": body.id,
+        "version": 0,
+        "name": body.name,
+        "default_locale": "zh-CN",
+        "variables": [],
+        "nodes": [{"id": "start", "kind": "start"}],
+        "edges": [],
+        "layout": {"nodes": {"start": {"x": 80.0, "y": 80.0}}},
+    });
+    let flow: Flow = serde_json::from_value(initial)
+        .map_err(|e| internal(&format!("the new flow document does not load: {e}")))?;
+    let saved = store
+        .save_draft(
+            &body.id,
+            0,
+            &flows::to_json(&flow),
+            &caller.user.login,
+            now_ms(),
+        )
+        .await
+        .map_err(|e| internal(&e))?;
+    match saved {
+        DraftSaved::Saved(revision) => {
+            tracing::info!(flow = %body.id, by = %caller.user.login, "flow created");
+            Ok(answer(
+                StatusCode::CREATED,
+                json!({ "revision": revision, "document": document(&flow) }),
+            ))
+        }
+        // Someone created it at the same moment.
+        DraftSaved::Conflict { .. } => Err(taken()),
+    }
+}
+
+/// `POST /api/flows/rust`: any flow document (migrated like an import) as the Rust module
+/// `codegen::compile` generates, like `GET /api/flows/{id}/versions/{v}/rust`. Sub-flows are
+/// the server's current ones.
+async fn export_rust(
+    State(state): State<Arc<AppState>>,
+    _caller: Caller,
+    body: String,
+) -> Result<Response, ApiError> {
+    let flow = load(&body)?;
+    let id = flow.id.clone();
+    let mut library = Library::clone(&state.library());
+    library.insert(flow.clone());
+    // Generating and formatting a module takes milliseconds of CPU: off the async workers.
+    let compiled = tokio::task::spawn_blocking(move || {
+        codegen::compile(&flow, &codegen::Options::with_library(library))
+    })
+    .await
+    .map_err(|e| internal(&format!("code generation panicked: {e}")))?;
+    match compiled {
+        Ok(code) => Ok((
+            [
+                (
+                    axum::http::header::CONTENT_TYPE,
+                    "text/plain; charset=utf-8".to_owned(),
+                ),
+                (
+                    axum::http::header::CONTENT_DISPOSITION,
+                    format!("attachment; filename=\"{}\"", codegen::file_name(&id)),
+                ),
+            ],
+            code,
+        )
+            .into_response()),
+        Err(codegen::CodegenError::Invalid { flow, diagnostics }) => {
+            let error = if flow == id {
+                format!("flow `{id}` has errors; fix them before exporting it")
+            } else {
+                format!("flow `{id}` calls `{flow}`, which has errors; fix them before exporting")
+            };
+            Ok(answer(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                json!({
+                    "error": error,
+                    "flow": flow,
+                    "errors": errors(&diagnostics),
+                    "diagnostics": diagnostics,
+                }),
+            ))
+        }
+        Err(error @ codegen::CodegenError::Syntax(_)) => Err(internal(&error)),
+        Err(error) => Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            error.to_string(),
+        )),
+    }
+}
+
+#[derive(Deserialize)]
+struct AnalyticsQuery {
+    version: Option<String>,
+}
+
+/// `GET /api/flows/{id}/analytics?version=v`: visits and drop-off per node and visits per edge
+/// of a published version (the latest by default), from `flow_stats`.
+async fn analytics(
+    State(state): State<Arc<AppState>>,
+    _caller: Caller,
+    Path(id): Path<String>,
+    Query(query): Query<AnalyticsQuery>,
+) -> Result<Response, ApiError> {
+    use std::collections::BTreeMap;
+    let store = store_of(&state)?;
+    let flow = match query.version.as_deref() {
+        Some(text) => {
+            let version = parse_version(text)?;
+            match state.library().get(&id).filter(|f| f.version == version) {
+                Some(flow) => flow.clone(),
+                None => stored_flow(store, &id, version).await?,
+            }
+        }
+        None => match published(&state, store, &id).await? {
+            Some(flow) => {
+                // This node may lag behind a publish on another node.
+                match store.latest_flow(&id).await.map_err(|e| internal(&e))? {
+                    Some(stored) if stored.version > flow.version => load_stored(&stored.json)?,
+                    _ => flow,
+                }
+            }
+            None if exists(&state, store, &id).await? => {
+                return Err(ApiError::new(
+                    StatusCode::NOT_FOUND,
+                    format!("flow `{id}` has no published version yet"),
+                ));
+            }
+            None => return Err(no_flow(&id)),
+        },
+    };
+    // What this node counted and has not written yet (at most a second's worth).
+    if let Err(error) = store.flush_flow_stats().await {
+        tracing::warn!(%error, "flow statistics not written before reading them");
+    }
+    let stats = store
+        .flow_stats(&id, flow.version)
+        .await
+        .map_err(|e| internal(&e))?;
+    // Every node of the version, counted or not.
+    let mut visits: BTreeMap<&str, u64> = flow.nodes.iter().map(|n| (n.id.as_str(), 0)).collect();
+    let mut leaving: BTreeMap<&str, u64> = BTreeMap::new();
+    let mut edges = Vec::new();
+    for stat in &stats {
+        if stat.port.is_empty() && stat.target.is_empty() {
+            *visits.entry(stat.node.as_str()).or_insert(0) += stat.visits;
+        } else {
+            *leaving.entry(stat.node.as_str()).or_insert(0) += stat.visits;
+            edges.push(json!({
+                "from": stat.node, "port": stat.port, "to": stat.target, "visits": stat.visits,
+            }));
+        }
+    }
+    let start = flow
+        .nodes
+        .iter()
+        .find(|n| matches!(n.kind, flows::model::NodeKind::Start(_)))
+        .map_or(0, |n| visits.get(n.id.as_str()).copied().unwrap_or(0));
+    let nodes: serde_json::Map<String, Value> = visits
+        .iter()
+        .map(|(&node, &count)| {
+            let left = leaving.get(node).copied().unwrap_or(0);
+            (
+                node.to_owned(),
+                json!({ "visits": count, "drop_off": count.saturating_sub(left) }),
+            )
+        })
+        .collect();
+    Ok(answer(
+        StatusCode::OK,
+        json!({
+            "version": flow.version,
+            "conversations": start,
+            "nodes": nodes,
+            "edges": edges,
+        }),
+    ))
+}
+
+/// Makes the latest stored version of each flow (the library's and those only in the
+/// database) current in `engines` when it is newer than the one it holds (versions published
+/// through this API before a restart, or by another node). Returns how many flows changed.
 pub async fn load_published(store: &Store, engines: &Engines) -> crate::store::Result<usize> {
-    let ids: Vec<String> = engines.library().flows().map(|f| f.id.clone()).collect();
+    // The library's flows and every flow published in the database (flows created through
+    // this API are in the database only).
+    let mut ids: std::collections::BTreeSet<String> =
+        engines.library().flows().map(|f| f.id.clone()).collect();
+    ids.extend(store.latest_versions().await?.into_iter().map(|(id, _)| id));
     let mut changed = 0;
     for id in ids {
         if load_latest(store, engines, &id).await? {

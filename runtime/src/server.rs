@@ -123,7 +123,10 @@ pub fn app(state: Arc<AppState>) -> Router {
         .merge(crate::flow_api::routes())
         .merge(crate::connect::routes())
         .merge(crate::web_app::routes())
-        .route("/api/flows", get(list_flows))
+        .route(
+            "/api/flows",
+            get(list_flows).post(crate::flow_api::create_flow),
+        )
         .route("/api/flows/validate", post(validate_flow))
         .route("/api/flows/{id}", get(get_flow))
         .route("/api/flows/{id}/versions/{version}/rust", get(flow_as_rust))

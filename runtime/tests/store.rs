@@ -10,8 +10,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use runtime::store::{
-    DraftSaved, NewConversation, NewEvent, NewMessage, NewSession, NewVersion, Published, Sender,
-    Store, StoreError, StoredMessage, VersionPublished,
+    DraftSaved, FlowStat, NewConversation, NewEvent, NewMessage, NewSession, NewVersion, Published,
+    Sender, StatKey, Store, StoreError, StoredMessage, VersionPublished,
 };
 use sqlx::{AssertSqlSafe, Connection, Executor};
 
@@ -377,6 +377,119 @@ async fn drafts_are_saved_with_compare_and_set_and_published_with_notes() {
             )
         );
         assert!(store.version_history("nothing").await.unwrap().is_empty());
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn flow_stats_add_up_per_version_node_and_edge() {
+    on_every_backend("flow_stats", |store| async move {
+        let stat = |node: &str, port: &str, target: &str, visits: u64| FlowStat {
+            node: node.to_owned(),
+            port: port.to_owned(),
+            target: target.to_owned(),
+            visits,
+        };
+        let node = |v: u32, n: &str| StatKey::node("shop", v, n.to_owned());
+        let edge = |v: u32, from: &str, port: &str, to: &str| {
+            StatKey::edge("shop", v, from.to_owned(), port.to_owned(), to.to_owned())
+        };
+        assert_eq!(store.flow_stats("shop", 1).await.unwrap(), []);
+        // Node ids have no length limit and may be Chinese.
+        let long = "节点".repeat(200);
+        store
+            .add_flow_stats(&[
+                (node(1, "start"), 3),
+                (edge(1, "start", "next", "ask"), 2),
+                (node(1, &long), 1),
+            ])
+            .await
+            .unwrap();
+        // Increments add to what is stored, and new counters appear.
+        store
+            .add_flow_stats(&[
+                (node(1, "ask"), 2),
+                (node(1, "start"), 4),
+                (edge(1, "start", "next", "ask"), 5),
+                (edge(1, "start", "other", "ask"), 1),
+            ])
+            .await
+            .unwrap();
+        // Another version and another flow are apart.
+        store
+            .add_flow_stats(&[(node(2, "start"), 9)])
+            .await
+            .unwrap();
+        store
+            .add_flow_stats(&[(StatKey::node("faq", 1, "start".to_owned()), 7)])
+            .await
+            .unwrap();
+        let mut expected = vec![
+            stat("ask", "", "", 2),
+            stat("start", "", "", 7),
+            stat("start", "next", "ask", 7),
+            stat("start", "other", "ask", 1),
+            stat(&long, "", "", 1),
+        ];
+        expected.sort_by(|a, b| (&a.node, &a.port, &a.target).cmp(&(&b.node, &b.port, &b.target)));
+        let mut got = store.flow_stats("shop", 1).await.unwrap();
+        got.sort_by(|a, b| (&a.node, &a.port, &a.target).cmp(&(&b.node, &b.port, &b.target)));
+        assert_eq!(got, expected);
+        assert_eq!(
+            store.flow_stats("shop", 2).await.unwrap(),
+            [stat("start", "", "", 9)]
+        );
+
+        // Counted in memory, written by a flush (the same key twice is one row of 2).
+        store.count_flow_stats([
+            node(3, "start"),
+            node(3, "start"),
+            edge(3, "start", "next", "end"),
+        ]);
+        assert_eq!(store.flow_stats("shop", 3).await.unwrap(), []);
+        assert_eq!(store.flush_flow_stats().await.unwrap(), 2);
+        assert_eq!(store.flush_flow_stats().await.unwrap(), 0);
+        assert_eq!(
+            store.flow_stats("shop", 3).await.unwrap(),
+            [stat("start", "", "", 2), stat("start", "next", "end", 1)]
+        );
+        // Many counters in one flush (several statements in one transaction).
+        store.count_flow_stats((0..400).map(|i| node(4, &format!("n{i:03}"))));
+        assert_eq!(store.flush_flow_stats().await.unwrap(), 400);
+        let many = store.flow_stats("shop", 4).await.unwrap();
+        assert_eq!(many.len(), 400);
+        assert!(many.iter().all(|s| s.visits == 1));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn drafts_and_latest_versions_of_every_flow() {
+    on_every_backend("drafts_list", |store| async move {
+        assert_eq!(store.drafts().await.unwrap(), []);
+        assert_eq!(store.latest_versions().await.unwrap(), []);
+        for (id, version) in [("b", 1), ("a", 1), ("b", 2), ("b", 3)] {
+            store
+                .publish_flow(id, version, &format!("h{version}"), "{}")
+                .await
+                .unwrap();
+        }
+        store.save_draft("c", 0, "{}", "root", 1).await.unwrap();
+        store.save_draft("a", 0, "{}", "root", 2).await.unwrap();
+        store
+            .save_draft("a", 1, "{\"x\":1}", "li", 3)
+            .await
+            .unwrap();
+        assert_eq!(
+            store.latest_versions().await.unwrap(),
+            [("a".to_owned(), 1), ("b".to_owned(), 3)]
+        );
+        let drafts = store.drafts().await.unwrap();
+        let summary: Vec<(&str, i64, &str)> = drafts
+            .iter()
+            .map(|d| (d.flow_id.as_str(), d.revision, d.document.as_str()))
+            .collect();
+        assert_eq!(summary, [("a", 2, "{\"x\":1}"), ("c", 1, "{}")]);
     })
     .await;
 }

@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use flows::engine::{
-    Effect, Input, LookupOutcome, LookupRequest, LookupResult, Millis, StartInput, Waiting,
+    Effect, Input, LookupOutcome, LookupRequest, LookupResult, Millis, StartInput, Trace, Waiting,
 };
 use flows::{FlowRef, Session};
 use serde::{Deserialize, Serialize};
@@ -32,7 +32,8 @@ use super::hub::{ConversationHandle, HubError, Outbound, SendError, Shared, Visi
 use super::{State, Transition, now_ms};
 use crate::engines::SharedEngine;
 use crate::store::{
-    NewConversation, NewEvent, NewSession, Routing, Sender, StoreError, StoredMessage, WriteError,
+    NewConversation, NewEvent, NewSession, Routing, Sender, StatKey, StoreError, StoredMessage,
+    WriteError,
 };
 
 /// How long a lookup may take before the flow is told it failed.
@@ -498,6 +499,29 @@ impl Actor {
         }
     }
 
+    /// Adds the turn's node visits and edges to the flow statistics of the conversation's flow
+    /// version (`store/stats.rs`). Traces of sub-flows are left out: the version they ran is
+    /// not the conversation's.
+    fn count_traces(&self, traces: Vec<Trace>) {
+        if traces.is_empty() {
+            return;
+        }
+        let flow = self.engine.flow();
+        let keys = traces.into_iter().filter_map(|trace| match trace {
+            Trace::NodeEntered { flow: id, node } if id == flow.id => {
+                Some(StatKey::node(&flow.id, flow.version, node))
+            }
+            Trace::EdgeTaken {
+                flow: id,
+                from,
+                port,
+                to,
+            } if id == flow.id => Some(StatKey::edge(&flow.id, flow.version, from, port, to)),
+            _ => None,
+        });
+        self.shared.services.store.count_flow_stats(keys);
+    }
+
     /// Takes a stored visitor message: the bot answers it while it owns the conversation;
     /// otherwise (a queue or an agent has it) the message only waits in the transcript.
     async fn take_visitor(&mut self, input: &Input, stored: &StoredMessage) -> Result<(), Stop> {
@@ -517,6 +541,7 @@ impl Actor {
         let mut bodies: Vec<(Sender, Body)> = Vec::new();
         let mut transitions: Vec<(Transition, serde_json::Value, Option<Routing>)> = Vec::new();
         let mut lookups = Vec::new();
+        let mut traces = Vec::new();
         for effect in step.effects {
             match effect {
                 Effect::Say { output, .. } => bodies.push((Sender::Bot, Body::from(output))),
@@ -573,7 +598,7 @@ impl Actor {
                         self.frame(&frame.to_string());
                     }
                 }
-                Effect::Trace(_) => {}
+                Effect::Trace(trace) => traces.push(trace),
             }
         }
         // Numbered here: this task is the conversation's only writer. A message whose client
@@ -621,6 +646,9 @@ impl Actor {
             return Err(Stop);
         }
         self.saved_turn += 1;
+        // Counted once the turn is stored: a turn taken again after a failed commit or a crash
+        // is counted once.
+        self.count_traces(traces);
         for message in &stored {
             if let Some(client_id) = &message.client_id {
                 self.known.insert(client_id, message.seq);

@@ -70,6 +70,10 @@ struct DraftSql {
     update_draft: &'static str,
     insert_version: &'static str,
     versions: &'static str,
+    /// Every draft, by flow id.
+    all_drafts: &'static str,
+    /// The highest published version of every flow, by flow id.
+    latest_versions: &'static str,
 }
 
 const SQLITE: DraftSql = DraftSql {
@@ -84,6 +88,8 @@ const SQLITE: DraftSql = DraftSql {
                      VALUES (?, ?, ?, ?, ?, ?, ?)",
     versions: "SELECT version, hash, note, published_at, published_by FROM flow_versions \
                WHERE flow_id = ? ORDER BY version",
+    all_drafts: "SELECT flow_id, revision, document, updated_at, updated_by FROM flow_drafts ORDER BY flow_id",
+    latest_versions: "SELECT flow_id, MAX(version) FROM flow_versions GROUP BY flow_id ORDER BY flow_id",
 };
 
 const POSTGRES: DraftSql = DraftSql {
@@ -98,6 +104,7 @@ const POSTGRES: DraftSql = DraftSql {
                      VALUES ($1, $2, $3, $4, $5, $6, $7)",
     versions: "SELECT version, hash, note, published_at, published_by FROM flow_versions \
                WHERE flow_id = $1 ORDER BY version",
+    ..SQLITE
 };
 
 const MYSQL: DraftSql = DraftSql {
@@ -234,6 +241,24 @@ impl Store {
         Ok(VersionPublished::Published {
             draft_revision: draft_revision + 1,
         })
+    }
+
+    /// Every saved draft, ordered by flow id (for the designer's list of flows).
+    pub async fn drafts(&self) -> Result<Vec<Draft>> {
+        let rows: Vec<DraftRow> = with_dialect!(self, pool, sql = (&SQLITE, &POSTGRES, &MYSQL) => {
+            sqlx::query_as(sql.all_drafts).fetch_all(pool).await?
+        });
+        Ok(rows.into_iter().map(draft_from_row).collect())
+    }
+
+    /// The highest published version of every flow that has one, ordered by flow id.
+    pub async fn latest_versions(&self) -> Result<Vec<(String, u32)>> {
+        let rows: Vec<(String, i64)> = with_dialect!(self, pool, sql = (&SQLITE, &POSTGRES, &MYSQL) => {
+            sqlx::query_as(sql.latest_versions).fetch_all(pool).await?
+        });
+        rows.into_iter()
+            .map(|(id, version)| Ok((id, version_from_db(version)?)))
+            .collect()
     }
 
     /// Every published version of a flow with its history, lowest first.

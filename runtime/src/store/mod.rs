@@ -14,6 +14,8 @@
 //!   `0004` each version may carry a note, a time and an author (`drafts.rs`).
 //! - `flow_drafts (flow_id)`: the designer's one draft per flow, saved with a compare-and-set
 //!   on its `revision` (`drafts.rs`).
+//! - `flow_stats (flow_id, version, stat_key)`: how often each node and edge of a flow version
+//!   was taken, incremented by upserts (`stats.rs`).
 //! - `conversations (id)`: the flow version a conversation is pinned to, its owner and status,
 //!   and two counters, `last_message_seq` and `last_event_seq`.
 //! - `messages (conversation_id, seq)`, unique on `(conversation_id, client_id)`.
@@ -94,6 +96,8 @@ const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 #[derive(Debug, Clone)]
 pub struct Store {
     pool: Pool,
+    /// Flow statistics counted and not yet written (`stats.rs`).
+    pending: std::sync::Arc<stats::PendingStats>,
 }
 
 #[derive(Debug, Clone)]
@@ -147,8 +151,10 @@ mod accounts;
 mod console;
 mod drafts;
 mod nodes;
+mod stats;
 
 pub use nodes::NodeOwner;
+pub use stats::{FlowStat, StatKey};
 
 type FlowRow = (String, i64, String, String);
 type ConversationRow = (
@@ -220,7 +226,10 @@ impl Store {
                 });
             }
         };
-        Ok(Store { pool })
+        Ok(Store {
+            pool,
+            pending: std::sync::Arc::default(),
+        })
     }
 
     /// Which database this store talks to.
@@ -242,8 +251,12 @@ impl Store {
         Ok(())
     }
 
-    /// Closes every connection, waiting for the ones in use to be returned.
+    /// Writes the flow statistics still counted in memory, then closes every connection,
+    /// waiting for the ones in use to be returned.
     pub async fn close(&self) {
+        if let Err(error) = self.flush_flow_stats().await {
+            tracing::warn!(%error, "flow statistics not written before closing the database");
+        }
         match &self.pool {
             Pool::Sqlite(pool) => pool.close().await,
             Pool::Postgres(pool) => pool.close().await,

@@ -9,11 +9,17 @@
 //!
 //! Batches are written one after another in arrival order, so a conversation's messages get their
 //! sequence numbers in the order their appends reached the writer.
+//!
+//! Next to it, a small task writes the flow statistics conversations count in the store
+//! (`stats.rs`) once a second while the writer runs.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use tokio::sync::{mpsc, oneshot, watch};
+
+/// How often the flow statistics counted in memory are written.
+const STATS_FLUSH: std::time::Duration = std::time::Duration::from_secs(1);
 
 use super::{NewMessage, NewSession, Store, StoreError, StoredMessage};
 
@@ -108,6 +114,7 @@ impl MessageWriter {
         let (commands, receiver) = mpsc::channel(config.queue.max(1));
         let (stopped_sender, stopped) = watch::channel(());
         let counters = Arc::new(Counters::default());
+        tokio::spawn(flush_flow_stats(store.clone(), stopped.clone()));
         let task = Task {
             store,
             max_batch: config.max_batch.max(1),
@@ -286,6 +293,24 @@ impl Task {
                     pending.push(part);
                 }
             }
+        }
+    }
+}
+
+/// Writes the store's flow statistics (`stats.rs`) every [`STATS_FLUSH`] while the writer
+/// runs; what is counted after the last tick is written by `Store::close`.
+async fn flush_flow_stats(store: Store, mut stopped: watch::Receiver<()>) {
+    let mut ticks = tokio::time::interval(STATS_FLUSH);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticks.tick() => {
+                if let Err(error) = store.flush_flow_stats().await {
+                    tracing::warn!(%error, "flow statistics not written; retrying with the next flush");
+                }
+            }
+            // Fails once the writer task has ended (its sender is dropped).
+            changed = stopped.changed() => if changed.is_err() { return; }
         }
     }
 }
