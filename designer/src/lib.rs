@@ -1,9 +1,11 @@
 //! The kefu browser app (`runtime/assets/app/`, built by `cargo run -p xtask -- bundle`).
 //!
-//! Today it is the agent console at `/console`; the flow designer (issue 6) joins it.
+//! The agent console at `/console` (`console`) and the flow designer at `/designer` (`studio`,
+//! over the pure editing core in `editor`).
 
 pub mod console;
 pub mod editor;
+pub mod studio;
 
 use wasm_bindgen::prelude::wasm_bindgen;
 
@@ -15,5 +17,7 @@ pub fn start() {
         .unwrap_or_default();
     if path.starts_with("/console") {
         console::mount();
+    } else if path.starts_with("/designer") {
+        studio::mount();
     }
 }

@@ -1,5 +1,6 @@
 //! The browser app (crate `designer`): its prebuilt bundle, embedded from `runtime/assets/app/`
-//! (rebuilt with `cargo run -p xtask -- bundle`), and the HTML shell of the agent console.
+//! (rebuilt with `cargo run -p xtask -- bundle`), and the HTML page of the agent console and
+//! of the flow designer.
 
 use std::sync::Arc;
 
@@ -22,6 +23,8 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/app/kefu_app_bg.wasm", get(app_wasm))
         .route("/console", get(console))
         .route("/console/{*rest}", get(console))
+        .route("/designer", get(designer))
+        .route("/designer/{*rest}", get(designer))
 }
 
 async fn app_js() -> impl IntoResponse {
@@ -45,6 +48,21 @@ async fn app_wasm() -> impl IntoResponse {
 }
 
 async fn console() -> Html<String> {
+    shell(
+        "客服工作台 · Agent console",
+        "客服工作台需要 JavaScript。The agent console needs JavaScript.",
+    )
+}
+
+async fn designer() -> Html<String> {
+    shell(
+        "流程设计器 · Flow designer",
+        "流程设计器需要 JavaScript。The flow designer needs JavaScript.",
+    )
+}
+
+/// The page that loads the app; the app mounts what the path asks for.
+fn shell(title: &str, noscript: &str) -> Html<String> {
     let version = STAMP.trim().get(..16).unwrap_or("dev");
     Html(format!(
         r#"<!doctype html>
@@ -52,11 +70,11 @@ async fn console() -> Html<String> {
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<title>kefu · 客服工作台 · Agent console</title>
+<title>kefu · {title}</title>
 </head>
 <body>
 <div id="app"><p style="padding:2em;font-family:system-ui,sans-serif;color:#667">加载中… Loading…</p></div>
-<noscript>客服工作台需要 JavaScript。The agent console needs JavaScript.</noscript>
+<noscript>{noscript}</noscript>
 <script type="module">
 import init from '/app/kefu_app.js?v={version}';
 init({{ module_or_path: '/app/kefu_app_bg.wasm?v={version}' }});

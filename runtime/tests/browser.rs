@@ -1,8 +1,9 @@
 //! The web pages in a real headless Chromium (playwright-core scripts in `tests/browser/`):
 //! `shop.mjs` chats with the guided-shopping bot in the demo shop by clicking its buttons, waits
 //! for product cards, reloads and checks that the conversation comes back; `console.mjs` has an
-//! agent take over a visitor's conversation in the console, reply, transfer and hand back. Both
-//! save screenshots.
+//! agent take over a visitor's conversation in the console, reply, transfer and hand back;
+//! `designer.mjs` builds a flow with the mouse in the designer, previews, publishes it and chats
+//! with it in the shop. All save screenshots.
 //!
 //! Needs Node.js, Debian's Chromium and `npm ci` in `tests/browser`; `.ci/run` provides them and
 //! sets `KEFU_TEST_BROWSER=1`. Without that variable the test says so and skips.
@@ -85,4 +86,31 @@ async fn an_agent_takes_over_in_the_console_in_chromium() {
         "{log}"
     );
     assert_screenshots(&artifacts, &["console-agent.png", "console-visitor.png"]);
+}
+
+#[tokio::test]
+async fn a_flow_is_built_with_the_mouse_previewed_and_published_in_chromium() {
+    if std::env::var_os("KEFU_ADMIN_PASSWORD").is_none() {
+        eprintln!(
+            "KEFU_ADMIN_PASSWORD is not set: skipping the designer's browser test (see .ci/run)"
+        );
+        return;
+    }
+    let Some((log, artifacts)) = run_script("designer.mjs").await else {
+        return;
+    };
+    assert!(
+        log.contains(
+            "ok: a flow was built with the mouse, previewed, published and chatted with in the shop"
+        ),
+        "{log}"
+    );
+    assert_screenshots(
+        &artifacts,
+        &[
+            "designer-editor.png",
+            "designer-preview.png",
+            "designer-shop.png",
+        ],
+    );
 }

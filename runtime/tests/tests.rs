@@ -5,6 +5,7 @@
 
 mod api;
 mod browser;
+mod cache_nodes;
 mod chat;
 mod cli;
 mod cluster;

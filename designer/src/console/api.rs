@@ -410,20 +410,20 @@ fn js_error(value: &JsValue) -> ApiError {
 }
 
 /// A server's answer, whatever its status.
-struct Answer {
-    status: u16,
-    text: String,
+pub(crate) struct Answer {
+    pub(crate) status: u16,
+    pub(crate) text: String,
     /// From `Retry-After`, in seconds.
     retry_after: Option<u64>,
 }
 
 impl Answer {
-    fn ok(&self) -> bool {
+    pub(crate) fn ok(&self) -> bool {
         (200..300).contains(&self.status)
     }
 
     /// The error of a non-2xx answer: its body's `error`, if it has one.
-    fn error(&self) -> ApiError {
+    pub(crate) fn error(&self) -> ApiError {
         let message = serde_json::from_str::<Value>(&self.text)
             .ok()
             .and_then(|v| v.get("error").and_then(Value::as_str).map(str::to_owned))
@@ -437,10 +437,20 @@ impl Answer {
 }
 
 /// One request and its answer, whatever its status.
-async fn exchange(
+pub(crate) async fn exchange(
     method: &str,
     url: &str,
     body: Option<&Value>,
+    csrf: Option<&str>,
+) -> Result<Answer, ApiError> {
+    exchange_text(method, url, body.map(Value::to_string).as_deref(), csrf).await
+}
+
+/// One request with a JSON body given as text (a file's content sent as it is).
+pub(crate) async fn exchange_text(
+    method: &str,
+    url: &str,
+    body: Option<&str>,
     csrf: Option<&str>,
 ) -> Result<Answer, ApiError> {
     let window = web_sys::window().ok_or_else(|| ApiError::Network("no window".into()))?;
@@ -455,7 +465,7 @@ async fn exchange(
         headers
             .set("Content-Type", "application/json")
             .map_err(|e| js_error(&e))?;
-        init.set_body(&JsValue::from_str(&body.to_string()));
+        init.set_body(&JsValue::from_str(body));
     }
     if let Some(csrf) = csrf {
         headers
@@ -490,7 +500,7 @@ async fn exchange(
 }
 
 /// One request; `Ok` carries the body of a 2xx answer.
-async fn send(
+pub(crate) async fn send(
     method: &str,
     url: &str,
     body: Option<&Value>,
@@ -504,7 +514,7 @@ async fn send(
     }
 }
 
-fn decode<T: for<'de> Deserialize<'de>>(text: &str) -> Result<T, ApiError> {
+pub(crate) fn decode<T: for<'de> Deserialize<'de>>(text: &str) -> Result<T, ApiError> {
     serde_json::from_str(text).map_err(|error| ApiError::Network(format!("bad answer: {error}")))
 }
 

@@ -4,9 +4,9 @@
 //! `Console` holds the whole state as signals (copyable handles) and is shared through
 //! Leptos' context; `list` and `view` render it, `api` and `ws` talk to the server.
 
-mod api;
+pub(crate) mod api;
 mod connectors;
-mod i18n;
+pub(crate) mod i18n;
 mod list;
 mod style;
 mod view;
@@ -170,8 +170,15 @@ impl Console {
         });
     }
 
-    /// Signed in: connect, load the lists and what the reply box needs.
+    /// Signed in: connect, load the lists and what the reply box needs — or, when the
+    /// designer sent the user here to sign in (`?next=/designer/…`), go back there.
     fn start(self, session: api::Session) {
+        if let Some(next) = next_page()
+            && let Some(location) = web_sys::window().map(|w| w.location())
+        {
+            let _ = location.assign(&next);
+            return;
+        }
         self.csrf.set(session.csrf);
         self.user.set(Some(session.user));
         let on_event: Rc<dyn Fn(SocketEvent)> = Rc::new(move |event| self.on_socket(event));
@@ -656,6 +663,14 @@ const TYPING_SHOWN_MS: u64 = 8000;
 const ALL_REFRESH_MS: u64 = 500;
 const FLASH_SHOWN_SECS: u64 = 8;
 const NOTIFY_KEY: &str = "kefu.notifications-asked";
+
+/// The page named by `?next=` after signing in: only a path of this site (`/…`, not `//…`).
+fn next_page() -> Option<String> {
+    let search = web_sys::window()?.location().search().ok()?;
+    let params = web_sys::UrlSearchParams::new_with_str(&search).ok()?;
+    let next = params.get("next")?;
+    (next.starts_with('/') && !next.starts_with("//") && !next.contains('\\')).then_some(next)
+}
 
 fn local_storage() -> Option<web_sys::Storage> {
     web_sys::window()?.local_storage().ok().flatten()

@@ -521,6 +521,25 @@ fn add_node(flow: &mut Flow, entry: &NodeEntry) -> Result<Op, EditError> {
         *last = Some(at);
     }
 
+    // What already names this id before the node exists (a loaded file's leftovers, or a group
+    // that kept a member whose step was deleted): `RemoveNode` would take it away too, so the
+    // inverse puts it back.
+    let stale_position = flow.layout.nodes.get(id).copied();
+    let stale_edges: Vec<(usize, Edge)> = flow
+        .edges
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| e.from == *id || e.to == *id)
+        .map(|(i, e)| (i, e.clone()))
+        .collect();
+    let stale_groups: Vec<(String, Vec<NodeId>)> = flow
+        .layout
+        .groups
+        .iter()
+        .filter(|g| g.nodes.contains(id))
+        .map(|g| (g.id.clone(), g.nodes.clone()))
+        .collect();
+
     flow.nodes.insert(entry.index, entry.node.clone());
     if let Some(p) = entry.position {
         flow.layout.nodes.insert(id.clone(), p);
@@ -533,7 +552,28 @@ fn add_node(flow: &mut Flow, entry: &NodeEntry) -> Result<Op, EditError> {
             g.nodes.insert(at, id.clone());
         }
     }
-    Ok(Op::RemoveNode { id: id.clone() })
+    let remove = Op::RemoveNode { id: id.clone() };
+    if stale_position.is_none() && stale_edges.is_empty() && stale_groups.is_empty() {
+        return Ok(remove);
+    }
+    let mut inverse = vec![remove];
+    inverse.extend(
+        stale_edges
+            .into_iter()
+            .map(|(index, edge)| Op::InsertEdge { index, edge }),
+    );
+    inverse.extend(
+        stale_groups
+            .into_iter()
+            .map(|(id, nodes)| Op::SetGroupNodes { id, nodes }),
+    );
+    if let Some(p) = stale_position {
+        inverse.push(Op::Place {
+            nodes: vec![(id.clone(), Some(p))],
+            comments: Vec::new(),
+        });
+    }
+    Ok(Op::Batch(inverse))
 }
 
 fn remove_node(flow: &mut Flow, id: &str) -> Result<Op, EditError> {
