@@ -576,7 +576,8 @@ input:disabled,.send:disabled{opacity:.5}
         }
         return settle(f.client_id, f.seq);
       case 'typing':
-        if (f.sender !== 'visitor') showTyping(!!f.on, 30000);
+        // Typing frames carry no seq: one may arrive after the conversation ended.
+        if (f.sender !== 'visitor') showTyping(!!f.on && S.status !== 'ended', 30000);
         return;
       case 'state':
         S.owner = f.owner ?? S.owner;

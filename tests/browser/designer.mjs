@@ -2,8 +2,9 @@
 // a flow, drags a message, a buttons step and an end step from the palette onto the canvas,
 // connects the exits by dragging, fills the inspector, sees a validation error appear (an exit
 // left open) and disappear (once it is connected), checks undo/redo, previews the flow in the
-// browser, saves and publishes it, then chats with the published version in the demo shop.
-// Screenshots of the editor, the preview and the shop.
+// browser, saves and publishes it, then chats with the published version in the demo shop and
+// sees that conversation counted by the analytics overlay; last, the designer in Chinese.
+// Screenshots of the editor, the preview, the shop and the Chinese editor.
 //
 //   KEFU_URL=http://127.0.0.1:38123 KEFU_ADMIN_PASSWORD=… SCREENSHOT_DIR=/tmp/shots node tests/browser/designer.mjs
 //
@@ -175,8 +176,24 @@ async function run() {
   await visitor.locator('[data-kefu="message"]').filter({ hasText: 'Welcome to our spring sale!' }).first().waitFor();
   await visitor.locator('[data-kefu="choice"]:not([disabled])').filter({ hasText: /^Yes please$/ }).first().click();
   await visitor.locator('[data-kefu="message"]').filter({ hasText: 'Yes please' }).first().waitFor();
+  // The flow ends after the button: the widget says so and shows no typing dots.
+  await visitor.locator('[data-kefu="ended"]').waitFor();
+  await visitor.locator('[data-kefu="typing"]').waitFor({ state: 'hidden' });
   await visitor.screenshot({ path: join(SHOTS, 'designer-shop.png') });
   check('chatting in the shop');
+
+  step('the analytics overlay counts that conversation on the canvas');
+  await page.click('[data-test=analytics]');
+  await page.locator('[data-test=node-message] [data-test=node-stats][data-visits="1"][data-drop-off="0"]').waitFor();
+  await page.locator('[data-test=node-end] [data-test=node-stats][data-visits="1"]').waitFor();
+  await page.locator('g.arrow[data-from=choice][data-port=yes] .arrow-stats').filter({ hasText: /^1$/ }).waitFor();
+
+  step('the designer speaks Chinese');
+  await page.click('[data-test=lang-switch]');
+  await expectText(page, '[data-test=tab-inspector]', /属性/);
+  await page.locator('[data-test=palette-choice]').filter({ hasText: '按钮选项' }).waitFor();
+  await page.screenshot({ path: join(SHOTS, 'designer-zh.png') });
+  check('analytics and Chinese');
 }
 
 async function fillField(page, field, text) {

@@ -489,9 +489,9 @@ fn NodeBox(boxed: Boxed) -> impl IntoView {
             <span class="port-in" title="in"></span>
             {port_rows}
             {stats.map(|(visits, drop)| view! {
-                <div class="node-stats" data-test="node-stats">
-                    <span title="visits">"👣 " {visits}</span>
-                    <span title="drop-off">" ↘ " {drop}</span>
+                <div class="node-stats" data-test="node-stats" data-visits=visits data-drop-off=drop>
+                    {move || studio.t("entered ", "进入 ")} {visits}
+                    {move || studio.t(" · stopped here ", " · 在此离开 ")} {drop}
                 </div>
             })}
         </div>
