@@ -27,11 +27,15 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/designer/{*rest}", get(designer))
 }
 
+/// The bundle's URLs carry its stamp (`?v=`), so a browser may keep a copy for good: a new
+/// bundle comes with a new URL.
+const CACHE_FOR_GOOD: &str = "public, max-age=31536000, immutable";
+
 async fn app_js() -> impl IntoResponse {
     (
         [
             (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
-            (header::CACHE_CONTROL, "no-cache"),
+            (header::CACHE_CONTROL, CACHE_FOR_GOOD),
         ],
         APP_JS,
     )
@@ -41,7 +45,7 @@ async fn app_wasm() -> impl IntoResponse {
     (
         [
             (header::CONTENT_TYPE, "application/wasm"),
-            (header::CACHE_CONTROL, "no-cache"),
+            (header::CACHE_CONTROL, CACHE_FOR_GOOD),
         ],
         APP_WASM,
     )
