@@ -1,0 +1,754 @@
+//! Access control in the server (`docs/policies.md`, "In the server"): the policy file in force
+//! (the bundled `assets/policies.kefu` unless `--policies FILE` names another; reloaded without
+//! a restart, a file with problems leaving the old one in force), temporary grants stored in
+//! the database, and the checks made where data leaves the server.
+//!
+//! Every check goes through [`check`], which builds the decision from the caller's account
+//! (login, team, role, the customers they served), the grants in force and the time now, and
+//! returns a [`Verdict`]: owned, serializable, with the explanation, so a route can refuse
+//! with it and the audit trail can record it. Data that is allowed then goes through the
+//! caller's department sandbox ([`Sandboxed`]): rows filtered and fields masked here, per
+//! request, after the connectors' cache (which keeps the source's answer, unmasked, inside the
+//! server), so one department's view never reaches another department's browser.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use axum::{Json, Router};
+use flows::Value;
+use policy::{Config, Context, Diagnostics, Grant, PolicyError, Request, Resource, Subject};
+use serde::Deserialize;
+use serde_json::{Value as JsonValue, json};
+
+use crate::auth::{Admin, Caller};
+use crate::conversation::now_ms;
+use crate::server::{ApiError, AppState};
+use crate::store::{GrantRow, Store, User};
+
+/// The bundled policy file.
+pub const BUNDLED: &str = include_str!("../assets/policies.kefu");
+
+/// How many of an agent's newest assigned conversations make up their service history.
+const HISTORY_LIMIT: i64 = 1000;
+
+/// Grants that expired within this long are still passed to decisions, which ignore them but
+/// list them as expired: "why can't li read this any more?" has an answer for a week.
+const RECENTLY_EXPIRED_MS: i64 = 7 * 24 * 3600 * 1000;
+
+/// Why a policy file was not taken.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("cannot read {path}: {error}")]
+    Read { path: String, error: std::io::Error },
+    #[error("{name}: {error}")]
+    Invalid { name: String, error: PolicyError },
+}
+
+impl LoadError {
+    /// The located problems, when the file was read but is wrong.
+    pub fn diagnostics(&self) -> Option<&Diagnostics> {
+        match self {
+            LoadError::Invalid {
+                error: PolicyError::Invalid(diagnostics),
+                ..
+            } => Some(diagnostics),
+            _ => None,
+        }
+    }
+}
+
+/// The policies and sandboxes in force; shared by every request, replaced whole on reload.
+pub struct Access {
+    file: Option<PathBuf>,
+    config: RwLock<Arc<Config>>,
+}
+
+impl Access {
+    /// Reads `file` (`None`: the bundled file); an invalid file is refused with every problem.
+    pub fn load(file: Option<PathBuf>) -> Result<Access, LoadError> {
+        let config = read(file.as_ref())?;
+        Ok(Access {
+            file,
+            config: RwLock::new(Arc::new(config)),
+        })
+    }
+
+    /// The bundled policies. They are checked by a test; should they ever fail to load, the
+    /// server denies everything rather than run without policies.
+    pub fn bundled() -> Access {
+        Access::load(None).unwrap_or_else(|error| {
+            tracing::error!(%error, "the bundled policies do not load; everything is denied");
+            Access {
+                file: None,
+                config: RwLock::new(Arc::new(Config::default())),
+            }
+        })
+    }
+
+    /// The policies and sandboxes in force now.
+    pub fn config(&self) -> Arc<Config> {
+        Arc::clone(&self.config.read().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// Puts `config` in force instead of the file's (for programs that embed the server, and
+    /// tests); a later reload reads the file again.
+    pub fn install(&self, config: Config) {
+        *self.config.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(config);
+    }
+
+    /// Reads the file again; on success it decides from the next request on, on failure the
+    /// old policies stay and the problems are returned.
+    pub fn reload(&self) -> Result<Arc<Config>, LoadError> {
+        let config = Arc::new(read(self.file.as_ref())?);
+        *self.config.write().unwrap_or_else(|e| e.into_inner()) = Arc::clone(&config);
+        tracing::info!(file = %name(self.file.as_ref()), "policies reloaded");
+        Ok(config)
+    }
+}
+
+fn name(file: Option<&PathBuf>) -> String {
+    file.map_or_else(
+        || "the bundled policies.kefu".to_owned(),
+        |f| f.display().to_string(),
+    )
+}
+
+fn read(file: Option<&PathBuf>) -> Result<Config, LoadError> {
+    let text = match file {
+        None => BUNDLED.to_owned(),
+        Some(path) => std::fs::read_to_string(path).map_err(|error| LoadError::Read {
+            path: path.display().to_string(),
+            error,
+        })?,
+    };
+    policy::load(&text).map_err(|error| LoadError::Invalid {
+        name: name(file),
+        error,
+    })
+}
+
+/// Reloads the policies on SIGHUP (a file with problems keeps the old ones).
+pub async fn reload_on_hangup(access: Arc<Access>) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let Ok(mut hangups) = signal(SignalKind::hangup()) else {
+            tracing::warn!("cannot listen for SIGHUP; reload policies through the admin API");
+            return;
+        };
+        while hangups.recv().await.is_some() {
+            if let Err(error) = access.reload() {
+                tracing::error!(%error, "policies not reloaded; the old ones stay in force");
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    drop(access);
+}
+
+/// A decision, owned: what a route acts on and what the audit trail records.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Verdict {
+    pub allowed: bool,
+    /// The policy or grant that decided (`None`: denied by default).
+    pub decided_by: Option<String>,
+    /// The decision as text: the admin page's "why".
+    pub explanation: String,
+    /// The `policy::Decision` as JSON (effect, reason, every policy and grant that matched).
+    pub decision: JsonValue,
+}
+
+impl Verdict {
+    /// 403 with the explanation, for a denied request.
+    pub fn refusal(&self) -> ApiError {
+        ApiError::new(
+            StatusCode::FORBIDDEN,
+            format!("not allowed: {}", self.explanation.trim_end()),
+        )
+    }
+}
+
+/// Who is asking, as policies see them: `agent.id` is the login, `agent.teams` the account's
+/// team, `agent.roles` its role (`admin` or `agent`), `agent.user_id` the account id and
+/// `agent.service_history` the customers (by the identity the widget sent under
+/// `customer_key`, the customer entity's key) of the conversations assigned to them.
+pub async fn subject(store: &Store, user: &User, customer_key: &str) -> Result<Subject, ApiError> {
+    let started = store
+        .started_of_assignee(&user.id, HISTORY_LIMIT)
+        .await
+        .map_err(|error| {
+            tracing::error!(%error, "cannot read an agent's service history");
+            ApiError::internal()
+        })?;
+    let mut history: Vec<Value> = Vec::new();
+    for data in &started {
+        let Ok(data) = serde_json::from_str::<JsonValue>(data) else {
+            continue;
+        };
+        if let Some(id) = data["visitor"][customer_key].as_str() {
+            let id = Value::String(id.to_owned());
+            if !history.contains(&id) {
+                history.push(id);
+            }
+        }
+    }
+    Ok(Subject::new(user.login.clone())
+        .team(user.team.id.clone())
+        .role(user.role.clone())
+        .attr("user_id", Value::String(user.id.clone()))
+        .attr("service_history", Value::List(history)))
+}
+
+/// The key under which visitors identify themselves as customers: the configured customer
+/// entity's key, `email` without connectors.
+pub fn customer_key(state: &AppState) -> String {
+    state
+        .connectors
+        .as_ref()
+        .and_then(|live| {
+            let registry = live.registry();
+            let source = registry.connectors().customer.clone()?;
+            let key = registry
+                .connectors()
+                .get(&source.connector)?
+                .entities
+                .get(&source.entity)?
+                .key
+                .clone();
+            Some(key)
+        })
+        .unwrap_or_else(|| "email".to_owned())
+}
+
+/// The time zone of `context.time` and friends: `KEFU_TZ_OFFSET_MINUTES`, else China's.
+fn tz_offset_minutes() -> i32 {
+    std::env::var("KEFU_TZ_OFFSET_MINUTES")
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(480)
+}
+
+/// A context at the current time, local time in the server's time zone, from `channel`.
+pub fn context_now(channel: &str) -> Context {
+    Context::at_local(now_ms(), tz_offset_minutes()).channel(channel)
+}
+
+/// The grants in force at `now` and those expired lately, as the policy engine takes them (it
+/// compares `expires_at` with the request's time, so expired ones allow nothing); a stored
+/// grant whose patterns no longer parse is skipped (it can then allow nothing).
+async fn grants_at(store: Option<&Store>, now: i64) -> Result<Vec<Grant>, ApiError> {
+    let Some(store) = store else {
+        return Ok(Vec::new());
+    };
+    let since = now.saturating_sub(RECENTLY_EXPIRED_MS);
+    let rows = store.grants_expiring_after(since).await.map_err(|error| {
+        tracing::error!(%error, "cannot read grants");
+        ApiError::internal()
+    })?;
+    Ok(rows
+        .iter()
+        .filter_map(|row| match to_grant(row) {
+            Ok(grant) => Some(grant),
+            Err(error) => {
+                tracing::warn!(grant = %row.id, %error, "a stored grant is skipped");
+                None
+            }
+        })
+        .collect())
+}
+
+fn to_grant(row: &GrantRow) -> Result<Grant, String> {
+    let actions: Vec<String> =
+        serde_json::from_str(&row.actions_json).map_err(|e| e.to_string())?;
+    let actions: Vec<&str> = actions.iter().map(String::as_str).collect();
+    let mut grant = Grant::new(
+        row.id.clone(),
+        &row.subject,
+        &actions,
+        &row.resource,
+        row.expires_at,
+    )
+    .map_err(|e| e.to_string())?;
+    grant.granted_by = Some(row.granted_by.clone());
+    grant.reason = (!row.reason.is_empty()).then(|| row.reason.clone());
+    Ok(grant)
+}
+
+/// May `subject` do `action` on `resource` now? The one place requests are decided: with the
+/// policies in force and the grants stored (expired ones allow nothing: the context carries
+/// the current time).
+pub async fn check(
+    state: &AppState,
+    subject: &Subject,
+    action: &str,
+    resource: &Resource,
+    context: &Context,
+) -> Result<Verdict, ApiError> {
+    let grants = grants_at(state.store.as_ref(), context.now()).await?;
+    let config = state.access.config();
+    let decision = config
+        .policies
+        .decide(&Request::new(subject, action, resource, context), &grants);
+    let verdict = Verdict {
+        allowed: decision.is_allowed(),
+        decided_by: decision.decided_by().map(str::to_owned),
+        explanation: decision.to_string(),
+        decision: serde_json::to_value(&decision).unwrap_or(JsonValue::Null),
+    };
+    // Every decision is audited, allowed or denied, with the policy or grant that made it.
+    let audited = crate::audit::AuditRecord::new(
+        subject.id(),
+        action,
+        format!("{}::{}", resource.entity(), resource.id()),
+    )
+    .decided(
+        if verdict.allowed {
+            crate::audit::Decision::Allow
+        } else {
+            crate::audit::Decision::Deny
+        },
+        verdict.decided_by.iter().cloned().collect(),
+    );
+    state.audit.record(audited).await;
+    tracing::debug!(
+        subject = subject.id(),
+        action,
+        resource = %format!("{}::{}", resource.entity(), resource.id()),
+        allowed = verdict.allowed,
+        decided_by = verdict.decided_by.as_deref().unwrap_or("default"),
+        "access decided"
+    );
+    Ok(verdict)
+}
+
+/// The sandbox a caller sees `entity` through, applied to rows. Admins are not sandboxed
+/// (they may do everything and edit the policies); everyone else gets their team's view.
+pub struct Sandboxed {
+    config: Arc<Config>,
+    subject: Subject,
+    entity: String,
+    exempt: bool,
+}
+
+impl Sandboxed {
+    pub fn new(state: &AppState, subject: Subject, entity: &str, user: &User) -> Sandboxed {
+        Sandboxed {
+            config: state.access.config(),
+            subject,
+            entity: entity.to_owned(),
+            exempt: user.role == "admin",
+        }
+    }
+
+    fn sandbox(&self) -> Option<&policy::Sandbox> {
+        if self.exempt {
+            return None;
+        }
+        self.config.sandboxes.view(&self.subject, &self.entity)
+    }
+
+    /// Whether the row is in the view; if so it is masked in place.
+    pub fn apply(&self, row: &mut Value) -> bool {
+        let Some(sandbox) = self.sandbox() else {
+            return true;
+        };
+        if !sandbox.shows(row, &self.subject) {
+            return false;
+        }
+        sandbox.mask_record(row);
+        true
+    }
+
+    /// The rows in the view, masked.
+    pub fn rows(&self, rows: Vec<BTreeMap<String, Value>>) -> Vec<BTreeMap<String, Value>> {
+        rows.into_iter()
+            .filter_map(|fields| {
+                let mut row = Value::Map(fields);
+                if !self.apply(&mut row) {
+                    return None;
+                }
+                match row {
+                    Value::Map(fields) => Some(fields),
+                    _ => None,
+                }
+            })
+            .collect()
+    }
+}
+
+/// The console's customer panel for `caller`, and the decision it was shown on (for the
+/// audit trail; `None` when there was nothing to decide: no connectors, no customer entity, a
+/// visitor without identity). Decided (`read` on `<entity>::<key>`) before the connector is
+/// asked, then through the caller's sandbox. Denied, the panel holds no data and says so
+/// (`allowed: false`, `error`, `reason`); it does not echo the decision, whose resource names
+/// the customer the caller may not know about.
+pub async fn customer_panel(
+    state: &AppState,
+    caller: &Caller,
+    visitor: &BTreeMap<String, String>,
+) -> Result<(Option<JsonValue>, Option<Verdict>), ApiError> {
+    let Some(live) = &state.connectors else {
+        return Ok((None, None));
+    };
+    let Some(store) = &state.store else {
+        return Ok((None, None));
+    };
+    let (entity, key, source) = {
+        let registry = live.registry();
+        let Some(source) = registry.connectors().customer.clone() else {
+            return Ok((None, None));
+        };
+        let Some(key) = registry
+            .connectors()
+            .get(&source.connector)
+            .and_then(|c| c.entities.get(&source.entity))
+            .map(|e| e.key.clone())
+        else {
+            return Ok((None, None));
+        };
+        (
+            source.entity.clone(),
+            key,
+            format!("{}.{}", source.connector, source.entity),
+        )
+    };
+    let Some(id) = visitor.get(&key) else {
+        return Ok((None, None));
+    };
+    let subject = subject(store, &caller.user, &key).await?;
+    let resource = Resource::new(entity.clone(), id.clone());
+    let verdict = check(state, &subject, "read", &resource, &context_now("console")).await?;
+    if !verdict.allowed {
+        let panel = json!({
+            "source": source,
+            "fields": [],
+            "allowed": false,
+            "error": "not allowed: your access policies do not let you read this customer",
+            "reason": verdict.decision["reason"],
+        });
+        return Ok((Some(panel), Some(verdict)));
+    }
+    let Some(mut panel) = live.customer(visitor).await else {
+        return Ok((None, Some(verdict)));
+    };
+    let pairs: Vec<(String, Value)> =
+        serde_json::from_value(panel["fields"].clone()).unwrap_or_default();
+    if pairs.is_empty() {
+        panel["allowed"] = json!(true);
+        return Ok((Some(panel), Some(verdict)));
+    }
+    let order: Vec<String> = pairs.iter().map(|(name, _)| name.clone()).collect();
+    let mut row = Value::Map(pairs.into_iter().collect());
+    let sandboxed = Sandboxed::new(state, subject, &entity, &caller.user);
+    if sandboxed.apply(&mut row) {
+        let Value::Map(mut fields) = row else {
+            return Err(ApiError::internal());
+        };
+        let pairs: Vec<(String, Value)> = order
+            .into_iter()
+            .filter_map(|name| fields.remove(&name).map(|v| (name, v)))
+            .collect();
+        panel["fields"] = serde_json::to_value(pairs).unwrap_or_else(|_| json!([]));
+    } else {
+        panel["fields"] = json!([]);
+        panel["error"] = json!("not allowed: this customer is outside your department's view");
+    }
+    panel["allowed"] = json!(true);
+    Ok((Some(panel), Some(verdict)))
+}
+
+/// Decides a connector call started by `user` (`read` for operations that only read, else
+/// the operation's name, on `<entity>::<key value>`; `*` for a search without a key), and
+/// returns the verdict with the sandbox its rows go through.
+pub async fn connector_call(
+    state: &AppState,
+    user: &User,
+    connector: &str,
+    entity: &str,
+    operation: &str,
+    params: &BTreeMap<String, Value>,
+) -> Result<(Verdict, Sandboxed), ApiError> {
+    let store = state.store.as_ref().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "access control needs the database",
+        )
+    })?;
+    let (action, key) = state
+        .connectors
+        .as_ref()
+        .and_then(|live| {
+            let registry = live.registry();
+            let declared = registry.connectors().get(connector)?.entities.get(entity)?;
+            let action = declared
+                .operations
+                .get(operation)
+                .filter(|op| op.is_read())
+                .map_or_else(|| operation.to_owned(), |_| "read".to_owned());
+            Some((action, declared.key.clone()))
+        })
+        .unwrap_or_else(|| (operation.to_owned(), String::new()));
+    let id = match params.get(&key) {
+        Some(Value::String(text)) => text.clone(),
+        // Whole numbers as `42`, not `42.0`: ids are written that way in policies.
+        Some(Value::Number(n)) if n.is_finite() && n.fract() == 0.0 => format!("{n:.0}"),
+        Some(Value::Number(n)) => n.to_string(),
+        _ => "*".to_owned(),
+    };
+    let subject = subject(store, user, &customer_key(state)).await?;
+    let resource = Resource::new(entity.to_owned(), id);
+    let verdict = check(state, &subject, &action, &resource, &context_now("console")).await?;
+    Ok((verdict, Sandboxed::new(state, subject, entity, user)))
+}
+
+// ---------------------------------------------------------------------------------------------
+// The admin API: grants, "can X do Y on Z, and why", reload.
+
+pub fn routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/api/admin/grants", get(list_grants).post(create_grant))
+        .route("/api/admin/grants/{id}", delete(revoke_grant))
+        .route("/api/admin/policy/check", post(explain))
+        .route("/api/admin/policy/reload", post(reload))
+}
+
+fn store_of(state: &AppState) -> Result<&Store, ApiError> {
+    state.store.as_ref().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "grants need the database; this server has none",
+        )
+    })
+}
+
+fn internal(error: &dyn std::fmt::Display) -> ApiError {
+    tracing::error!(%error, "access request failed");
+    ApiError::internal()
+}
+
+fn grant_json(row: &GrantRow, now: i64) -> JsonValue {
+    let actions: JsonValue = serde_json::from_str(&row.actions_json).unwrap_or(JsonValue::Null);
+    json!({
+        "id": row.id, "subject": row.subject, "actions": actions, "resource": row.resource,
+        "expires_at": row.expires_at, "granted_by": row.granted_by, "reason": row.reason,
+        "created_at": row.created_at, "active": now < row.expires_at,
+    })
+}
+
+/// One action or several.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Actions {
+    One(String),
+    Many(Vec<String>),
+}
+
+#[derive(Deserialize)]
+struct NewGrant {
+    subject: String,
+    actions: Actions,
+    resource: String,
+    expires_at: i64,
+    #[serde(default)]
+    reason: String,
+}
+
+async fn create_grant(
+    State(state): State<Arc<AppState>>,
+    Admin(admin): Admin,
+    Json(body): Json<NewGrant>,
+) -> Result<Response, ApiError> {
+    let store = store_of(&state)?;
+    let actions = match body.actions {
+        Actions::One(action) => vec![action],
+        Actions::Many(actions) => actions,
+    };
+    let id = format!("g-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+    let refs: Vec<&str> = actions.iter().map(String::as_str).collect();
+    // The same checks as when a grant is read back, so a stored grant always parses.
+    Grant::new(
+        id.clone(),
+        &body.subject,
+        &refs,
+        &body.resource,
+        body.expires_at,
+    )
+    .map_err(|error| ApiError::new(StatusCode::BAD_REQUEST, error.to_string()))?;
+    if body.reason.chars().count() > 1000 {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "the reason is longer than 1000 characters",
+        ));
+    }
+    let now = now_ms();
+    let row = GrantRow {
+        id,
+        subject: body.subject.trim().to_owned(),
+        actions_json: serde_json::to_string(&actions).map_err(|e| internal(&e))?,
+        resource: body.resource.trim().to_owned(),
+        expires_at: body.expires_at,
+        granted_by: admin.user.login.clone(),
+        reason: body.reason,
+        created_at: now,
+    };
+    store.insert_grant(&row).await.map_err(|e| internal(&e))?;
+    tracing::info!(grant = %row.id, subject = %row.subject, resource = %row.resource,
+                   expires_at = row.expires_at, admin = %admin.user.login, "grant created");
+    let audited = crate::audit::AuditRecord::new(
+        &admin.user.login,
+        "grant",
+        format!("grants::{}", row.id),
+    )
+    .detail(
+        json!({ "subject": row.subject, "resource": row.resource, "expires_at": row.expires_at }),
+    );
+    state.audit.record(audited).await;
+    Ok((StatusCode::CREATED, Json(grant_json(&row, now))).into_response())
+}
+
+/// Every grant, in force or expired, newest first.
+async fn list_grants(
+    State(state): State<Arc<AppState>>,
+    _admin: Admin,
+) -> Result<Json<Vec<JsonValue>>, ApiError> {
+    let store = store_of(&state)?;
+    let now = now_ms();
+    let rows = store.grants(1000).await.map_err(|e| internal(&e))?;
+    Ok(Json(rows.iter().map(|row| grant_json(row, now)).collect()))
+}
+
+async fn revoke_grant(
+    State(state): State<Arc<AppState>>,
+    Admin(admin): Admin,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let store = store_of(&state)?;
+    if store.delete_grant(&id).await.map_err(|e| internal(&e))? {
+        tracing::info!(grant = %id, admin = %admin.user.login, "grant revoked");
+        let audited =
+            crate::audit::AuditRecord::new(&admin.user.login, "revoke", format!("grants::{id}"));
+        state.audit.record(audited).await;
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("no grant `{id}`"),
+        ))
+    }
+}
+
+#[derive(Deserialize)]
+struct Who {
+    login: Option<String>,
+    id: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+struct CheckContext {
+    channel: Option<String>,
+    ip: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct CheckBody {
+    subject: Who,
+    action: String,
+    resource: String,
+    #[serde(default)]
+    context: CheckContext,
+}
+
+/// "Can X do Y on Z, and why": the decision for an account, as it would be made now.
+async fn explain(
+    State(state): State<Arc<AppState>>,
+    _admin: Admin,
+    Json(body): Json<CheckBody>,
+) -> Result<Json<JsonValue>, ApiError> {
+    let store = store_of(&state)?;
+    let user = match (&body.subject.login, &body.subject.id) {
+        (Some(login), _) => store
+            .user_by_login(login)
+            .await
+            .map_err(|e| internal(&e))?
+            .map(|(user, _)| user),
+        (None, Some(id)) => store.user(id).await.map_err(|e| internal(&e))?,
+        (None, None) => {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "`subject` needs a `login` or an `id`",
+            ));
+        }
+    }
+    .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "no such account"))?;
+    let Some((entity, id)) = body.resource.split_once("::") else {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "resource `{}` is not `<entity>::<id>` (customers::42)",
+                body.resource
+            ),
+        ));
+    };
+    let subject = subject(store, &user, &customer_key(&state)).await?;
+    let mut context = Context::at_local(now_ms(), tz_offset_minutes());
+    if let Some(channel) = body.context.channel {
+        context = context.channel(channel);
+    }
+    if let Some(ip) = body.context.ip {
+        context = context.ip(ip);
+    }
+    let resource = Resource::new(entity.to_owned(), id.to_owned());
+    let verdict = check(&state, &subject, &body.action, &resource, &context).await?;
+    let mut answer = verdict.decision;
+    answer["explanation"] = json!(verdict.explanation);
+    answer["allowed"] = json!(verdict.allowed);
+    answer["decided_by"] = json!(verdict.decided_by);
+    Ok(Json(answer))
+}
+
+/// Reads the policy file again; its located problems when it cannot be taken.
+async fn reload(State(state): State<Arc<AppState>>, Admin(admin): Admin) -> Response {
+    let reloaded = state.access.reload();
+    let audited = crate::audit::AuditRecord::new(&admin.user.login, "reload", "policies::*")
+        .detail(json!({ "ok": reloaded.is_ok() }));
+    state.audit.record(audited).await;
+    match reloaded {
+        Ok(config) => Json(json!({
+            "policies": config.policies.len(),
+            "sandboxes": config.sandboxes.len(),
+        }))
+        .into_response(),
+        Err(error) => {
+            let problems: Vec<JsonValue> = error
+                .diagnostics()
+                .map(|d| {
+                    d.0.iter()
+                        .map(|p| json!({"line": p.line, "column": p.column, "message": p.message}))
+                        .collect()
+                })
+                .unwrap_or_default();
+            (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                Json(json!({
+                    "error": format!("{error}; the policies in force are unchanged"),
+                    "problems": problems,
+                })),
+            )
+                .into_response()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_bundled_policies_load() {
+        let config = policy::load(super::BUNDLED);
+        assert!(config.is_ok(), "{config:?}");
+    }
+}

@@ -1,0 +1,587 @@
+//! Access control in the server (`docs/policies.md`, "In the server"): decisions explained
+//! through the admin API (the seed's policy among them), temporary grants that expire and are
+//! revoked, department sandboxes on the customer panel and the agent socket, connector tests
+//! decided, and policy files with problems refused with every located problem.
+
+use std::time::Duration;
+
+use axum::http::StatusCode;
+use runtime::conversation::now_ms;
+use serde_json::{Value, json};
+
+use crate::chat::{Options, Server, Visitor, temp_dir};
+use crate::console::{Api, Session};
+
+/// The demo customers used here (runtime/src/demo/catalogue.rs): a regular one and a VIP.
+const REGULAR: &str = "zhang.wei@example.com";
+const VIP: &str = "wang.xiaoming@example.com";
+
+async fn server(name: &str) -> (Server, crate::chat::TempDir) {
+    let dir = temp_dir(name);
+    let server = Server::start(
+        &dir,
+        Options {
+            catalogue: true,
+            ..Options::default()
+        },
+    )
+    .await;
+    (server, dir)
+}
+
+/// A conversation of the customer `email`, handed to the queue, and claimed by `agent`.
+async fn served(server: &Server, api: &Api, agent: &Session, email: &str) -> (String, Visitor) {
+    let (id, visitor) = queued(server, email).await;
+    let claim = api
+        .post(
+            &format!("/api/console/conversations/{id}/claim"),
+            agent,
+            None,
+        )
+        .await;
+    assert_eq!(claim.status, StatusCode::OK, "{}", claim.body);
+    (id, visitor)
+}
+
+/// A conversation of the customer `email`, waiting in the queue.
+async fn queued(server: &Server, email: &str) -> (String, Visitor) {
+    let mut visitor = Visitor::connect(server.addr).await;
+    visitor
+        .send(
+            json!({"type": "start", "flow": "order-status", "locale": "en",
+                     "visitor": {"email": email}}),
+        )
+        .await;
+    let welcome = visitor.recv().await;
+    let id = welcome["conversation"].as_str().unwrap().to_owned();
+    visitor.conversation.clone_from(&id);
+    visitor.bot_turn().await;
+    visitor.say("agent").await;
+    visitor
+        .until(|f| f["body"]["code"] == "queue_position")
+        .await;
+    (id, visitor)
+}
+
+async fn check(api: &Api, admin: &Session, login: &str, action: &str, resource: &str) -> Value {
+    let answer = api
+        .post(
+            "/api/admin/policy/check",
+            admin,
+            Some(
+                json!({"subject": {"login": login}, "action": action, "resource": resource,
+                        "context": {"channel": "console", "ip": "10.0.0.1"}}),
+            ),
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    answer.body
+}
+
+#[tokio::test]
+async fn decisions_are_explained_and_grants_allow_until_they_expire_or_are_revoked() {
+    let (server, _dir) = server("access-decisions").await;
+    let api = Api::of(&server).await;
+    let root = api.session("root", "pass-word").await;
+    let li = api.session("li", "pass-word").await;
+    served(&server, &api, &li, REGULAR).await;
+
+    // The decision table: (login, action, resource) → (effect, reason, decided by).
+    let table = [
+        (
+            "li",
+            "read",
+            format!("customers::{REGULAR}"),
+            "allow",
+            "allowed",
+            json!("policy-2"),
+        ),
+        (
+            "li",
+            "read",
+            format!("customers::{VIP}"),
+            "deny",
+            "nothing_applied",
+            json!(null),
+        ),
+        (
+            "li",
+            "export",
+            format!("customers::{REGULAR}"),
+            "deny",
+            "nothing_matched",
+            json!(null),
+        ),
+        (
+            "li",
+            "read",
+            format!("orders::{REGULAR}"),
+            "deny",
+            "nothing_matched",
+            json!(null),
+        ),
+        (
+            "sales",
+            "read",
+            format!("customers::{REGULAR}"),
+            "deny",
+            "nothing_applied",
+            json!(null),
+        ),
+        (
+            "root",
+            "read",
+            format!("customers::{VIP}"),
+            "allow",
+            "allowed",
+            json!("admins"),
+        ),
+        (
+            "root",
+            "delete",
+            "orders::KF1".to_owned(),
+            "allow",
+            "allowed",
+            json!("admins"),
+        ),
+    ];
+    for (login, action, resource, effect, reason, by) in &table {
+        let decision = check(&api, &root, login, action, resource).await;
+        assert_eq!(
+            decision["effect"], *effect,
+            "{login} {action} {resource}: {decision}"
+        );
+        assert_eq!(
+            decision["reason"], *reason,
+            "{login} {action} {resource}: {decision}"
+        );
+        assert_eq!(
+            decision["decided_by"], *by,
+            "{login} {action} {resource}: {decision}"
+        );
+        assert!(
+            decision["explanation"]
+                .as_str()
+                .unwrap()
+                .contains(resource.as_str())
+        );
+    }
+    let seed = check(&api, &root, "li", "read", &format!("customers::{REGULAR}")).await;
+    assert_eq!(
+        seed["matched"][0]["condition"], "contains(agent.service_history, resource.id)",
+        "{seed}"
+    );
+    assert_eq!(
+        seed["matched"][0]["outcome"]["outcome"], "applies",
+        "{seed}"
+    );
+
+    // Who may ask, and bad questions.
+    let body = json!({"subject": {"login": "li"}, "action": "read", "resource": "customers::x"});
+    let agent = api
+        .post("/api/admin/policy/check", &li, Some(body.clone()))
+        .await;
+    assert_eq!(agent.status, StatusCode::FORBIDDEN);
+    let no_csrf = api
+        .call(
+            "POST",
+            "/api/admin/policy/check",
+            Some(&root),
+            false,
+            Some(body),
+            &[],
+        )
+        .await;
+    assert_eq!(no_csrf.status, StatusCode::FORBIDDEN);
+    let nobody = api
+        .post(
+            "/api/admin/policy/check",
+            &root,
+            Some(json!({"subject": {"login": "nobody"}, "action": "read", "resource": "customers::x"})),
+        )
+        .await;
+    assert_eq!(nobody.status, StatusCode::NOT_FOUND, "{}", nobody.body);
+    let by_id = api
+        .post(
+            "/api/admin/policy/check",
+            &root,
+            Some(json!({"subject": {"id": "u-li"}, "action": "read",
+                        "resource": format!("customers::{REGULAR}")})),
+        )
+        .await;
+    assert_eq!(by_id.body["effect"], "allow", "{}", by_id.body);
+    let malformed = api
+        .post(
+            "/api/admin/policy/check",
+            &root,
+            Some(json!({"subject": {"login": "li"}, "action": "read", "resource": "customers"})),
+        )
+        .await;
+    assert_eq!(malformed.status, StatusCode::BAD_REQUEST);
+    assert!(malformed.body["error"].is_string());
+
+    // A grant allows until it expires.
+    let vip = format!("customers::{VIP}");
+    let soon = now_ms() + 1500;
+    let grant = api
+        .post(
+            "/api/admin/grants",
+            &root,
+            Some(
+                json!({"subject": "agent:li", "actions": ["read"], "resource": vip,
+                        "expires_at": soon, "reason": "ticket 4711"}),
+            ),
+        )
+        .await;
+    assert_eq!(grant.status, StatusCode::CREATED, "{}", grant.body);
+    let short_id = grant.body["id"].as_str().unwrap().to_owned();
+    assert_eq!(grant.body["granted_by"], "root");
+    assert_eq!(grant.body["active"], true);
+    let granted = check(&api, &root, "li", "read", &vip).await;
+    assert_eq!(granted["effect"], "allow", "{granted}");
+    assert_eq!(granted["decided_by"], short_id.as_str(), "{granted}");
+    assert_eq!(
+        check(&api, &root, "agent", "read", &vip).await["effect"],
+        "deny"
+    );
+    tokio::time::sleep(Duration::from_millis(
+        u64::try_from(soon - now_ms() + 200).unwrap_or(0),
+    ))
+    .await;
+    let expired = check(&api, &root, "li", "read", &vip).await;
+    assert_eq!(expired["effect"], "deny", "{expired}");
+    assert_eq!(expired["reason"], "nothing_applied", "{expired}");
+    assert_eq!(expired["matched"][1]["id"], short_id.as_str(), "{expired}");
+    assert_eq!(
+        expired["matched"][1]["outcome"]["outcome"], "expired",
+        "{expired}"
+    );
+
+    // A team grant, then revoked.
+    let team = api
+        .post(
+            "/api/admin/grants",
+            &root,
+            Some(
+                json!({"subject": "team:sales", "actions": "read", "resource": "customers::*",
+                        "expires_at": now_ms() + 3_600_000, "reason": "campaign"}),
+            ),
+        )
+        .await;
+    assert_eq!(team.status, StatusCode::CREATED, "{}", team.body);
+    let team_id = team.body["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        check(&api, &root, "sales", "read", &vip).await["effect"],
+        "allow"
+    );
+    assert_eq!(
+        check(&api, &root, "li", "read", &vip).await["effect"],
+        "deny"
+    );
+    let list = api.get("/api/admin/grants", &root).await;
+    assert_eq!(list.status, StatusCode::OK);
+    let ids: Vec<&str> = list
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, [team_id.as_str(), short_id.as_str()], "newest first");
+    assert_eq!(list.body[0]["active"], true);
+    assert_eq!(list.body[1]["active"], false, "expired grants stay listed");
+    let revoke = api
+        .call(
+            "DELETE",
+            &format!("/api/admin/grants/{team_id}"),
+            Some(&root),
+            true,
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(revoke.status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        check(&api, &root, "sales", "read", &vip).await["effect"],
+        "deny"
+    );
+    let again = api
+        .call(
+            "DELETE",
+            &format!("/api/admin/grants/{team_id}"),
+            Some(&root),
+            true,
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(again.status, StatusCode::NOT_FOUND);
+
+    // Bad grants, and agents, are refused.
+    for bad in [
+        json!({"subject": "li", "actions": ["read"], "resource": "customers::*", "expires_at": 1}),
+        json!({"subject": "agent:li", "actions": [], "resource": "customers::*", "expires_at": 1}),
+        json!({"subject": "agent:li", "actions": ["read"], "resource": "customers", "expires_at": 1}),
+    ] {
+        let answer = api
+            .post("/api/admin/grants", &root, Some(bad.clone()))
+            .await;
+        assert_eq!(
+            answer.status,
+            StatusCode::BAD_REQUEST,
+            "{bad}: {}",
+            answer.body
+        );
+        assert!(answer.body["error"].is_string());
+    }
+    let by_agent = api
+        .post(
+            "/api/admin/grants",
+            &li,
+            Some(
+                json!({"subject": "agent:li", "actions": ["read"], "resource": "*",
+                        "expires_at": now_ms() + 60_000}),
+            ),
+        )
+        .await;
+    assert_eq!(by_agent.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        api.get("/api/admin/grants", &li).await.status,
+        StatusCode::FORBIDDEN
+    );
+    server.stop().await;
+}
+
+/// The customer panel's fields as a map.
+fn fields(detail: &Value) -> serde_json::Map<String, Value> {
+    detail["context"]["customer"]["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|pair| (pair[0].as_str().unwrap().to_owned(), pair[1].clone()))
+        .collect()
+}
+
+#[tokio::test]
+async fn each_department_gets_its_own_view_and_never_another_ones() {
+    let (server, _dir) = server("access-sandboxes").await;
+    let api = Api::of(&server).await;
+    let root = api.session("root", "pass-word").await;
+    let li = api.session("li", "pass-word").await;
+    let sales = api.session("sales", "sales").await;
+
+    // The agent socket of the support agent, open while everything happens.
+    let mut socket = {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let mut request = format!("ws://{}/ws/agent", server.addr)
+            .into_client_request()
+            .unwrap();
+        request
+            .headers_mut()
+            .insert("cookie", li.cookie.parse().unwrap());
+        tokio_tungstenite::connect_async(request).await.unwrap().0
+    };
+
+    let (for_li, _v1) = served(&server, &api, &li, REGULAR).await;
+    let (for_sales, _v2) = served(&server, &api, &sales, REGULAR).await;
+    let (vip_for_sales, _v3) = served(&server, &api, &sales, VIP).await;
+    let (vip_waiting, _v4) = queued(&server, VIP).await;
+
+    // The admin is not sandboxed: the whole record.
+    let whole = api
+        .get(&format!("/api/console/conversations/{for_li}"), &root)
+        .await;
+    let raw = fields(&whole.body);
+    let text = |name: &str| raw[name].as_str().unwrap().to_owned();
+    let (phone, email, name, note) = (text("phone"), text("email"), text("name"), text("note"));
+    assert_eq!(email, REGULAR);
+
+    // Support: phone and email masked, the rest whole; nothing unmasked anywhere in the answer.
+    let support = api
+        .get(&format!("/api/console/conversations/{for_li}"), &li)
+        .await;
+    assert_eq!(support.status, StatusCode::OK);
+    let seen = fields(&support.body);
+    assert_eq!(seen["phone"], policy::MaskKind::Phone.mask_str(&phone));
+    assert_eq!(seen["email"], policy::MaskKind::Email.mask_str(&email));
+    assert_eq!(seen["name"], name.as_str());
+    let body = support.body.to_string();
+    assert!(!body.contains(&phone) && !body.contains(&email), "{body}");
+
+    // Sales: the email whole, phone and name masked, the note redacted.
+    let other = api
+        .get(&format!("/api/console/conversations/{for_sales}"), &sales)
+        .await;
+    let seen = fields(&other.body);
+    assert_eq!(seen["email"], email.as_str());
+    assert_eq!(seen["phone"], policy::MaskKind::Phone.mask_str(&phone));
+    assert_eq!(seen["name"], policy::MaskKind::Name.mask_str(&name));
+    assert_eq!(seen["note"], "***");
+    let body = other.body.to_string();
+    assert!(
+        !body.contains(&phone) && !body.contains(&name) && !body.contains(&note),
+        "{body}"
+    );
+
+    // Neither sees the other's conversation, so neither gets the other's view.
+    for (id, who) in [(&for_sales, &li), (&for_li, &sales)] {
+        let answer = api
+            .get(&format!("/api/console/conversations/{id}"), who)
+            .await;
+        assert_eq!(answer.status, StatusCode::NOT_FOUND);
+    }
+
+    // Sales does not see VIP customers at all (the row filter), though it served this one.
+    let vip = api
+        .get(
+            &format!("/api/console/conversations/{vip_for_sales}"),
+            &sales,
+        )
+        .await;
+    assert_eq!(
+        vip.body["context"]["customer"]["fields"],
+        json!([]),
+        "{}",
+        vip.body
+    );
+    assert!(
+        vip.body["context"]["customer"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("not allowed")
+    );
+    assert!(!vip.body.to_string().contains("13812341234"));
+
+    // A waiting conversation of a customer the agent never served: the panel says no.
+    let denied = api
+        .get(&format!("/api/console/conversations/{vip_waiting}"), &li)
+        .await;
+    assert_eq!(denied.status, StatusCode::OK);
+    let panel = &denied.body["context"]["customer"];
+    assert_eq!(panel["allowed"], false, "{panel}");
+    assert_eq!(panel["fields"], json!([]));
+    assert!(panel["error"].as_str().unwrap().starts_with("not allowed"));
+    assert_eq!(panel["reason"], "nothing_applied");
+    let body = denied.body.to_string();
+    assert!(
+        !body.contains("13812341234") && !body.contains(VIP),
+        "{body}"
+    );
+
+    // What came over the support agent's socket meanwhile holds no customer field unmasked.
+    let mut frames = Vec::new();
+    loop {
+        use futures_util::StreamExt;
+        match tokio::time::timeout(Duration::from_millis(500), socket.next()).await {
+            Ok(Some(Ok(tokio_tungstenite::tungstenite::Message::Text(text)))) => {
+                frames.push(text.to_string());
+            }
+            Ok(Some(Ok(_))) => {}
+            _ => break,
+        }
+    }
+    assert!(!frames.is_empty(), "the socket said something");
+    for frame in &frames {
+        for secret in [&phone, &email, &note, &"13812341234".to_owned()] {
+            assert!(!frame.contains(secret.as_str()), "{secret} in {frame}");
+        }
+    }
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn connector_tests_are_decided_before_the_call() {
+    let (server, _dir) = server("access-connectors").await;
+    let api = Api::of(&server).await;
+    let root = api.session("root", "pass-word").await;
+    let test = |email: &str| {
+        json!({"connector": "demo", "entity": "customers", "operation": "get",
+               "params": {"email": email}})
+    };
+    let allowed = api
+        .post("/api/admin/connectors/test", &root, Some(test(REGULAR)))
+        .await;
+    assert_eq!(allowed.status, StatusCode::OK, "{}", allowed.body);
+    assert_eq!(
+        allowed.body["rows"][0]["email"], REGULAR,
+        "admins are not sandboxed"
+    );
+
+    // A deny beats the admins' allow: 403 with the explanation, and no data.
+    let mut text = runtime::access::BUNDLED.to_owned();
+    text.push_str(
+        r#"
+policy "no-vip-tests" {
+  description = "nobody tests with VIP customers"
+  effect = "deny"
+  resources = ["customers::wang*"]
+  actions = ["read"]
+}
+"#,
+    );
+    server.state.access.install(policy::load(&text).unwrap());
+    let denied = api
+        .post("/api/admin/connectors/test", &root, Some(test(VIP)))
+        .await;
+    assert_eq!(denied.status, StatusCode::FORBIDDEN, "{}", denied.body);
+    let error = denied.body["error"].as_str().unwrap();
+    assert!(error.contains("no-vip-tests"), "{error}");
+    assert!(denied.body.get("rows").is_none());
+    let still = api
+        .post("/api/admin/connectors/test", &root, Some(test(REGULAR)))
+        .await;
+    assert_eq!(still.status, StatusCode::OK);
+    server.stop().await;
+}
+
+#[test]
+fn policy_files_with_problems_are_refused_with_every_problem_located() {
+    let dir = temp_dir("access-files");
+    let file = dir.join("policies.kefu");
+    std::fs::write(&file, runtime::access::BUNDLED).unwrap();
+    let access = runtime::access::Access::load(Some(file.clone())).unwrap();
+    let before = access.config().policies.len();
+
+    let bad = r#"policy {
+  effect = allow
+  actions = ["read"]
+  resources = ["customers::*"]
+}
+policy {
+  effect = "allow"
+  actions = ["read"]
+  resources = ["customers::*"]
+  condition = "contains(agnet.teams, \"x\")"
+}
+"#;
+    std::fs::write(&file, bad).unwrap();
+    let error = access.reload().unwrap_err();
+    let located: Vec<(u32, u32)> = error
+        .diagnostics()
+        .unwrap()
+        .0
+        .iter()
+        .map(|d| (d.line, d.column))
+        .collect();
+    assert!(located.len() >= 2, "{error}");
+    assert_eq!(located[0].0, 2, "{error}");
+    assert!(located.iter().any(|(line, _)| *line == 10), "{error}");
+    assert_eq!(
+        access.config().policies.len(),
+        before,
+        "the old policies stay"
+    );
+    assert!(runtime::access::Access::load(Some(file.clone())).is_err());
+
+    // `kefu serve` refuses to start with it, and says where the problems are.
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_kefu"))
+        .args(["serve", "--addr", "127.0.0.1:0", "--policies"])
+        .arg(&file)
+        .arg("--data-dir")
+        .arg(dir.join("data"))
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("2:12"), "{stderr}");
+}
