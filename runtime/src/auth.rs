@@ -300,7 +300,15 @@ async fn login(
     let matches = hashing(move || verify_password(&password, &hash))
         .await
         .unwrap_or(false);
+    let ip = keys[1].0.strip_prefix("peer:").filter(|ip| !ip.is_empty());
+    let attempt = crate::audit::AuditRecord::new(
+        body.login.clone(),
+        "sign-in",
+        format!("accounts::{}", body.login),
+    )
+    .ip(ip.map(str::to_owned));
     let Some((user, _)) = found.filter(|_| matches) else {
+        state.audit.record(attempt.denied()).await;
         for (key, _) in &keys {
             limiter.failed(key, now);
         }
@@ -336,6 +344,7 @@ async fn login(
         if secure { "; Secure" } else { "" }
     );
     tracing::info!(login = %user.login, "signed in");
+    state.audit.record(attempt).await;
     let mut response = Json(json!({ "user": user, "csrf": csrf })).into_response();
     if let Ok(value) = HeaderValue::from_str(&cookie) {
         response.headers_mut().insert(header::SET_COOKIE, value);
@@ -410,21 +419,37 @@ fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
 
 /// The first accounts, created when the database has none: a team `support`, an admin
 /// (`admin`, password `KEFU_ADMIN_PASSWORD` or a generated one, printed once) and a demo agent
-/// (`agent` / `agent`). Returns the generated admin password, if one was generated.
+/// (`agent` / `agent`), and a team `sales` with its demo agent (`sales` / `sales`). Returns
+/// the generated admin password, if one was generated.
 pub async fn bootstrap(store: &Store) -> anyhow::Result<Option<String>> {
     if store.count_users().await? > 0 {
         return Ok(None);
     }
     store.ensure_team("support", "客服部 · Support").await?;
+    // A second department, so the demo shows two sandboxes (`assets/policies.kefu`).
+    store.ensure_team("sales", "销售部 · Sales").await?;
     let given = std::env::var("KEFU_ADMIN_PASSWORD")
         .ok()
         .filter(|p| !p.is_empty());
     let generated = given.is_none().then(|| random_token()[..16].to_owned());
     let admin_password = given.or_else(|| generated.clone()).unwrap_or_default();
     let now = now_ms();
-    for (login, name, role, password) in [
-        ("admin", "管理员 · Admin", "admin", admin_password.as_str()),
-        ("agent", "小李 · Demo agent", "agent", "agent"),
+    for (login, name, role, password, team) in [
+        (
+            "admin",
+            "管理员 · Admin",
+            "admin",
+            admin_password.as_str(),
+            "support",
+        ),
+        ("agent", "小李 · Demo agent", "agent", "agent", "support"),
+        (
+            "sales",
+            "小王 · Demo sales agent",
+            "agent",
+            "sales",
+            "sales",
+        ),
     ] {
         let password = password.to_owned();
         let hash = hashing(move || hash_password(&password))
@@ -437,7 +462,7 @@ pub async fn bootstrap(store: &Store) -> anyhow::Result<Option<String>> {
                 login: login.to_owned(),
                 name: name.to_owned(),
                 role: role.to_owned(),
-                team_id: "support".to_owned(),
+                team_id: team.to_owned(),
                 password_hash: hash,
                 capacity: 5,
                 created_at: now,
@@ -453,7 +478,8 @@ pub async fn bootstrap(store: &Store) -> anyhow::Result<Option<String>> {
     if let Some(password) = &generated {
         eprintln!(
             "kefu: created the admin account `admin` with password `{password}` (shown once; set \
-             KEFU_ADMIN_PASSWORD to choose it) and the demo agent `agent` / `agent`"
+             KEFU_ADMIN_PASSWORD to choose it), the demo agent `agent` / `agent` and the demo sales \
+             agent `sales` / `sales`"
         );
     }
     Ok(generated)

@@ -520,9 +520,16 @@ async fn list(
 }
 
 /// Loads the file again; its problems (with line and column) when it cannot be taken.
-async fn reload(State(state): State<Arc<AppState>>, _admin: Admin) -> Result<Response, ApiError> {
+async fn reload(
+    State(state): State<Arc<AppState>>,
+    Admin(admin): Admin,
+) -> Result<Response, ApiError> {
     let live = live(&state)?;
-    match live.reload().await {
+    let reloaded = live.reload().await;
+    let record = crate::audit::AuditRecord::new(&admin.user.login, "reload", "connectors::*")
+        .detail(json!({ "ok": reloaded.is_ok() }));
+    state.audit.record(record).await;
+    match reloaded {
         Ok(()) => Ok(Json(json!({
             "connectors": live.registry().connectors().connectors.len()
         }))
@@ -558,17 +565,44 @@ struct TestBody {
 /// "Test this entity": one call, its rows or its error, and how long it took.
 async fn test(
     State(state): State<Arc<AppState>>,
-    _admin: Admin,
+    Admin(admin): Admin,
     Json(body): Json<TestBody>,
 ) -> Result<Response, ApiError> {
     let registry = live(&state)?.registry();
+    // Decided before the call; the rows go through the caller's sandbox (`access`).
+    let (verdict, sandbox) = crate::access::connector_call(
+        &state,
+        &admin.user,
+        &body.connector,
+        &body.entity,
+        &body.operation,
+        &body.params,
+    )
+    .await?;
+    if !verdict.allowed {
+        return Err(verdict.refusal());
+    }
     let began = std::time::Instant::now();
     let result = registry
         .call(&body.connector, &body.entity, &body.operation, &body.params)
         .await;
     let ms = began.elapsed().as_secs_f64() * 1000.0;
+    let mut record = crate::audit::AuditRecord::new(
+        &admin.user.login,
+        "test",
+        format!("connectors::{}::{}", body.connector, body.entity),
+    )
+    .decided(
+        crate::audit::Decision::Allow,
+        verdict.decided_by.iter().cloned().collect(),
+    )
+    .detail(json!({ "operation": body.operation, "ok": result.is_ok() }));
+    if let Ok(rows) = &result {
+        record = record.result_size(rows.len() as u64);
+    }
+    state.audit.record(record).await;
     Ok(match result {
-        Ok(rows) => Json(json!({"rows": rows, "ms": ms})).into_response(),
+        Ok(rows) => Json(json!({"rows": sandbox.rows(rows), "ms": ms})).into_response(),
         Err(error @ ConnectorError::Request(_)) => (
             StatusCode::BAD_REQUEST,
             Json(json!({"error": error.to_string(), "ms": ms})),
@@ -647,5 +681,12 @@ async fn invalidate(
         scope,
         "connector cache invalidated"
     );
+    let record = crate::audit::AuditRecord::new(
+        &admin.user.login,
+        "invalidate",
+        format!("connectors::{}::{}", body.connector, body.entity),
+    )
+    .detail(json!({ "scope": scope }));
+    state.audit.record(record).await;
     Ok(Json(json!({ "invalidated": scope })).into_response())
 }

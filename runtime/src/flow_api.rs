@@ -228,6 +228,10 @@ async fn save_draft(
         .map_err(|e| internal(&e))?;
     match saved {
         DraftSaved::Saved(revision) => {
+            let record =
+                crate::audit::AuditRecord::new(&caller.user.login, "save", format!("flows::{id}"))
+                    .detail(json!({ "revision": revision }));
+            state.audit.record(record).await;
             let diagnostics = diagnostics(&state, &flow);
             Ok(answer(
                 StatusCode::OK,
@@ -309,7 +313,14 @@ async fn publish(
     };
     check_note(&note)?;
     let (revision, flow) = draft_of(&state, store, &id).await?;
-    publish_flow(&state, store, flow, &note, &caller, revision).await
+    let response = publish_flow(&state, store, flow, &note, &caller, revision).await?;
+    if response.status().is_success() {
+        let record =
+            crate::audit::AuditRecord::new(&caller.user.login, "publish", format!("flows::{id}"))
+                .detail(json!({ "note": note }));
+        state.audit.record(record).await;
+    }
+    Ok(response)
 }
 
 #[derive(Deserialize)]
@@ -348,7 +359,14 @@ async fn rollback(
         .await
         .map_err(|e| internal(&e))?
         .map_or(0, |d| d.revision);
-    publish_flow(&state, store, flow, &note, &caller, revision).await
+    let response = publish_flow(&state, store, flow, &note, &caller, revision).await?;
+    if response.status().is_success() {
+        let record =
+            crate::audit::AuditRecord::new(&caller.user.login, "rollback", format!("flows::{id}"))
+                .detail(json!({ "to_version": body.version, "note": note }));
+        state.audit.record(record).await;
+    }
+    Ok(response)
 }
 
 /// Stores `flow` as the next version of its id, makes it the draft (if the draft is still at
@@ -540,10 +558,13 @@ async fn diff(
 /// schema and its diagnostics. Nothing is stored: the designer opens the result as a draft.
 async fn import(
     State(state): State<Arc<AppState>>,
-    _admin: Admin,
+    Admin(admin): Admin,
     body: String,
 ) -> Result<Response, ApiError> {
     let flow = load(&body)?;
+    let record =
+        crate::audit::AuditRecord::new(&admin.user.login, "import", format!("flows::{}", flow.id));
+    state.audit.record(record).await;
     let found = serde_json::from_str::<Value>(&body)
         .ok()
         .and_then(|v| v.get("schema_version").and_then(Value::as_u64));
@@ -713,6 +734,12 @@ pub async fn create_flow(
     match saved {
         DraftSaved::Saved(revision) => {
             tracing::info!(flow = %body.id, by = %caller.user.login, "flow created");
+            let record = crate::audit::AuditRecord::new(
+                &caller.user.login,
+                "create",
+                format!("flows::{}", body.id),
+            );
+            state.audit.record(record).await;
             Ok(answer(
                 StatusCode::CREATED,
                 json!({ "revision": revision, "document": document(&flow) }),

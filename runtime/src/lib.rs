@@ -4,6 +4,8 @@
 //! stores them (`store`), serves the demo shop (`demo`) and the flow API (`server`); `engines`
 //! chooses between compiled and interpreted flows. The agent console arrives with its issue.
 
+pub mod access;
+pub mod audit;
 pub mod auth;
 pub mod cli;
 pub mod compiled;

@@ -42,6 +42,19 @@ enum Command {
         /// demo-shop one. SIGHUP or the admin API reloads it.
         #[arg(long, env = "KEFU_CONNECTORS")]
         connectors: Option<PathBuf>,
+        /// The access policies and department sandboxes (`docs/policies.md`); by default the
+        /// bundled ones. SIGHUP or the admin API reloads them.
+        #[arg(long, env = "KEFU_POLICIES")]
+        policies: Option<PathBuf>,
+        /// Export the audit trail as OpenTelemetry log records to this OTLP/HTTP collector
+        /// (`http://127.0.0.1:4318`); off by default. The trail is always kept in DATA_DIR.
+        #[arg(long, env = "KEFU_OTLP_ENDPOINT")]
+        otlp_endpoint: Option<String>,
+    },
+    /// Work with the audit trail (`DATA_DIR/audit/audit.log`).
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
     },
     /// Work with `connectors.yaml`.
     Connectors {
@@ -87,6 +100,16 @@ enum Command {
 }
 
 #[derive(Subcommand)]
+enum AuditCommand {
+    /// Check the hash chain: prints OK with the count, or the first line that was edited,
+    /// removed or put out of place (exit code 1).
+    Verify {
+        #[arg(long, env = "KEFU_DATA_DIR", default_value = "data")]
+        data_dir: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
 enum ConnectorsCommand {
     /// Check a connectors file and print every problem with its line and column; exits 1 if
     /// it has any. Connects to nothing.
@@ -104,6 +127,10 @@ fn main() -> ExitCode {
             .ok()
             .filter(|url| !url.is_empty()),
         connectors: std::env::var_os("KEFU_CONNECTORS").map(PathBuf::from),
+        policies: std::env::var_os("KEFU_POLICIES").map(PathBuf::from),
+        otlp_endpoint: std::env::var("KEFU_OTLP_ENDPOINT")
+            .ok()
+            .filter(|url| !url.is_empty()),
     }) {
         Command::Serve {
             addr,
@@ -112,6 +139,8 @@ fn main() -> ExitCode {
             auto_assign,
             nats,
             connectors,
+            policies,
+            otlp_endpoint,
         } => {
             runtime::telemetry::init();
             let database = runtime::server::Database {
@@ -123,7 +152,15 @@ fn main() -> ExitCode {
                 ..runtime::conversation::HubConfig::default()
             };
             let cluster = nats.map(runtime::conversation::ClusterConfig::new);
-            match runtime::server::serve_blocking(addr, &database, hub, cluster, connectors) {
+            match runtime::server::serve_blocking(
+                addr,
+                &database,
+                hub,
+                cluster,
+                connectors,
+                policies,
+                otlp_endpoint,
+            ) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(error) => {
                     tracing::error!(%error, "server stopped");
@@ -146,6 +183,9 @@ fn main() -> ExitCode {
             now.as_deref(),
         ),
         Command::Export { file, output } => runtime::cli::export::main(&file, output.as_deref()),
+        Command::Audit {
+            command: AuditCommand::Verify { data_dir },
+        } => runtime::cli::audit::verify(&data_dir),
         Command::Connectors {
             command: ConnectorsCommand::Check { file },
         } => runtime::connect::check_command(&file),

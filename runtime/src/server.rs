@@ -36,6 +36,11 @@ pub struct AppState {
     pub login_limiter: crate::auth::LoginLimiter,
     /// The connectors in force (`connectors.yaml`), when the server has them.
     pub connectors: Option<crate::connect::Live>,
+    /// The access policies and department sandboxes in force (`access`; bundled by default).
+    pub access: Arc<crate::access::Access>,
+    /// The audit trail (`audit`): `serve_blocking` keeps it in the data folder; a state built
+    /// with [`AppState::new`] keeps none until one is set.
+    pub audit: crate::audit::Audit,
 }
 
 impl AppState {
@@ -49,6 +54,8 @@ impl AppState {
             demo: None,
             login_limiter: crate::auth::LoginLimiter::default(),
             connectors: None,
+            access: Arc::new(crate::access::Access::bundled()),
+            audit: crate::audit::Audit::disabled(),
         }
     }
 
@@ -122,6 +129,8 @@ pub fn app(state: Arc<AppState>) -> Router {
         .merge(crate::console::routes())
         .merge(crate::flow_api::routes())
         .merge(crate::connect::routes())
+        .merge(crate::audit::api::routes())
+        .merge(crate::access::routes())
         .merge(crate::web_app::routes())
         .route(
             "/api/flows",
@@ -141,6 +150,8 @@ pub fn serve_blocking(
     hub: HubConfig,
     cluster: Option<ClusterConfig>,
     connectors: Option<PathBuf>,
+    policies: Option<PathBuf>,
+    otlp_endpoint: Option<String>,
 ) -> anyhow::Result<()> {
     if cluster.is_some() && database.url.is_none() {
         anyhow::bail!(
@@ -148,6 +159,8 @@ pub fn serve_blocking(
              mysql://…) with `--nats`"
         );
     }
+    // Before anything starts: a policy file with problems stops the server with every one.
+    let access = Arc::new(crate::access::Access::load(policies)?);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -175,7 +188,19 @@ pub fn serve_blocking(
         );
         state.demo = Some(catalogue);
         state.connectors = Some(live.clone());
+        state.access = Arc::clone(&access);
+        // The audit trail is written to the data folder first; the OTLP export reads it there.
+        state.audit = crate::audit::Audit::open(&database.data_dir)?;
+        if let Some(endpoint) = otlp_endpoint.filter(|e| !e.is_empty()) {
+            crate::audit::export::spawn(
+                &state.audit,
+                &database.data_dir,
+                &endpoint,
+                CancellationToken::new(),
+            )?;
+        }
         tokio::spawn(reload_on_hangup(live));
+        tokio::spawn(crate::access::reload_on_hangup(access));
         let listener = tokio::net::TcpListener::bind(addr).await?;
         // On a worker thread like every other task (`block_on` runs its future on this thread,
         // apart from the runtime's workers).

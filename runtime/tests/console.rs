@@ -274,14 +274,20 @@ async fn the_first_start_creates_an_admin_and_a_demo_agent() {
         .collect();
     assert_eq!(
         logins,
-        ["admin:admin", "agent:agent", "li:agent", "root:admin"]
+        [
+            "admin:admin",
+            "agent:agent",
+            "li:agent",
+            "root:admin",
+            "sales:agent"
+        ]
     );
     let agent = api.session("agent", "agent").await;
     let me = api.get("/api/auth/me", &agent).await;
     assert_eq!(me.body["user"]["role"], "agent");
     // Starting again creates nothing more.
     assert_eq!(runtime::auth::bootstrap(&api.store).await.unwrap(), None);
-    assert_eq!(api.store.users().await.unwrap().len(), 4);
+    assert_eq!(api.store.users().await.unwrap().len(), 5);
 }
 
 #[tokio::test]
@@ -611,6 +617,34 @@ async fn every_route_checks_its_caller() {
         (
             "POST",
             "/api/admin/connectors/reload".to_owned(),
+            None,
+            [401, 403, 200],
+        ),
+        // Access control (`docs/policies.md`, "In the server"): admins only.
+        ("GET", "/api/admin/grants".to_owned(), None, [401, 403, 200]),
+        (
+            "POST",
+            "/api/admin/grants".to_owned(),
+            Some(json!({"subject": "agent:li", "actions": ["read"],
+                        "resource": "customers::*", "expires_at": 1})),
+            [401, 403, 201],
+        ),
+        (
+            "DELETE",
+            "/api/admin/grants/no-such-grant".to_owned(),
+            None,
+            [401, 403, 404],
+        ),
+        (
+            "POST",
+            "/api/admin/policy/check".to_owned(),
+            Some(json!({"subject": {"login": "li"}, "action": "read",
+                        "resource": "customers::x"})),
+            [401, 403, 200],
+        ),
+        (
+            "POST",
+            "/api/admin/policy/reload".to_owned(),
             None,
             [401, 403, 200],
         ),

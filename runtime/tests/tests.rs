@@ -3,7 +3,9 @@
 // Test helpers may unwrap: a failure there is a test failure with a backtrace.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod access;
 mod api;
+mod audit;
 mod browser;
 mod cache_nodes;
 mod chat;

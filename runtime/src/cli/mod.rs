@@ -1,4 +1,6 @@
-//! The developer commands: `kefu validate`, `kefu run` and `kefu export`.
+//! The developer commands: `kefu validate`, `kefu run` and `kefu export`; and `kefu audit`.
+
+pub mod audit;
 
 pub mod export;
 pub mod files;

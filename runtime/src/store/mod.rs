@@ -150,9 +150,11 @@ macro_rules! begin_write {
 mod accounts;
 mod console;
 mod drafts;
+mod grants;
 mod nodes;
 mod stats;
 
+pub use grants::GrantRow;
 pub use nodes::NodeOwner;
 pub use stats::{FlowStat, StatKey};
 
