@@ -254,6 +254,9 @@ pub enum Reason {
 pub struct Match<'p> {
     #[serde(flatten)]
     pub rule: Rule<'p>,
+    /// Flattened: `"outcome": "applies"` (and `"error"` for a failed condition) sit next to
+    /// the rule's fields, as docs/policies.md shows.
+    #[serde(flatten)]
     pub outcome: Outcome,
 }
 

@@ -479,9 +479,7 @@ fn decisions_serialize_for_the_admin_page() {
               "description": "agents only see customers they served",
               "line": 2,
               "condition": "contains(agent.service_history, resource.id)",
-              "outcome": {
-                "outcome": "applies"
-              }
+              "outcome": "applies"
             }
           ]
         }"#]]
@@ -509,4 +507,17 @@ fn grants_round_trip_through_json() {
         .assert_eq(&format!("{broken:?}"));
     expect![[r#"Err(Grant { id: "g-2", message: "`boss` is not a subject: write `agent:<id>`, `team:<id>`, `role:<name>` or `*`" })"#]]
         .assert_eq(&format!("{:?}", Grant::new("g-2", "boss", &["read"], "orders::*", 0)));
+}
+
+#[test]
+fn a_failed_condition_serializes_its_error_next_to_the_outcome() {
+    let set = policies();
+    let subject = Subject::new("nobody");
+    let resource = Resource::new("customers", "c-1");
+    let context = office();
+    let decision = set.decide(&Request::new(&subject, "read", &resource, &context), &[]);
+    let json = serde_json::to_value(&decision).unwrap();
+    let matched = &json["matched"][0];
+    assert_eq!(matched["outcome"], "condition_error", "{json}");
+    assert!(matched["error"].is_object(), "{json}");
 }

@@ -171,10 +171,7 @@ async fn decisions_are_explained_and_grants_allow_until_they_expire_or_are_revok
         seed["matched"][0]["condition"], "contains(agent.service_history, resource.id)",
         "{seed}"
     );
-    assert_eq!(
-        seed["matched"][0]["outcome"]["outcome"], "applies",
-        "{seed}"
-    );
+    assert_eq!(seed["matched"][0]["outcome"], "applies", "{seed}");
 
     // Who may ask, and bad questions.
     let body = json!({"subject": {"login": "li"}, "action": "read", "resource": "customers::x"});
@@ -252,10 +249,7 @@ async fn decisions_are_explained_and_grants_allow_until_they_expire_or_are_revok
     assert_eq!(expired["effect"], "deny", "{expired}");
     assert_eq!(expired["reason"], "nothing_applied", "{expired}");
     assert_eq!(expired["matched"][1]["id"], short_id.as_str(), "{expired}");
-    assert_eq!(
-        expired["matched"][1]["outcome"]["outcome"], "expired",
-        "{expired}"
-    );
+    assert_eq!(expired["matched"][1]["outcome"], "expired", "{expired}");
 
     // A team grant, then revoked.
     let team = api
