@@ -133,16 +133,29 @@ fn FieldProblems(id: String, prefix: String) -> impl IntoView {
     }
 }
 
-/// One line of text.
-fn line(
+/// The control a single-valued field is edited with.
+enum Control {
+    Line,
+    Area,
+    Select(Vec<(String, String)>),
+}
+
+/// A field of the selected step: its words, the control showing `read`'s value, an edit with
+/// `write` when the control is left, and the field's problems under it.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "a field's place, words, control and accessors"
+)]
+fn field_with(
     studio: Studio,
     node: Memo<Option<Node>>,
     id: &str,
     label: (&'static str, &'static str),
     field: &str,
+    control: Control,
     read: Reader,
     write: Writer,
-) -> impl IntoView + use<> {
+) -> AnyView {
     let id = id.to_owned();
     let value = move || node.with(|n| n.as_ref().map(|n| read(n)).unwrap_or_default());
     let change = {
@@ -154,13 +167,83 @@ fn line(
         }
     };
     let test = format!("field-{field}");
+    let input = match control {
+        Control::Line => view! {
+            <input data-test=test data-field=field.to_owned() prop:value=value on:change=change />
+        }
+        .into_any(),
+        Control::Area => view! {
+            <textarea rows="3" data-test=test data-field=field.to_owned() prop:value=value on:change=change></textarea>
+        }
+        .into_any(),
+        Control::Select(options) => view! {
+            <select data-test=test data-field=field.to_owned() prop:value=value on:change=change>
+                {options.into_iter().map(|(v, shown)| view! { <option value=v>{shown}</option> }).collect_view()}
+            </select>
+        }
+        .into_any(),
+    };
     view! {
         <label class="field">
             <span>{move || tx(studio.lang.get(), label.0, label.1)}</span>
-            <input data-test=test data-field=field.to_owned() prop:value=value on:change=change />
+            {input}
             <FieldProblems id=id prefix=field.to_owned() />
         </label>
     }
+    .into_any()
+}
+
+/// One line of text.
+fn line(
+    studio: Studio,
+    node: Memo<Option<Node>>,
+    id: &str,
+    label: (&'static str, &'static str),
+    field: &str,
+    read: Reader,
+    write: Writer,
+) -> AnyView {
+    field_with(studio, node, id, label, field, Control::Line, read, write)
+}
+
+/// Several lines of text.
+fn area(
+    studio: Studio,
+    node: Memo<Option<Node>>,
+    id: &str,
+    label: (&'static str, &'static str),
+    field: &str,
+    read: Reader,
+    write: Writer,
+) -> AnyView {
+    field_with(studio, node, id, label, field, Control::Area, read, write)
+}
+
+/// One of `options` (value, shown text).
+#[allow(
+    clippy::too_many_arguments,
+    reason = "a field's place, words, choices and accessors"
+)]
+fn select(
+    studio: Studio,
+    node: Memo<Option<Node>>,
+    id: &str,
+    label: (&'static str, &'static str),
+    field: &str,
+    options: Vec<(String, String)>,
+    read: Reader,
+    write: Writer,
+) -> AnyView {
+    field_with(
+        studio,
+        node,
+        id,
+        label,
+        field,
+        Control::Select(options),
+        read,
+        write,
+    )
 }
 
 /// A text per language, with the variables offered as `{{name}}` chips.
@@ -307,41 +390,6 @@ fn complete(value: &str, caret: usize, variable: &str) -> Option<(String, usize)
     let head = format!("{}{{{{{variable}}}}}", &value[..open]);
     let caret = head.encode_utf16().count();
     Some((format!("{head}{rest}"), caret))
-}
-
-#[allow(
-    clippy::too_many_arguments,
-    reason = "a field's place, words, choices and accessors"
-)]
-fn select(
-    studio: Studio,
-    node: Memo<Option<Node>>,
-    id: &str,
-    label: (&'static str, &'static str),
-    field: &str,
-    options: Vec<(String, String)>,
-    read: Reader,
-    write: Writer,
-) -> impl IntoView + use<> {
-    let id = id.to_owned();
-    let value = move || node.with(|n| n.as_ref().map(|n| read(n)).unwrap_or_default());
-    let change = {
-        let id = id.clone();
-        move |ev: leptos::ev::Event| {
-            let v = event_target_value(&ev);
-            let write = write.clone();
-            edit(studio, &id, move |n| write(n, v));
-        }
-    };
-    view! {
-        <label class="field">
-            <span>{move || tx(studio.lang.get(), label.0, label.1)}</span>
-            <select data-test=format!("field-{field}") prop:value=value on:change=change>
-                {options.into_iter().map(|(v, shown)| view! { <option value=v>{shown}</option> }).collect_view()}
-            </select>
-            <FieldProblems id=id prefix=field.to_owned() />
-        </label>
-    }
 }
 
 /// `key = value` lines for a map of strings (lookup parameters, sub-flow inputs).
@@ -651,8 +699,9 @@ fn form(studio: Studio, node: Memo<Option<Node>>, n: &Node) -> impl IntoView + u
         }.into_any(),
     };
     let id_del = id.clone();
+    let id_attr = id.clone();
     view! {
-        <div class="node-form" data-test="node-form" data-node=id.clone()>
+        <div class="node-form" data-test="node-form" data-node=id_attr>
             <h3 style=format!("--kind:{}", k.color)>
                 <span class="swatch"></span>{k.label(lang)} " · " <code>{id.clone()}</code>
             </h3>
@@ -661,40 +710,12 @@ fn form(studio: Studio, node: Memo<Option<Node>>, n: &Node) -> impl IntoView + u
                 set(|n, v| n.label = opt(&v)))}
             <FieldProblems id=id.clone() prefix=String::new() />
             {body}
-            <Exits id=id.clone() />
+            <Exits id=id />
             <button class="danger" data-test="delete-node" on:click=move |_| {
                 studio.selection.set(crate::editor::Selection::node(&id_del));
                 studio.delete_selection();
             }>{move || studio.t("Delete step", "删除步骤")}</button>
         </div>
-    }
-}
-
-fn area(
-    studio: Studio,
-    node: Memo<Option<Node>>,
-    id: &str,
-    label: (&'static str, &'static str),
-    field: &str,
-    read: Reader,
-    write: Writer,
-) -> impl IntoView + use<> {
-    let id = id.to_owned();
-    let value = move || node.with(|n| n.as_ref().map(|n| read(n)).unwrap_or_default());
-    let change = {
-        let id = id.clone();
-        move |ev: leptos::ev::Event| {
-            let v = event_target_value(&ev);
-            let write = write.clone();
-            edit(studio, &id, move |n| write(n, v));
-        }
-    };
-    view! {
-        <label class="field">
-            <span>{move || tx(studio.lang.get(), label.0, label.1)}</span>
-            <textarea rows="3" data-test=format!("field-{field}") prop:value=value on:change=change></textarea>
-            <FieldProblems id=id prefix=field.to_owned() />
-        </label>
     }
 }
 
