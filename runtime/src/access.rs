@@ -28,7 +28,7 @@ use serde_json::{Value as JsonValue, json};
 use crate::auth::{Admin, Caller};
 use crate::conversation::now_ms;
 use crate::server::{ApiError, AppState};
-use crate::store::{GrantRow, Store, User};
+use crate::store::{GrantRow, PolicyRevision, Store, User};
 
 /// The bundled policy file.
 pub const BUNDLED: &str = include_str!("../assets/policies.kefu");
@@ -47,6 +47,11 @@ pub enum LoadError {
     Read { path: String, error: std::io::Error },
     #[error("{name}: {error}")]
     Invalid { name: String, error: PolicyError },
+    #[error(
+        "the policies in force were saved in the admin page (revision {revision}); the file is \
+         not read while they are: edit them there"
+    )]
+    Superseded { revision: i64 },
 }
 
 impl LoadError {
@@ -66,13 +71,67 @@ impl LoadError {
 pub struct Access {
     file: Option<PathBuf>,
     config: RwLock<Arc<Config>>,
+    origin: RwLock<Origin>,
+}
+
+/// Where the policies in force come from, and their text: what the admin page shows and edits.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Origin {
+    /// `bundled`, `file` or `database` (saved in the admin page).
+    pub source: &'static str,
+    /// The file's path, `policies.kefu` for the bundled one, `revision N` for the database's.
+    pub name: String,
+    pub text: String,
+    /// The database revision in force; 0 when a file is.
+    pub revision: i64,
+    pub updated_by: Option<String>,
+    pub updated_at: Option<i64>,
+}
+
+impl Origin {
+    fn of_file(file: Option<&PathBuf>, text: String) -> Origin {
+        Origin {
+            source: if file.is_some() { "file" } else { "bundled" },
+            name: name(file),
+            text,
+            revision: 0,
+            updated_by: None,
+            updated_at: None,
+        }
+    }
+
+    fn of_revision(revision: &PolicyRevision) -> Origin {
+        Origin {
+            source: "database",
+            name: format!("revision {}", revision.revision),
+            text: revision.text.clone(),
+            revision: revision.revision,
+            updated_by: Some(revision.author.clone()),
+            updated_at: Some(revision.created_at),
+        }
+    }
+}
+
+/// Why a text typed in the admin page was not saved.
+#[derive(Debug, thiserror::Error)]
+pub enum SaveError {
+    #[error("{0}")]
+    Invalid(PolicyError),
+    #[error(
+        "someone saved the policies since you loaded them (revision {newest} is in force, you \
+         edited revision {base}); load them again and redo your change"
+    )]
+    Stale { base: i64, newest: i64 },
+    #[error("{0}")]
+    Store(#[from] crate::store::StoreError),
 }
 
 impl Access {
     /// Reads `file` (`None`: the bundled file); an invalid file is refused with every problem.
     pub fn load(file: Option<PathBuf>) -> Result<Access, LoadError> {
-        let config = read(file.as_ref())?;
+        let (config, text) = read(file.as_ref())?;
         Ok(Access {
+            origin: RwLock::new(Origin::of_file(file.as_ref(), text)),
             file,
             config: RwLock::new(Arc::new(config)),
         })
@@ -86,6 +145,7 @@ impl Access {
             Access {
                 file: None,
                 config: RwLock::new(Arc::new(Config::default())),
+                origin: RwLock::new(Origin::of_file(None, String::new())),
             }
         })
     }
@@ -95,19 +155,111 @@ impl Access {
         Arc::clone(&self.config.read().unwrap_or_else(|e| e.into_inner()))
     }
 
+    /// Where the policies in force come from, with their text.
+    pub fn origin(&self) -> Origin {
+        self.origin
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
     /// Puts `config` in force instead of the file's (for programs that embed the server, and
     /// tests); a later reload reads the file again.
     pub fn install(&self, config: Config) {
         *self.config.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(config);
     }
 
+    fn put(&self, config: Config, origin: Origin) {
+        // Both under the config's lock, so a reader never pairs one text with another's rules.
+        let mut slot = self.config.write().unwrap_or_else(|e| e.into_inner());
+        *self.origin.write().unwrap_or_else(|e| e.into_inner()) = origin;
+        *slot = Arc::new(config);
+    }
+
     /// Reads the file again; on success it decides from the next request on, on failure the
-    /// old policies stay and the problems are returned.
+    /// old policies stay and the problems are returned. Policies saved in the admin page take
+    /// precedence over the file: while they are in force the file is not read.
     pub fn reload(&self) -> Result<Arc<Config>, LoadError> {
-        let config = Arc::new(read(self.file.as_ref())?);
-        *self.config.write().unwrap_or_else(|e| e.into_inner()) = Arc::clone(&config);
+        let origin = self.origin();
+        if origin.source == "database" {
+            return Err(LoadError::Superseded {
+                revision: origin.revision,
+            });
+        }
+        let (config, text) = read(self.file.as_ref())?;
+        self.put(config, Origin::of_file(self.file.as_ref(), text));
         tracing::info!(file = %name(self.file.as_ref()), "policies reloaded");
-        Ok(config)
+        Ok(self.config())
+    }
+
+    /// Puts the newest revision saved in the database in force, if it is newer than the
+    /// policies in force (at start, and every few seconds on every node, so a save on one node
+    /// reaches the others). A revision that does not load (saved by a newer kefu, say) is
+    /// logged and the policies in force stay.
+    pub async fn adopt_stored(&self, store: &Store) -> Result<bool, crate::store::StoreError> {
+        let Some(newest) = store.newest_policies().await? else {
+            return Ok(false);
+        };
+        if newest.revision <= self.origin().revision {
+            return Ok(false);
+        }
+        match policy::load(&newest.text) {
+            Ok(config) => {
+                self.put(config, Origin::of_revision(&newest));
+                tracing::info!(
+                    revision = newest.revision,
+                    "policies saved in the database are in force"
+                );
+                Ok(true)
+            }
+            Err(error) => {
+                tracing::error!(revision = newest.revision, %error,
+                    "stored policies do not load; the policies in force stay");
+                Ok(false)
+            }
+        }
+    }
+
+    /// Saves `text` as the revision after `base` (the one the admin edited) and puts it in
+    /// force; refused whole when it does not load or when someone else saved in between.
+    pub async fn save(
+        &self,
+        store: &Store,
+        text: &str,
+        base: i64,
+        author: &str,
+    ) -> Result<Origin, SaveError> {
+        let config = policy::load(text).map_err(SaveError::Invalid)?;
+        let newest = store.newest_policies().await?.map_or(0, |r| r.revision);
+        if newest != base {
+            return Err(SaveError::Stale { base, newest });
+        }
+        let revision = PolicyRevision {
+            revision: base + 1,
+            text: text.to_owned(),
+            author: author.to_owned(),
+            created_at: now_ms(),
+        };
+        if !store.insert_policies(&revision).await? {
+            let newest = store.newest_policies().await?.map_or(0, |r| r.revision);
+            return Err(SaveError::Stale { base, newest });
+        }
+        let origin = Origin::of_revision(&revision);
+        self.put(config, origin.clone());
+        tracing::info!(revision = revision.revision, author, "policies saved");
+        Ok(origin)
+    }
+}
+
+/// Every few seconds, the newest policies saved in the database (by this node or another).
+pub async fn follow_stored(access: Arc<Access>, store: Store) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(3));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if let Err(error) = access.adopt_stored(&store).await {
+            tracing::warn!(%error, "cannot read the stored policies");
+        }
     }
 }
 
@@ -118,7 +270,7 @@ fn name(file: Option<&PathBuf>) -> String {
     )
 }
 
-fn read(file: Option<&PathBuf>) -> Result<Config, LoadError> {
+fn read(file: Option<&PathBuf>) -> Result<(Config, String), LoadError> {
     let text = match file {
         None => BUNDLED.to_owned(),
         Some(path) => std::fs::read_to_string(path).map_err(|error| LoadError::Read {
@@ -126,10 +278,11 @@ fn read(file: Option<&PathBuf>) -> Result<Config, LoadError> {
             error,
         })?,
     };
-    policy::load(&text).map_err(|error| LoadError::Invalid {
+    let config = policy::load(&text).map_err(|error| LoadError::Invalid {
         name: name(file),
         error,
-    })
+    })?;
+    Ok((config, text))
 }
 
 /// Reloads the policies on SIGHUP (a file with problems keeps the old ones).
@@ -515,6 +668,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/api/admin/grants/{id}", delete(revoke_grant))
         .route("/api/admin/policy/check", post(explain))
         .route("/api/admin/policy/reload", post(reload))
+        .route("/api/admin/policies", get(policies).put(save_policies))
 }
 
 fn store_of(state: &AppState) -> Result<&Store, ApiError> {
@@ -723,24 +877,106 @@ async fn reload(State(state): State<Arc<AppState>>, Admin(admin): Admin) -> Resp
             "sandboxes": config.sandboxes.len(),
         }))
         .into_response(),
-        Err(error) => {
-            let problems: Vec<JsonValue> = error
-                .diagnostics()
-                .map(|d| {
-                    d.0.iter()
-                        .map(|p| json!({"line": p.line, "column": p.column, "message": p.message}))
-                        .collect()
-                })
-                .unwrap_or_default();
-            (
-                StatusCode::UNPROCESSABLE_ENTITY,
-                Json(json!({
-                    "error": format!("{error}; the policies in force are unchanged"),
-                    "problems": problems,
-                })),
-            )
-                .into_response()
+        Err(error) => unprocessable(
+            &format!("{error}; the policies in force are unchanged"),
+            error.diagnostics(),
+        ),
+    }
+}
+
+/// 422 with the message and every located problem (`{line, column, message}`).
+fn unprocessable(error: &str, diagnostics: Option<&Diagnostics>) -> Response {
+    let problems: Vec<JsonValue> = diagnostics
+        .map(|d| {
+            d.0.iter()
+                .map(|p| json!({"line": p.line, "column": p.column, "message": p.message}))
+                .collect()
+        })
+        .unwrap_or_default();
+    (
+        StatusCode::UNPROCESSABLE_ENTITY,
+        Json(json!({ "error": error, "problems": problems })),
+    )
+        .into_response()
+}
+
+fn origin_json(origin: &Origin, config: &Config) -> JsonValue {
+    let mut answer = serde_json::to_value(origin).unwrap_or_else(|_| json!({}));
+    answer["policies"] = json!(config.policies.len());
+    answer["sandboxes"] = json!(config.sandboxes.len());
+    answer
+}
+
+/// The policies in force: where they come from, their text and how many there are.
+async fn policies(State(state): State<Arc<AppState>>, _admin: Admin) -> Json<JsonValue> {
+    Json(origin_json(&state.access.origin(), &state.access.config()))
+}
+
+#[derive(Deserialize)]
+struct SavePolicies {
+    text: String,
+    /// The revision the admin loaded and edited (0: the file's policies).
+    revision: i64,
+}
+
+/// The most a policy text may hold.
+const MAX_POLICY_TEXT: usize = 1 << 20;
+
+/// Saves the admin's text as a new revision and puts it in force on every node; refused whole
+/// (422 with every located problem, 409 when someone saved in between).
+async fn save_policies(
+    State(state): State<Arc<AppState>>,
+    Admin(admin): Admin,
+    Json(body): Json<SavePolicies>,
+) -> Result<Response, ApiError> {
+    let store = store_of(&state)?;
+    if body.text.len() > MAX_POLICY_TEXT {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("the policies are longer than {MAX_POLICY_TEXT} bytes"),
+        ));
+    }
+    let saved = state
+        .access
+        .save(store, &body.text, body.revision, &admin.user.login)
+        .await;
+    let audited = crate::audit::AuditRecord::new(&admin.user.login, "edit", "policies::*");
+    match saved {
+        Ok(origin) => {
+            let config = state.access.config();
+            state
+                .audit
+                .record(audited.detail(json!({
+                    "revision": origin.revision,
+                    "policies": config.policies.len(),
+                    "sandboxes": config.sandboxes.len(),
+                })))
+                .await;
+            Ok(Json(origin_json(&origin, &config)).into_response())
         }
+        Err(SaveError::Invalid(error)) => {
+            let diagnostics = match &error {
+                PolicyError::Invalid(diagnostics) => Some(diagnostics),
+                PolicyError::Grant { .. } => None,
+            };
+            state
+                .audit
+                .record(
+                    audited
+                        .decided(crate::audit::Decision::Deny, Vec::new())
+                        .detail(json!({ "error": "invalid", "base": body.revision })),
+                )
+                .await;
+            Ok(unprocessable(
+                &format!("{error}; nothing was saved"),
+                diagnostics,
+            ))
+        }
+        Err(SaveError::Stale { base, newest }) => {
+            let error = SaveError::Stale { base, newest };
+            Err(ApiError::new(StatusCode::CONFLICT, error.to_string()))
+        }
+        Err(SaveError::Store(error)) => Err(internal(&error)),
     }
 }
 

@@ -200,6 +200,14 @@ pub fn serve_blocking(
             )?;
         }
         tokio::spawn(reload_on_hangup(live));
+        // Policies saved in the admin page (on this node or another) take over from the file.
+        if let Some(store) = &state.store {
+            access.adopt_stored(store).await?;
+            tokio::spawn(crate::access::follow_stored(
+                Arc::clone(&access),
+                store.clone(),
+            ));
+        }
         tokio::spawn(crate::access::reload_on_hangup(access));
         let listener = tokio::net::TcpListener::bind(addr).await?;
         // On a worker thread like every other task (`block_on` runs its future on this thread,

@@ -579,3 +579,142 @@ policy {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("2:12"), "{stderr}");
 }
+
+#[tokio::test]
+async fn policies_saved_in_the_admin_page_are_checked_whole_kept_as_revisions_and_followed() {
+    let (server, _dir) = server("access-saved-policies").await;
+    let api = Api::of(&server).await;
+    let root = api.session("root", "pass-word").await;
+    let li = api.session("li", "pass-word").await;
+    served(&server, &api, &li, REGULAR).await;
+    let regular = format!("customers::{REGULAR}");
+
+    let shown = api.get("/api/admin/policies", &root).await;
+    assert_eq!(shown.status, StatusCode::OK, "{}", shown.body);
+    assert_eq!(shown.body["source"], "bundled");
+    assert_eq!(shown.body["revision"], 0);
+    assert_eq!(shown.body["text"], runtime::access::BUNDLED);
+    assert_eq!(shown.body["policies"], 2);
+    assert_eq!(shown.body["sandboxes"], 2);
+
+    // A text with problems: every one located, nothing saved, the old policies decide.
+    let mut broken = runtime::access::BUNDLED.to_owned();
+    let first_new_line = broken.lines().count() + 2;
+    broken.push_str("\npolicy {\n  effect = \"alow\"\n  actions = [\"read\"]\n  resources = [\"customers::*\"]\n  condition = \"agnet.id == 1\"\n}\n");
+    let refused = api
+        .put(
+            "/api/admin/policies",
+            &root,
+            json!({"text": broken, "revision": 0}),
+        )
+        .await;
+    assert_eq!(
+        refused.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        refused.body
+    );
+    let lines: Vec<u64> = refused.body["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["line"].as_u64().unwrap())
+        .collect();
+    assert!(
+        lines.contains(&(first_new_line as u64 + 1)),
+        "{}",
+        refused.body
+    );
+    assert!(
+        lines.contains(&(first_new_line as u64 + 4)),
+        "{}",
+        refused.body
+    );
+    assert!(
+        refused.body["error"]
+            .as_str()
+            .unwrap()
+            .contains("nothing was saved")
+    );
+    assert_eq!(
+        check(&api, &root, "li", "read", &regular).await["effect"],
+        "allow"
+    );
+    assert_eq!(
+        api.get("/api/admin/policies", &root).await.body["source"],
+        "bundled"
+    );
+
+    // A good text: revision 1, in force at once, shown with its author.
+    let mut stricter = runtime::access::BUNDLED.to_owned();
+    stricter.push_str(&format!(
+        "\npolicy \"no-regulars-for-li\" {{\n  effect = \"deny\"\n  subjects = [\"agent:li\"]\n  actions = [\"read\"]\n  resources = [\"customers::{REGULAR}\"]\n}}\n"
+    ));
+    let saved = api
+        .put(
+            "/api/admin/policies",
+            &root,
+            json!({"text": stricter, "revision": 0}),
+        )
+        .await;
+    assert_eq!(saved.status, StatusCode::OK, "{}", saved.body);
+    assert_eq!(saved.body["source"], "database");
+    assert_eq!(saved.body["revision"], 1);
+    assert_eq!(saved.body["updated_by"], "root");
+    assert_eq!(saved.body["policies"], 3);
+    let decided = check(&api, &root, "li", "read", &regular).await;
+    assert_eq!(decided["effect"], "deny", "{decided}");
+    assert_eq!(decided["decided_by"], "no-regulars-for-li", "{decided}");
+
+    // Someone saving over revision 0 again would lose revision 1: refused.
+    let stale = api
+        .put(
+            "/api/admin/policies",
+            &root,
+            json!({"text": runtime::access::BUNDLED, "revision": 0}),
+        )
+        .await;
+    assert_eq!(stale.status, StatusCode::CONFLICT, "{}", stale.body);
+    assert!(
+        stale.body["error"].as_str().unwrap().contains("revision 1"),
+        "{}",
+        stale.body
+    );
+    // While saved policies are in force, the file is not read.
+    let reload = api.post("/api/admin/policy/reload", &root, None).await;
+    assert_eq!(
+        reload.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        reload.body
+    );
+    assert!(
+        reload.body["error"]
+            .as_str()
+            .unwrap()
+            .contains("admin page"),
+        "{}",
+        reload.body
+    );
+    assert_eq!(
+        check(&api, &root, "li", "read", &regular).await["effect"],
+        "deny"
+    );
+
+    // Another node (another `Access` on the same database) takes the newest revision.
+    let other = runtime::access::Access::bundled();
+    assert!(other.adopt_stored(&api.store).await.unwrap());
+    assert_eq!(other.origin().revision, 1);
+    assert_eq!(other.config().policies.len(), 3);
+    assert!(
+        !other.adopt_stored(&api.store).await.unwrap(),
+        "nothing newer"
+    );
+
+    // Agents cannot read or change them.
+    assert_eq!(
+        api.get("/api/admin/policies", &li).await.status,
+        StatusCode::FORBIDDEN
+    );
+    server.stop().await;
+}

@@ -648,6 +648,19 @@ async fn every_route_checks_its_caller() {
             None,
             [401, 403, 200],
         ),
+        (
+            "GET",
+            "/api/admin/policies".to_owned(),
+            None,
+            [401, 403, 200],
+        ),
+        // Saving the bundled text again changes nothing the rows below depend on.
+        (
+            "PUT",
+            "/api/admin/policies".to_owned(),
+            Some(json!({"text": runtime::access::BUNDLED, "revision": 0})),
+            [401, 403, 200],
+        ),
         // The flow designer's API (`docs/flow-api.md`): agents read, admins change.
         ("GET", format!("{f}/draft"), None, [401, 200, 200]),
         (

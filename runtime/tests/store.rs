@@ -10,8 +10,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use runtime::store::{
-    DraftSaved, FlowStat, NewConversation, NewEvent, NewMessage, NewSession, NewVersion, Published,
-    Sender, StatKey, Store, StoreError, StoredMessage, VersionPublished,
+    DraftSaved, FlowStat, NewConversation, NewEvent, NewMessage, NewSession, NewVersion,
+    PolicyRevision, Published, Sender, StatKey, Store, StoreError, StoredMessage, VersionPublished,
 };
 use sqlx::{AssertSqlSafe, Connection, Executor};
 
@@ -377,6 +377,38 @@ async fn drafts_are_saved_with_compare_and_set_and_published_with_notes() {
             )
         );
         assert!(store.version_history("nothing").await.unwrap().is_empty());
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn policy_revisions_take_the_next_number_once() {
+    on_every_backend("policy_revisions", |store| async move {
+        assert_eq!(store.newest_policies().await.unwrap(), None);
+        // Chinese text and a text longer than MySQL's TEXT (64 KiB) keep every byte.
+        let text = format!("# 策略\n{}", "policy {}\n".repeat(8000));
+        let first = PolicyRevision {
+            revision: 1,
+            text: text.clone(),
+            author: "管理员".to_owned(),
+            created_at: 1_700_000_000_000,
+        };
+        assert!(store.insert_policies(&first).await.unwrap());
+        let rival = PolicyRevision {
+            text: "other".to_owned(),
+            ..first.clone()
+        };
+        assert!(
+            !store.insert_policies(&rival).await.unwrap(),
+            "a second save of revision 1 is refused"
+        );
+        let second = PolicyRevision {
+            revision: 2,
+            text: "second".to_owned(),
+            ..first.clone()
+        };
+        assert!(store.insert_policies(&second).await.unwrap());
+        assert_eq!(store.newest_policies().await.unwrap(), Some(second));
     })
     .await;
 }

@@ -1,10 +1,13 @@
 //! Temporary grants (migration `0008`, table `access_grants`) and the facts access decisions
 //! read from the store: which customers an agent served.
 //!
+//! Policies edited in the admin pages are stored as numbered revisions (migration `0009`,
+//! table `policy_revisions`); the newest is in force.
+//!
 //! A grant is stored in columns with its patterns as text; `access` turns rows back into
 //! `policy::Grant`s (checking the patterns again) when it decides. Revoking deletes the row.
 
-use super::{Pool, Result, Store};
+use super::{Pool, Result, Store, is_unique_violation};
 
 /// A stored grant, as written.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,6 +32,8 @@ struct GrantSql {
     expiring_after: &'static str,
     delete: &'static str,
     started_of_assignee: &'static str,
+    policy_newest: &'static str,
+    policy_insert: &'static str,
 }
 
 const SQLITE: GrantSql = GrantSql {
@@ -41,6 +46,9 @@ const SQLITE: GrantSql = GrantSql {
     delete: "DELETE FROM access_grants WHERE id = ?",
     started_of_assignee: "SELECT e.data FROM events e JOIN conversations c ON c.id = e.conversation_id \
                           WHERE c.assignee = ? AND e.kind = 'started' ORDER BY c.created_at DESC LIMIT ?",
+    policy_newest: "SELECT revision, text, author, created_at FROM policy_revisions \
+                    ORDER BY revision DESC LIMIT 1",
+    policy_insert: "INSERT INTO policy_revisions (revision, text, author, created_at) VALUES (?, ?, ?, ?)",
 };
 
 const POSTGRES: GrantSql = GrantSql {
@@ -53,6 +61,9 @@ const POSTGRES: GrantSql = GrantSql {
     delete: "DELETE FROM access_grants WHERE id = $1",
     started_of_assignee: "SELECT e.data FROM events e JOIN conversations c ON c.id = e.conversation_id \
                           WHERE c.assignee = $1 AND e.kind = 'started' ORDER BY c.created_at DESC LIMIT $2",
+    policy_newest: "SELECT revision, text, author, created_at FROM policy_revisions \
+                    ORDER BY revision DESC LIMIT 1",
+    policy_insert: "INSERT INTO policy_revisions (revision, text, author, created_at) VALUES ($1, $2, $3, $4)",
 };
 
 const MYSQL: GrantSql = SQLITE;
@@ -128,4 +139,50 @@ impl Store {
         });
         Ok(rows.into_iter().map(|(data,)| data).collect())
     }
+
+    /// The newest stored policy revision, if an admin ever saved one.
+    pub async fn newest_policies(&self) -> Result<Option<PolicyRevision>> {
+        let row: Option<(i64, String, String, i64)> = with_dialect!(self, pool, sql = (&SQLITE, &POSTGRES, &MYSQL) => {
+            sqlx::query_as(sql.policy_newest).fetch_optional(pool).await?
+        });
+        Ok(
+            row.map(|(revision, text, author, created_at)| PolicyRevision {
+                revision,
+                text,
+                author,
+                created_at,
+            }),
+        )
+    }
+
+    /// Stores `revision` if it is the next one: false when another save took its number first
+    /// (the caller's copy is stale), so two admins saving at once never overwrite each other.
+    pub async fn insert_policies(&self, revision: &PolicyRevision) -> Result<bool> {
+        let inserted = with_dialect!(self, pool, sql = (&SQLITE, &POSTGRES, &MYSQL) => {
+            sqlx::query(sql.policy_insert)
+                .bind(revision.revision)
+                .bind(&revision.text)
+                .bind(&revision.author)
+                .bind(revision.created_at)
+                .execute(pool)
+                .await
+                .map(|_| ())
+        });
+        match inserted {
+            Ok(_) => Ok(true),
+            Err(error) if is_unique_violation(&error) => Ok(false),
+            Err(error) => Err(error.into()),
+        }
+    }
+}
+
+/// One saved text of the policies.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicyRevision {
+    /// 1, 2, 3, … in the order they were saved.
+    pub revision: i64,
+    pub text: String,
+    /// The admin's login.
+    pub author: String,
+    pub created_at: i64,
 }

@@ -154,7 +154,7 @@ mod grants;
 mod nodes;
 mod stats;
 
-pub use grants::GrantRow;
+pub use grants::{GrantRow, PolicyRevision};
 pub use nodes::NodeOwner;
 pub use stats::{FlowStat, StatKey};
 
