@@ -20,6 +20,9 @@ pub mod registry;
 pub mod soap;
 pub mod sql;
 pub mod sqlexpr;
+mod sqlview;
+pub mod view;
 
 pub use model::*;
 pub use registry::{ConnectorStats, Registry};
+pub use view::View;

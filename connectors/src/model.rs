@@ -358,6 +358,31 @@ pub trait Driver: Send + Sync {
         params: &'a Params,
     ) -> CallFuture<'a>;
 
+    /// Whether [`Driver::call_in_view`] applies views in the call itself (SQL drivers, in
+    /// their statement). Drivers that do not answer whole and the registry filters and masks.
+    fn applies_views(&self) -> bool {
+        false
+    }
+
+    /// [`Driver::call`] as seen through `view`: only the rows in it, masked fields masked.
+    /// Only called when [`Driver::applies_views`] says so.
+    fn call_in_view<'a>(
+        &'a self,
+        entity: &'a Entity,
+        operation_name: &'a str,
+        operation: &'a Operation,
+        params: &'a Params,
+        view: &'a crate::View,
+    ) -> CallFuture<'a> {
+        let _ = (operation_name, operation, params, view);
+        Box::pin(async move {
+            Err(ConnectorError::Unavailable(format!(
+                "entity `{}`: this driver cannot apply a data sandbox in its calls",
+                entity.name
+            )))
+        })
+    }
+
     /// Checks that the system answers (a `SELECT 1`, a `HEAD` of the base URL).
     fn ping(&self) -> Pin<Box<dyn Future<Output = Result<(), ConnectorError>> + Send + '_>>;
 }

@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use flows::Value;
 
+use crate::View;
 use crate::cache::{Cache, Scope};
 use crate::model::{
     Connector, ConnectorError, Connectors, Driver, DriverKind, Entity, FieldType, Operation,
@@ -210,15 +211,43 @@ impl Registry {
             .map(Arc::unwrap_or_clone)
     }
 
-    /// [`Registry::call`], answering the cache's own copy of the rows (no copy is made on a
-    /// cache hit; an uncached answer is simply wrapped).
-    pub async fn call_shared(
+    /// [`Registry::call`] for a caller who sees the entity through `view` (a department's
+    /// sandbox): drivers that apply views (SQL) get it in their statement, so only the rows in
+    /// the view come back, already masked, and the call skips the cache (whose entries are the
+    /// source's whole answers, shared by every caller); other drivers answer through the cache
+    /// and their rows are filtered and masked here. `None`: the whole answer.
+    pub async fn call_in_view(
         &self,
         connector: &str,
         entity: &str,
         operation: &str,
         params: &Params,
-    ) -> Result<Arc<Rows>, ConnectorError> {
+        view: Option<&View>,
+    ) -> Result<Rows, ConnectorError> {
+        let Some(view) = view else {
+            return self.call(connector, entity, operation, params).await;
+        };
+        let applies = self
+            .drivers
+            .get(connector)
+            .is_some_and(|driver| driver.applies_views());
+        if !applies {
+            let rows = self.call(connector, entity, operation, params).await?;
+            return Ok(view.apply(rows));
+        }
+        let (config, ent, op) = self.resolve(connector, entity, operation)?;
+        check_params(connector, ent, operation, op, params)?;
+        self.call_source(config, ent, operation, op, params, Some(view))
+            .await
+    }
+
+    /// The connector, entity and operation a call names, or why there is no such thing.
+    fn resolve(
+        &self,
+        connector: &str,
+        entity: &str,
+        operation: &str,
+    ) -> Result<(&Connector, &Entity, &Operation), ConnectorError> {
         let Some(config) = self.connectors.get(connector) else {
             let names: Vec<&str> = self
                 .connectors
@@ -245,6 +274,19 @@ impl Registry {
                 list(&names)
             )));
         };
+        Ok((config, ent, op))
+    }
+
+    /// [`Registry::call`], answering the cache's own copy of the rows (no copy is made on a
+    /// cache hit; an uncached answer is simply wrapped).
+    pub async fn call_shared(
+        &self,
+        connector: &str,
+        entity: &str,
+        operation: &str,
+        params: &Params,
+    ) -> Result<Arc<Rows>, ConnectorError> {
+        let (config, ent, op) = self.resolve(connector, entity, operation)?;
         check_params(connector, ent, operation, op, params)?;
         match &self.cache {
             Some(cache) if op.is_read() && ent.ttl.is_some() => {
@@ -256,18 +298,19 @@ impl Registry {
                 };
                 cache
                     .get_or_load(scope, operation, params, || {
-                        self.call_source(config, ent, operation, op, params)
+                        self.call_source(config, ent, operation, op, params, None)
                     })
                     .await
             }
             _ => self
-                .call_source(config, ent, operation, op, params)
+                .call_source(config, ent, operation, op, params, None)
                 .await
                 .map(Arc::new),
         }
     }
 
-    /// One call of the driver, with the timeout, the retries and the breaker.
+    /// One call of the driver (through `view` when given, for a driver that applies views),
+    /// with the timeout, the retries and the breaker.
     async fn call_source(
         &self,
         config: &Connector,
@@ -275,6 +318,7 @@ impl Registry {
         operation: &str,
         op: &Operation,
         params: &Params,
+        view: Option<&View>,
     ) -> Result<Rows, ConnectorError> {
         let connector = config.name.as_str();
         let entity = ent.name.as_str();
@@ -321,16 +365,17 @@ impl Registry {
         let started = Instant::now();
         let mut attempt = 0;
         let result = loop {
-            let result =
-                match tokio::time::timeout(config.timeout, driver.call(ent, operation, op, params))
-                    .await
-                {
-                    Ok(result) => result,
-                    Err(_) => Err(ConnectorError::Unavailable(format!(
-                        "connector `{connector}` did not answer within {} ({entity}.{operation})",
-                        seconds(config.timeout)
-                    ))),
-                };
+            let call = match view {
+                Some(view) => driver.call_in_view(ent, operation, op, params, view),
+                None => driver.call(ent, operation, op, params),
+            };
+            let result = match tokio::time::timeout(config.timeout, call).await {
+                Ok(result) => result,
+                Err(_) => Err(ConnectorError::Unavailable(format!(
+                    "connector `{connector}` did not answer within {} ({entity}.{operation})",
+                    seconds(config.timeout)
+                ))),
+            };
             attempt += 1;
             match result {
                 Err(e) if e.is_transient() && attempt < tries && !is_trial => {

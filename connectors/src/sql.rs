@@ -26,11 +26,13 @@ use sqlx::{
     AssertSqlSafe, Column, Decode, Executor, Row, SqlSafeStr, Statement, TypeInfo, ValueRef,
 };
 
+use crate::View;
 use crate::model::{
-    CallFuture, Connector, ConnectorError, Driver, DriverKind, Entity, FieldSource, Filter,
-    FilterOp, Operation, Params, Rows, SqlExpr, Target,
+    CallFuture, Connector, ConnectorError, Driver, DriverKind, Entity, FieldSource, FieldType,
+    Filter, FilterOp, Operation, Params, Rows, SqlExpr, Target,
 };
 use crate::registry::{apply_error_field, convert, scrub};
+use policy::sandbox::{MaskKind, Operand, RowFilter};
 
 /// One SQL connector's pool and what was learnt about its tables at connect time.
 pub struct SqlDriver {
@@ -281,6 +283,43 @@ impl SqlDriver {
         })
     }
 
+    /// One read, through `view` when given: its row filter in the statement, its masks in the
+    /// `SELECT` (or on each row as it is read, for fields SQL cannot mask as text).
+    async fn read(
+        &self,
+        entity: &Entity,
+        operation_name: &str,
+        operation: &Operation,
+        params: &Params,
+        view: Option<&View>,
+    ) -> Result<Rows, ConnectorError> {
+        let (sql, binds) = self.statement(entity, operation_name, operation, params, view)?;
+        let rows = self.run(entity, sql, binds).await?;
+        let masked_after = view
+            .map(|v| self.masked_after(entity, v))
+            .unwrap_or_default();
+        let mut out = Rows::with_capacity(rows.len());
+        for values in rows {
+            let mut row = BTreeMap::new();
+            for (field, value) in entity.fields.iter().zip(values) {
+                let value = convert(value, field.ty).map_err(|why| {
+                    ConnectorError::Remote(format!(
+                        "connector `{}`, entity `{}`, field `{}`: {why}",
+                        self.name, entity.name, field.name
+                    ))
+                })?;
+                let value = match masked_after.get(&field.name) {
+                    Some(kind) => kind.mask(&value),
+                    None => value,
+                };
+                row.insert(field.name.clone(), value);
+            }
+            apply_error_field(&self.name, entity, &mut row)?;
+            out.push(row);
+        }
+        Ok(out)
+    }
+
     fn quote(&self, ident: &str) -> Result<String, ConnectorError> {
         quote_ident(self.kind, ident)
             .map_err(|e| ConnectorError::Request(format!("connector `{}`: {e}", self.name)))
@@ -302,12 +341,129 @@ impl SqlDriver {
     }
 
     fn select_list(&self, entity: &Entity) -> Result<String, ConnectorError> {
+        self.select_list_in(entity, &BTreeMap::new())
+    }
+
+    /// The `SELECT` list with the fields of `masks` masked in SQL: those whose SQL type is text
+    /// and whose values are answered as they are (`auto`, `text`). Others are masked as they
+    /// are read ([`SqlDriver::masked_after`]).
+    fn select_list_in(
+        &self,
+        entity: &Entity,
+        masks: &BTreeMap<String, MaskKind>,
+    ) -> Result<String, ConnectorError> {
         let mut items = Vec::with_capacity(entity.fields.len());
         for field in &entity.fields {
             let expr = sql_expr(&self.name, entity, &field.name)?;
-            items.push(format!("{} AS {}", expr.sql, self.quote(&field.name)?));
+            let value = match masks.get(&field.name) {
+                Some(kind) if self.masks_in_sql(entity, field) => {
+                    crate::sqlview::mask(self.kind, *kind, &paren(&expr.sql))
+                }
+                _ => expr.sql.clone(),
+            };
+            items.push(format!("{value} AS {}", self.quote(&field.name)?));
         }
         Ok(items.join(", "))
+    }
+
+    fn masks_in_sql(&self, entity: &Entity, field: &crate::model::Field) -> bool {
+        matches!(field.ty, FieldType::Auto | FieldType::Text)
+            && self
+                .types
+                .get(&entity.name)
+                .and_then(|t| t.get(&field.name))
+                == Some(&SqlType::Text)
+    }
+
+    /// The masks of `view` that the statement does not apply, for the rows as they are read.
+    fn masked_after(&self, entity: &Entity, view: &View) -> BTreeMap<String, MaskKind> {
+        view.masks
+            .iter()
+            .filter(|(name, _)| {
+                entity
+                    .field(name)
+                    .is_some_and(|field| !self.masks_in_sql(entity, field))
+            })
+            .map(|(name, kind)| (name.clone(), *kind))
+            .collect()
+    }
+
+    /// A view's row filter as a SQL condition, its values bound. A comparison that SQL cannot
+    /// make as the filter means it — a field the entity lacks, a `null`, a value of the wrong
+    /// kind for the column — is unknown (`1 = NULL`), which shows no row, as in memory.
+    fn filter_sql(
+        &self,
+        entity: &Entity,
+        filter: &RowFilter,
+        binds: &mut Vec<Bind>,
+    ) -> Result<String, ConnectorError> {
+        const UNKNOWN: &str = "(1 = NULL)";
+        let column = |name: &str| -> Result<Option<(String, SqlType)>, ConnectorError> {
+            if entity.field(name).is_none() {
+                return Ok(None);
+            }
+            let expr = sql_expr(&self.name, entity, name)?;
+            let ty = self
+                .types
+                .get(&entity.name)
+                .and_then(|t| t.get(name))
+                .copied()
+                .unwrap_or(SqlType::Other);
+            Ok(Some((paren(&expr.sql), ty)))
+        };
+        Ok(match filter {
+            RowFilter::Const(true) => "(1 = 1)".to_owned(),
+            RowFilter::Const(false) => "(1 = 0)".to_owned(),
+            RowFilter::And(a, b) => format!(
+                "({} AND {})",
+                self.filter_sql(entity, a, binds)?,
+                self.filter_sql(entity, b, binds)?
+            ),
+            RowFilter::Or(a, b) => format!(
+                "({} OR {})",
+                self.filter_sql(entity, a, binds)?,
+                self.filter_sql(entity, b, binds)?
+            ),
+            RowFilter::Not(a) => format!("(NOT {})", self.filter_sql(entity, a, binds)?),
+            RowFilter::Compare {
+                column: name,
+                op,
+                operand: Operand::Value(value),
+            } => match (column(name)?, value) {
+                (None, _) | (_, Value::Null) => UNKNOWN.to_owned(),
+                (Some((expr, ty)), value) => match to_bind(value, ty) {
+                    Ok(bind) => {
+                        binds.push(bind);
+                        format!("({expr} {} {})", op.sql(), self.placeholder(binds.len()))
+                    }
+                    Err(_) => UNKNOWN.to_owned(),
+                },
+            },
+            RowFilter::In {
+                column: name,
+                operand: Operand::Value(Value::List(items)),
+            } => match column(name)? {
+                None => UNKNOWN.to_owned(),
+                Some((expr, ty)) => {
+                    let mut marks = Vec::new();
+                    // `null`s match nothing (as in memory); values of another kind neither.
+                    for item in items.iter().filter(|v| !matches!(v, Value::Null)) {
+                        if let Ok(bind) = to_bind(item, ty) {
+                            binds.push(bind);
+                            marks.push(self.placeholder(binds.len()));
+                        }
+                    }
+                    if marks.is_empty() {
+                        "(1 = 0)".to_owned()
+                    } else {
+                        format!("({expr} IN ({}))", marks.join(", "))
+                    }
+                }
+            },
+            // Unbound agent attributes (a view is bound before it gets here) or a list that
+            // is not one: nothing is known.
+            RowFilter::Compare { .. } | RowFilter::In { .. } => UNKNOWN.to_owned(),
+        })
     }
 
     /// The statement and its bound values for one call.
@@ -317,10 +473,30 @@ impl SqlDriver {
         operation_name: &str,
         operation: &Operation,
         params: &Params,
+        view: Option<&View>,
     ) -> Result<(String, Vec<Bind>), ConnectorError> {
         let table = self.quote_table(table_name(entity))?;
-        let mut sql = format!("SELECT {} FROM {table}", self.select_list(entity)?);
         let mut binds = Vec::new();
+        // A view's rows: the table filtered first (its values bound first, as they come first
+        // in the statement), under the table's own name so the field maps read it unchanged.
+        let filtered = match view.and_then(|v| v.rows.as_ref()) {
+            Some(filter) => Some(format!(
+                "(SELECT * FROM {table} WHERE {})",
+                self.filter_sql(entity, filter, &mut binds)?
+            )),
+            None => None,
+        };
+        let source = match &filtered {
+            Some(filtered) => {
+                let name = table_name(entity);
+                let alias = name.rsplit('.').next().unwrap_or(name);
+                format!("{filtered} {}", self.quote(alias)?)
+            }
+            None => table.clone(),
+        };
+        let masks = view.map(|v| v.masks.clone()).unwrap_or_default();
+        let select = self.select_list_in(entity, &masks)?;
+        let mut sql = format!("SELECT {select} FROM {source}");
         let types = self.types.get(&entity.name);
         let field_type = |field: &str| {
             types
@@ -344,7 +520,7 @@ impl SqlDriver {
                 sql.push_str(&format!(
                     " WHERE {} = {} LIMIT 1",
                     paren(&expr.sql),
-                    self.placeholder(1)
+                    self.placeholder(binds.len())
                 ));
             }
             Operation::Search {
@@ -353,27 +529,27 @@ impl SqlDriver {
                 limit,
                 distinct_by,
             } => {
-                let mut filtered = String::new();
+                let mut where_ = String::new();
                 self.where_clause(
                     entity,
                     filters,
                     params,
-                    &mut filtered,
+                    &mut where_,
                     &mut binds,
                     &field_type,
                     &bad,
                 )?;
                 match distinct_by {
-                    None => sql.push_str(&filtered),
+                    None => sql.push_str(&where_),
                     Some(distinct) => {
                         // The first row of each value, in the operation's order: ranked in a
                         // subquery over the table's own columns, which the field maps read.
                         let mut window = String::new();
                         self.order_by(order_by, &mut window);
                         sql = format!(
-                            "SELECT {} FROM (SELECT kefu_source.*, ROW_NUMBER() OVER (PARTITION BY {}{window}) AS kefu_rank FROM {table} kefu_source{filtered}) kefu_ranked WHERE kefu_rank = 1",
-                            self.select_list(entity)?,
+                            "SELECT {select} FROM (SELECT kefu_source.*, ROW_NUMBER() OVER (PARTITION BY {}{window}) AS kefu_rank FROM {} kefu_source{where_}) kefu_ranked WHERE kefu_rank = 1",
                             paren(&distinct.sql),
+                            filtered.as_deref().unwrap_or(&table),
                         );
                     }
                 }
@@ -567,26 +743,22 @@ impl Driver for SqlDriver {
         operation: &'a Operation,
         params: &'a Params,
     ) -> CallFuture<'a> {
-        Box::pin(async move {
-            let (sql, binds) = self.statement(entity, operation_name, operation, params)?;
-            let rows = self.run(entity, sql, binds).await?;
-            let mut out = Rows::with_capacity(rows.len());
-            for values in rows {
-                let mut row = BTreeMap::new();
-                for (field, value) in entity.fields.iter().zip(values) {
-                    let value = convert(value, field.ty).map_err(|why| {
-                        ConnectorError::Remote(format!(
-                            "connector `{}`, entity `{}`, field `{}`: {why}",
-                            self.name, entity.name, field.name
-                        ))
-                    })?;
-                    row.insert(field.name.clone(), value);
-                }
-                apply_error_field(&self.name, entity, &mut row)?;
-                out.push(row);
-            }
-            Ok(out)
-        })
+        Box::pin(self.read(entity, operation_name, operation, params, None))
+    }
+
+    fn applies_views(&self) -> bool {
+        true
+    }
+
+    fn call_in_view<'a>(
+        &'a self,
+        entity: &'a Entity,
+        operation_name: &'a str,
+        operation: &'a Operation,
+        params: &'a Params,
+        view: &'a View,
+    ) -> CallFuture<'a> {
+        Box::pin(self.read(entity, operation_name, operation, params, Some(view)))
     }
 
     fn ping(&self) -> Pin<Box<dyn Future<Output = Result<(), ConnectorError>> + Send + '_>> {

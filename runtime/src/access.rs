@@ -479,58 +479,31 @@ pub async fn check(
     Ok(verdict)
 }
 
-/// The sandbox a caller sees `entity` through, applied to rows. Admins are not sandboxed
-/// (they may do everything and edit the policies); everyone else gets their team's view.
+/// The sandbox a caller sees `entity` through. Admins are not sandboxed (they may do
+/// everything and edit the policies); everyone else gets their team's view, which the
+/// connectors apply in the call: in the SQL statement for SQL connectors, on the answer for
+/// the others (`connectors::View`).
 pub struct Sandboxed {
-    config: Arc<Config>,
-    subject: Subject,
-    entity: String,
-    exempt: bool,
+    view: Option<connectors::View>,
 }
 
 impl Sandboxed {
-    pub fn new(state: &AppState, subject: Subject, entity: &str, user: &User) -> Sandboxed {
-        Sandboxed {
-            config: state.access.config(),
-            subject,
-            entity: entity.to_owned(),
-            exempt: user.role == "admin",
-        }
-    }
-
-    fn sandbox(&self) -> Option<&policy::Sandbox> {
-        if self.exempt {
-            return None;
-        }
-        self.config.sandboxes.view(&self.subject, &self.entity)
-    }
-
-    /// Whether the row is in the view; if so it is masked in place.
-    pub fn apply(&self, row: &mut Value) -> bool {
-        let Some(sandbox) = self.sandbox() else {
-            return true;
-        };
-        if !sandbox.shows(row, &self.subject) {
-            return false;
-        }
-        sandbox.mask_record(row);
-        true
-    }
-
-    /// The rows in the view, masked.
-    pub fn rows(&self, rows: Vec<BTreeMap<String, Value>>) -> Vec<BTreeMap<String, Value>> {
-        rows.into_iter()
-            .filter_map(|fields| {
-                let mut row = Value::Map(fields);
-                if !self.apply(&mut row) {
-                    return None;
-                }
-                match row {
-                    Value::Map(fields) => Some(fields),
-                    _ => None,
-                }
+    pub fn new(state: &AppState, subject: &Subject, entity: &str, user: &User) -> Sandboxed {
+        let view = (user.role != "admin")
+            .then(|| {
+                let config = state.access.config();
+                config
+                    .sandboxes
+                    .view(subject, entity)
+                    .map(|sandbox| connectors::View::of(sandbox, subject))
             })
-            .collect()
+            .flatten();
+        Sandboxed { view }
+    }
+
+    /// The view the connector call goes through; `None`: the whole answer.
+    pub fn view(&self) -> Option<&connectors::View> {
+        self.view.as_ref()
     }
 }
 
@@ -586,29 +559,14 @@ pub async fn customer_panel(
         });
         return Ok((Some(panel), Some(verdict)));
     }
-    let Some(mut panel) = live.customer(visitor).await else {
+    // Through the department's view: rows outside it and unmasked values never leave the
+    // connector (for SQL connectors, the database).
+    let sandboxed = Sandboxed::new(state, &subject, &entity, &caller.user);
+    let Some(mut panel) = live.customer(visitor, sandboxed.view()).await else {
         return Ok((None, Some(verdict)));
     };
-    let pairs: Vec<(String, Value)> =
-        serde_json::from_value(panel["fields"].clone()).unwrap_or_default();
-    if pairs.is_empty() {
-        panel["allowed"] = json!(true);
-        return Ok((Some(panel), Some(verdict)));
-    }
-    let order: Vec<String> = pairs.iter().map(|(name, _)| name.clone()).collect();
-    let mut row = Value::Map(pairs.into_iter().collect());
-    let sandboxed = Sandboxed::new(state, subject, &entity, &caller.user);
-    if sandboxed.apply(&mut row) {
-        let Value::Map(mut fields) = row else {
-            return Err(ApiError::internal());
-        };
-        let pairs: Vec<(String, Value)> = order
-            .into_iter()
-            .filter_map(|name| fields.remove(&name).map(|v| (name, v)))
-            .collect();
-        panel["fields"] = serde_json::to_value(pairs).unwrap_or_else(|_| json!([]));
-    } else {
-        panel["fields"] = json!([]);
+    let found = panel["fields"].as_array().is_some_and(|f| !f.is_empty());
+    if !found && sandboxed.view().is_some_and(|v| v.rows.is_some()) && panel["error"].is_null() {
         panel["error"] = json!("not allowed: this customer is outside your department's view");
     }
     panel["allowed"] = json!(true);
@@ -656,7 +614,8 @@ pub async fn connector_call(
     let subject = subject(store, user, &customer_key(state)).await?;
     let resource = Resource::new(entity.to_owned(), id);
     let verdict = check(state, &subject, &action, &resource, &context_now("console")).await?;
-    Ok((verdict, Sandboxed::new(state, subject, entity, user)))
+    let sandboxed = Sandboxed::new(state, &subject, entity, user);
+    Ok((verdict, sandboxed))
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -155,6 +155,7 @@ impl Live {
     pub async fn customer(
         &self,
         visitor: &std::collections::BTreeMap<String, String>,
+        view: Option<&connectors::View>,
     ) -> Option<JsonValue> {
         let registry = self.registry();
         let source = registry.connectors().customer.clone()?;
@@ -170,7 +171,7 @@ impl Live {
         let name = format!("{}.{}", source.connector, source.entity);
         Some(
             match registry
-                .call(&source.connector, &source.entity, "get", &params)
+                .call_in_view(&source.connector, &source.entity, "get", &params, view)
                 .await
             {
                 Ok(rows) => {
@@ -584,7 +585,13 @@ async fn test(
     }
     let began = std::time::Instant::now();
     let result = registry
-        .call(&body.connector, &body.entity, &body.operation, &body.params)
+        .call_in_view(
+            &body.connector,
+            &body.entity,
+            &body.operation,
+            &body.params,
+            sandbox.view(),
+        )
         .await;
     let ms = began.elapsed().as_secs_f64() * 1000.0;
     let mut record = crate::audit::AuditRecord::new(
@@ -602,7 +609,7 @@ async fn test(
     }
     state.audit.record(record).await;
     Ok(match result {
-        Ok(rows) => Json(json!({"rows": sandbox.rows(rows), "ms": ms})).into_response(),
+        Ok(rows) => Json(json!({"rows": rows, "ms": ms})).into_response(),
         Err(error @ ConnectorError::Request(_)) => (
             StatusCode::BAD_REQUEST,
             Json(json!({"error": error.to_string(), "ms": ms})),

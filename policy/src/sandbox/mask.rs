@@ -74,6 +74,18 @@ impl MaskKind {
 
 const REDACTED: &str = "***";
 
+/// Masks the fields of a record (a map of field values) in place, each as `masks` says; other
+/// values are left as they are.
+pub fn mask_fields(masks: &std::collections::BTreeMap<String, MaskKind>, record: &mut Value) {
+    if let Value::Map(fields) = record {
+        for (name, kind) in masks {
+            if let Some(value) = fields.get_mut(name) {
+                *value = kind.mask(value);
+            }
+        }
+    }
+}
+
 impl FromStr for MaskKind {
     type Err = String;
 

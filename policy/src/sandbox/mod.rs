@@ -48,13 +48,7 @@ impl Sandbox {
     /// Masks the fields of a record (a map of field values) in place; other values are left
     /// as they are.
     pub fn mask_record(&self, record: &mut Value) {
-        if let Value::Map(fields) = record {
-            for (name, kind) in &self.masks {
-                if let Some(value) = fields.get_mut(name) {
-                    *value = kind.mask(value);
-                }
-            }
-        }
+        mask::mask_fields(&self.masks, record);
     }
 
     /// How the field `name` is masked, if it is.
