@@ -314,6 +314,9 @@ pub struct Verdict {
     pub explanation: String,
     /// The `policy::Decision` as JSON (effect, reason, every policy and grant that matched).
     pub decision: JsonValue,
+    /// The access as the audit trail records it (who, action, resource, decision, from where).
+    #[serde(skip)]
+    record: crate::audit::AuditRecord,
 }
 
 impl Verdict {
@@ -324,6 +327,28 @@ impl Verdict {
             format!("not allowed: {}", self.explanation.trim_end()),
         )
     }
+
+    /// The same verdict, its audit record carrying `detail` (how the access was made).
+    #[must_use]
+    pub fn with_detail(mut self, detail: JsonValue) -> Verdict {
+        self.record = self.record.detail(detail);
+        self
+    }
+
+    /// Records the access in the audit trail, with how many rows or items it returned
+    /// (`None` for a denied access, which returned nothing).
+    pub async fn audit(&self, state: &AppState, result_size: Option<u64>) {
+        let mut record = self.record.clone();
+        record.result_size = result_size;
+        state.audit.record(record).await;
+    }
+}
+
+/// Who is asking, with the account policies see and where from.
+pub struct Asker<'a> {
+    pub subject: Subject,
+    pub user: &'a User,
+    pub ip: Option<String>,
 }
 
 /// Who is asking, as policies see them: `agent.id` is the login, `agent.teams` the account's
@@ -434,8 +459,9 @@ fn to_grant(row: &GrantRow) -> Result<Grant, String> {
 
 /// May `subject` do `action` on `resource` now? The one place requests are decided: with the
 /// policies in force and the grants stored (expired ones allow nothing: the context carries
-/// the current time).
-pub async fn check(
+/// the current time). Nothing is recorded yet: the caller records the access with
+/// [`Verdict::audit`] once it knows what it returned (a denied access at once).
+pub async fn decide(
     state: &AppState,
     subject: &Subject,
     action: &str,
@@ -447,36 +473,54 @@ pub async fn check(
     let decision = config
         .policies
         .decide(&Request::new(subject, action, resource, context), &grants);
-    let verdict = Verdict {
-        allowed: decision.is_allowed(),
-        decided_by: decision.decided_by().map(str::to_owned),
-        explanation: decision.to_string(),
-        decision: serde_json::to_value(&decision).unwrap_or(JsonValue::Null),
+    let allowed = decision.is_allowed();
+    let decided_by = decision.decided_by().map(str::to_owned);
+    let ip = match context.value() {
+        Value::Map(fields) => match fields.get("ip") {
+            Some(Value::String(ip)) => Some(ip.clone()),
+            _ => None,
+        },
+        _ => None,
     };
-    // Every decision is audited, allowed or denied, with the policy or grant that made it.
-    let audited = crate::audit::AuditRecord::new(
+    let mut record = crate::audit::AuditRecord::new(
         subject.id(),
         action,
         format!("{}::{}", resource.entity(), resource.id()),
     )
     .decided(
-        if verdict.allowed {
+        if allowed {
             crate::audit::Decision::Allow
         } else {
             crate::audit::Decision::Deny
         },
-        verdict.decided_by.iter().cloned().collect(),
+        decided_by.iter().cloned().collect(),
     );
-    state.audit.record(audited).await;
+    record.ip = ip;
     tracing::debug!(
         subject = subject.id(),
         action,
-        resource = %format!("{}::{}", resource.entity(), resource.id()),
-        allowed = verdict.allowed,
-        decided_by = verdict.decided_by.as_deref().unwrap_or("default"),
+        resource = %record.resource,
+        allowed,
+        decided_by = decided_by.as_deref().unwrap_or("default"),
         "access decided"
     );
-    Ok(verdict)
+    Ok(Verdict {
+        allowed,
+        decided_by,
+        explanation: decision.to_string(),
+        decision: serde_json::to_value(&decision).unwrap_or(JsonValue::Null),
+        record,
+    })
+}
+
+/// The context of a request made now by `caller` on `channel`: the time in the server's time
+/// zone, the channel and the caller's address.
+pub fn context_of(caller: &Caller, channel: &str) -> Context {
+    let context = context_now(channel);
+    match &caller.ip {
+        Some(ip) => context.ip(ip.clone()),
+        None => context,
+    }
 }
 
 /// The sandbox a caller sees `entity` through. Admins are not sandboxed (they may do
@@ -507,27 +551,27 @@ impl Sandboxed {
     }
 }
 
-/// The console's customer panel for `caller`, and the decision it was shown on (for the
-/// audit trail; `None` when there was nothing to decide: no connectors, no customer entity, a
-/// visitor without identity). Decided (`read` on `<entity>::<key>`) before the connector is
-/// asked, then through the caller's sandbox. Denied, the panel holds no data and says so
-/// (`allowed: false`, `error`, `reason`); it does not echo the decision, whose resource names
-/// the customer the caller may not know about.
+/// The console's customer panel for `caller` (`None` when there is nothing to show: no
+/// connectors, no customer entity, a visitor without identity). Decided (`read` on
+/// `<entity>::<key>`) before the connector is asked, then read through the caller's sandbox;
+/// the access is audited with the number of rows shown. Denied, the panel holds no data and
+/// says so (`allowed: false`, `error`, `reason`); it does not echo the decision, whose
+/// resource names the customer the caller may not know about.
 pub async fn customer_panel(
     state: &AppState,
     caller: &Caller,
     visitor: &BTreeMap<String, String>,
-) -> Result<(Option<JsonValue>, Option<Verdict>), ApiError> {
+) -> Result<Option<JsonValue>, ApiError> {
     let Some(live) = &state.connectors else {
-        return Ok((None, None));
+        return Ok(None);
     };
     let Some(store) = &state.store else {
-        return Ok((None, None));
+        return Ok(None);
     };
     let (entity, key, source) = {
         let registry = live.registry();
         let Some(source) = registry.connectors().customer.clone() else {
-            return Ok((None, None));
+            return Ok(None);
         };
         let Some(key) = registry
             .connectors()
@@ -535,7 +579,7 @@ pub async fn customer_panel(
             .and_then(|c| c.entities.get(&source.entity))
             .map(|e| e.key.clone())
         else {
-            return Ok((None, None));
+            return Ok(None);
         };
         (
             source.entity.clone(),
@@ -544,12 +588,20 @@ pub async fn customer_panel(
         )
     };
     let Some(id) = visitor.get(&key) else {
-        return Ok((None, None));
+        return Ok(None);
     };
     let subject = subject(store, &caller.user, &key).await?;
     let resource = Resource::new(entity.clone(), id.clone());
-    let verdict = check(state, &subject, "read", &resource, &context_now("console")).await?;
+    let verdict = decide(
+        state,
+        &subject,
+        "read",
+        &resource,
+        &context_of(caller, "console"),
+    )
+    .await?;
     if !verdict.allowed {
+        verdict.audit(state, None).await;
         let panel = json!({
             "source": source,
             "fields": [],
@@ -557,28 +609,31 @@ pub async fn customer_panel(
             "error": "not allowed: your access policies do not let you read this customer",
             "reason": verdict.decision["reason"],
         });
-        return Ok((Some(panel), Some(verdict)));
+        return Ok(Some(panel));
     }
     // Through the department's view: rows outside it and unmasked values never leave the
     // connector (for SQL connectors, the database).
     let sandboxed = Sandboxed::new(state, &subject, &entity, &caller.user);
     let Some(mut panel) = live.customer(visitor, sandboxed.view()).await else {
-        return Ok((None, Some(verdict)));
+        verdict.audit(state, Some(0)).await;
+        return Ok(None);
     };
     let found = panel["fields"].as_array().is_some_and(|f| !f.is_empty());
+    verdict.audit(state, Some(u64::from(found))).await;
     if !found && sandboxed.view().is_some_and(|v| v.rows.is_some()) && panel["error"].is_null() {
         panel["error"] = json!("not allowed: this customer is outside your department's view");
     }
     panel["allowed"] = json!(true);
-    Ok((Some(panel), Some(verdict)))
+    Ok(Some(panel))
 }
 
-/// Decides a connector call started by `user` (`read` for operations that only read, else
+/// Decides a connector call started by `caller` (`read` for operations that only read, else
 /// the operation's name, on `<entity>::<key value>`; `*` for a search without a key), and
-/// returns the verdict with the sandbox its rows go through.
+/// returns the verdict (to audit with the call's result) with the sandbox its rows go
+/// through.
 pub async fn connector_call(
     state: &AppState,
-    user: &User,
+    caller: &Caller,
     connector: &str,
     entity: &str,
     operation: &str,
@@ -611,10 +666,17 @@ pub async fn connector_call(
         Some(Value::Number(n)) => n.to_string(),
         _ => "*".to_owned(),
     };
-    let subject = subject(store, user, &customer_key(state)).await?;
+    let subject = subject(store, &caller.user, &customer_key(state)).await?;
     let resource = Resource::new(entity.to_owned(), id);
-    let verdict = check(state, &subject, &action, &resource, &context_now("console")).await?;
-    let sandboxed = Sandboxed::new(state, &subject, entity, user);
+    let verdict = decide(
+        state,
+        &subject,
+        &action,
+        &resource,
+        &context_of(caller, "console"),
+    )
+    .await?;
+    let sandboxed = Sandboxed::new(state, &subject, entity, &caller.user);
     Ok((verdict, sandboxed))
 }
 
@@ -779,7 +841,7 @@ struct CheckBody {
 /// "Can X do Y on Z, and why": the decision for an account, as it would be made now.
 async fn explain(
     State(state): State<Arc<AppState>>,
-    _admin: Admin,
+    Admin(admin): Admin,
     Json(body): Json<CheckBody>,
 ) -> Result<Json<JsonValue>, ApiError> {
     let store = store_of(&state)?;
@@ -816,7 +878,13 @@ async fn explain(
         context = context.ip(ip);
     }
     let resource = Resource::new(entity.to_owned(), id.to_owned());
-    let verdict = check(&state, &subject, &body.action, &resource, &context).await?;
+    let verdict = decide(&state, &subject, &body.action, &resource, &context).await?;
+    // Asking is not the access asked about: the trail records the admin's question.
+    let asked = crate::audit::AuditRecord::new(&admin.user.login, "explain", "policies::*").detail(
+        json!({"subject": user.login, "action": body.action, "resource": body.resource,
+               "allowed": verdict.allowed, "decided_by": verdict.decided_by}),
+    );
+    state.audit.record(asked).await;
     let mut answer = verdict.decision;
     answer["explanation"] = json!(verdict.explanation);
     answer["allowed"] = json!(verdict.allowed);

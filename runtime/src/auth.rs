@@ -159,6 +159,8 @@ impl LoginLimiter {
 pub struct Caller {
     pub user: User,
     pub csrf: String,
+    /// The client's address, when the server knows it (the audit trail's "from where").
+    pub ip: Option<String>,
     token_hash: String,
 }
 
@@ -204,9 +206,14 @@ impl FromRequestParts<Arc<AppState>> for Caller {
                 ));
             }
         }
+        let ip = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(addr)| addr.ip().to_string());
         Ok(Caller {
             user,
             csrf,
+            ip,
             token_hash,
         })
     }

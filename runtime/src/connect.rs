@@ -573,7 +573,7 @@ async fn test(
     // Decided before the call; the rows go through the caller's sandbox (`access`).
     let (verdict, sandbox) = crate::access::connector_call(
         &state,
-        &admin.user,
+        &admin,
         &body.connector,
         &body.entity,
         &body.operation,
@@ -581,6 +581,7 @@ async fn test(
     )
     .await?;
     if !verdict.allowed {
+        verdict.audit(&state, None).await;
         return Err(verdict.refusal());
     }
     let began = std::time::Instant::now();
@@ -594,20 +595,16 @@ async fn test(
         )
         .await;
     let ms = began.elapsed().as_secs_f64() * 1000.0;
-    let mut record = crate::audit::AuditRecord::new(
-        &admin.user.login,
-        "test",
-        format!("connectors::{}::{}", body.connector, body.entity),
-    )
-    .decided(
-        crate::audit::Decision::Allow,
-        verdict.decided_by.iter().cloned().collect(),
-    )
-    .detail(json!({ "operation": body.operation, "ok": result.is_ok() }));
-    if let Ok(rows) = &result {
-        record = record.result_size(rows.len() as u64);
-    }
-    state.audit.record(record).await;
+    // The access, audited with what it returned and how it was made.
+    verdict
+        .with_detail(json!({
+            "via": "connectors test",
+            "connector": body.connector,
+            "operation": body.operation,
+            "ok": result.is_ok(),
+        }))
+        .audit(&state, result.as_ref().ok().map(|rows| rows.len() as u64))
+        .await;
     Ok(match result {
         Ok(rows) => Json(json!({"rows": rows, "ms": ms})).into_response(),
         Err(error @ ConnectorError::Request(_)) => (

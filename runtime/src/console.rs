@@ -244,9 +244,9 @@ async fn detail(
         .and_then(|e| serde_json::from_str::<Value>(&e.data_json).ok())
         .and_then(|data| serde_json::from_value(data["visitor"].clone()).ok())
         .unwrap_or_default();
-    // Decided and sandboxed for the caller (`access`): masked before it leaves the server.
-    // `_decision` is what the audit trail records of this read.
-    let (customer, _decision) = crate::access::customer_panel(&state, &caller, &visitor).await?;
+    // Decided, sandboxed and audited for the caller (`access`): masked before it leaves the
+    // connector.
+    let customer = crate::access::customer_panel(&state, &caller, &visitor).await?;
     Ok(Json(json!({
         "conversation": summary(store, &conversation).await?,
         "messages": messages,

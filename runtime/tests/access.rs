@@ -480,6 +480,48 @@ async fn each_department_gets_its_own_view_and_never_another_ones() {
             assert!(!frame.contains(secret.as_str()), "{secret} in {frame}");
         }
     }
+
+    // Every panel read left an audit record: who, what, the decision and the policy, from
+    // where, how many rows were shown; and no masked value in any record.
+    let trail = |actor: &str| {
+        let query = runtime::audit::Query {
+            actor: Some(actor.to_owned()),
+            resource: Some("customers::".to_owned()),
+            ..runtime::audit::Query::default()
+        };
+        let audit = server.state.audit.clone();
+        async move { audit.search(query).await.unwrap().records }
+    };
+    let li_reads = trail("li").await;
+    let read = |records: &[runtime::audit::StoredRecord], resource: &str| {
+        records
+            .iter()
+            .find(|r| r.record.resource == resource)
+            .map(|r| r.record.clone())
+            .unwrap_or_else(|| panic!("no record of {resource}: {records:?}"))
+    };
+    let shown = read(&li_reads, &format!("customers::{REGULAR}"));
+    assert_eq!(
+        (shown.action.as_str(), shown.decision, shown.result_size),
+        ("read", runtime::audit::Decision::Allow, Some(1))
+    );
+    assert_eq!(shown.policies, ["policy-2"]);
+    assert_eq!(shown.ip.as_deref(), Some("10.0.0.7"));
+    let refused = read(&li_reads, &format!("customers::{VIP}"));
+    assert_eq!(
+        (refused.decision, refused.result_size),
+        (runtime::audit::Decision::Deny, None)
+    );
+    let outside = read(&trail("sales").await, &format!("customers::{VIP}"));
+    assert_eq!(
+        (outside.decision, outside.result_size),
+        (runtime::audit::Decision::Allow, Some(0)),
+        "allowed, but outside the department's view: nothing shown"
+    );
+    let log = std::fs::read_to_string(server.state.audit.path().unwrap()).unwrap();
+    for secret in [&phone, &note, &"13812341234".to_owned()] {
+        assert!(!log.contains(secret.as_str()), "{secret} in the audit log");
+    }
     server.stop().await;
 }
 

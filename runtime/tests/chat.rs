@@ -119,6 +119,10 @@ impl Server {
             None => fixtures(),
         };
         let mut state = state.with_chat(store, lookups, options.hub, options.limits, stop.clone());
+        // Like `kefu serve`: the audit trail in the data folder.
+        if catalogue.is_some() {
+            state.audit = runtime::audit::Audit::open(dir).unwrap();
+        }
         state.demo = catalogue;
         state.connectors = live;
         let state = Arc::new(state);

@@ -108,6 +108,14 @@ impl Api {
             None => request.body(Body::empty()),
         }
         .unwrap();
+        // As the server sees a client: from an address (the audit trail's "from where").
+        let mut request = request;
+        request
+            .extensions_mut()
+            .insert(axum::extract::ConnectInfo(std::net::SocketAddr::from((
+                [10, 0, 0, 7],
+                40000,
+            ))));
         let response = runtime::server::app(Arc::clone(&self.state))
             .oneshot(request)
             .await
