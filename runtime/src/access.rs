@@ -627,6 +627,41 @@ pub async fn customer_panel(
     Ok(Some(panel))
 }
 
+/// May `caller` read `conversation` (its transcript, variables and customer, in the console
+/// API and through the agent socket)? `read` on `conversations::<id>`, the resource carrying
+/// `status`, `flow`, `queue`, `team`, `priority` and `assignee` (the account id of the agent
+/// who has it, `null` before) for conditions. To audit once the caller knows the result.
+pub async fn conversation(
+    state: &AppState,
+    caller: &Caller,
+    conversation: &crate::store::Conversation,
+) -> Result<Verdict, ApiError> {
+    let store = state.store.as_ref().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "access control needs the database",
+        )
+    })?;
+    let text = |value: &Option<String>| value.clone().map_or(Value::Null, Value::String);
+    let routing = &conversation.routing;
+    let resource = Resource::new("conversations", conversation.id.clone())
+        .attr("status", Value::String(conversation.status.clone()))
+        .attr("flow", Value::String(conversation.flow_id.clone()))
+        .attr("queue", text(&routing.queue))
+        .attr("team", text(&routing.team))
+        .attr("priority", text(&routing.priority))
+        .attr("assignee", text(&routing.assignee));
+    let subject = subject(store, &caller.user, &customer_key(state)).await?;
+    decide(
+        state,
+        &subject,
+        "read",
+        &resource,
+        &context_of(caller, "console"),
+    )
+    .await
+}
+
 /// Decides a connector call started by `caller` (`read` for operations that only read, else
 /// the operation's name, on `<entity>::<key value>`; `*` for a search without a key), and
 /// returns the verdict (to audit with the call's result) with the sandbox its rows go

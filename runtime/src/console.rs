@@ -161,35 +161,41 @@ fn preview(message: &StoredMessage) -> String {
     text.chars().take(120).collect()
 }
 
-/// Whether `caller` may see `conversation`: admins always; agents while it waits in a queue or
-/// is assigned to them. The console API and the agent WebSocket both ask this.
-pub(crate) fn may_see(caller: &Caller, conversation: &Conversation) -> bool {
-    caller.is_admin()
-        || conversation.status == "waiting"
-        || conversation.routing.assignee.as_deref() == Some(caller.user.id.as_str())
-}
-
-/// The conversation if the caller may see it ([`may_see`]).
-async fn visible(store: &Store, caller: &Caller, id: &str) -> Result<Conversation, ApiError> {
+/// The conversation and the decision to let `caller` read it (`access::conversation`: the
+/// policies decide, by default admins always and agents while it waits in a queue or is
+/// assigned to them). Refused, the refusal is audited and the answer is 404: whether a
+/// conversation exists is not for everyone to learn. Allowed, the caller audits the access.
+async fn readable(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+) -> Result<(Conversation, crate::access::Verdict), ApiError> {
+    let (store, _) = parts(state)?;
+    let missing = || ApiError::new(StatusCode::NOT_FOUND, format!("no conversation `{id}`"));
     let conversation = store
         .conversation(id)
         .await
         .map_err(|e| internal(&e))?
-        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("no conversation `{id}`")))?;
-    if may_see(caller, &conversation) {
-        Ok(conversation)
+        .ok_or_else(missing)?;
+    let verdict = crate::access::conversation(state, caller, &conversation).await?;
+    if verdict.allowed {
+        Ok((conversation, verdict))
     } else {
-        // Not 403: whether a conversation exists is not for everyone to learn.
-        Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            format!("no conversation `{id}`"),
-        ))
+        verdict.audit(state, None).await;
+        Err(missing())
     }
 }
 
+/// The conversation if the caller may read it ([`readable`]), the access audited.
+async fn visible(state: &AppState, caller: &Caller, id: &str) -> Result<Conversation, ApiError> {
+    let (conversation, verdict) = readable(state, caller, id).await?;
+    verdict.audit(state, None).await;
+    Ok(conversation)
+}
+
 /// Like [`visible`], for actions only the assignee (or an admin) may take.
-async fn assigned(store: &Store, caller: &Caller, id: &str) -> Result<Conversation, ApiError> {
-    let conversation = visible(store, caller, id).await?;
+async fn assigned(state: &AppState, caller: &Caller, id: &str) -> Result<Conversation, ApiError> {
+    let conversation = visible(state, caller, id).await?;
     let mine = conversation.routing.assignee.as_deref() == Some(caller.user.id.as_str());
     if mine || caller.is_admin() {
         Ok(conversation)
@@ -207,7 +213,7 @@ async fn detail(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let (store, hub) = parts(&state)?;
-    let conversation = visible(store, &caller, &id).await?;
+    let (conversation, verdict) = readable(&state, &caller, &id).await?;
     let context = hub
         .context(&id)
         .await
@@ -247,6 +253,7 @@ async fn detail(
     // Decided, sandboxed and audited for the caller (`access`): masked before it leaves the
     // connector.
     let customer = crate::access::customer_panel(&state, &caller, &visitor).await?;
+    verdict.audit(&state, Some(messages.len() as u64)).await;
     Ok(Json(json!({
         "conversation": summary(store, &conversation).await?,
         "messages": messages,
@@ -291,7 +298,7 @@ async fn claim(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let (store, hub) = parts(&state)?;
-    visible(store, &caller, &id).await?;
+    visible(&state, &caller, &id).await?;
     let action = ConsoleAction::Claim {
         agent: caller.user.id.clone(),
         name: caller.user.name.clone(),
@@ -313,7 +320,7 @@ async fn transfer(
     Json(body): Json<TransferBody>,
 ) -> Result<Response, ApiError> {
     let (store, hub) = parts(&state)?;
-    assigned(store, &caller, &id).await?;
+    assigned(&state, &caller, &id).await?;
     let agent = match (&body.agent, &body.team) {
         (Some(agent), None) => {
             let user = store
@@ -355,7 +362,7 @@ async fn resolve(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let (store, hub) = parts(&state)?;
-    assigned(store, &caller, &id).await?;
+    assigned(&state, &caller, &id).await?;
     let action = ConsoleAction::Resolve {
         by: caller.user.id.clone(),
     };
@@ -374,7 +381,7 @@ async fn hand_back(
     body: Option<Json<HandBackBody>>,
 ) -> Result<Response, ApiError> {
     let (store, hub) = parts(&state)?;
-    assigned(store, &caller, &id).await?;
+    assigned(&state, &caller, &id).await?;
     let Json(body) = body.unwrap_or_default();
     let action = ConsoleAction::HandBack {
         by: caller.user.id.clone(),
@@ -410,7 +417,7 @@ async fn add_note(
     Json(body): Json<TextBody>,
 ) -> Result<Response, ApiError> {
     let (store, _) = parts(&state)?;
-    assigned(store, &caller, &id).await?;
+    assigned(&state, &caller, &id).await?;
     checked_text(&body.text)?;
     store
         .add_note(&id, now_ms(), &caller.user.id, &body.text)
@@ -427,7 +434,7 @@ async fn reply(
     Json(body): Json<TextBody>,
 ) -> Result<Response, ApiError> {
     let (store, hub) = parts(&state)?;
-    assigned(store, &caller, &id).await?;
+    assigned(&state, &caller, &id).await?;
     checked_text(&body.text)?;
     let client_id = body
         .client_id

@@ -636,8 +636,9 @@ async fn policies_saved_in_the_admin_page_are_checked_whole_kept_as_revisions_an
     assert_eq!(shown.body["source"], "bundled");
     assert_eq!(shown.body["revision"], 0);
     assert_eq!(shown.body["text"], runtime::access::BUNDLED);
-    assert_eq!(shown.body["policies"], 2);
-    assert_eq!(shown.body["sandboxes"], 2);
+    let bundled = policy::load(runtime::access::BUNDLED).unwrap();
+    assert_eq!(shown.body["policies"], bundled.policies.len());
+    assert_eq!(shown.body["sandboxes"], bundled.sandboxes.len());
 
     // A text with problems: every one located, nothing saved, the old policies decide.
     let mut broken = runtime::access::BUNDLED.to_owned();
@@ -703,7 +704,7 @@ async fn policies_saved_in_the_admin_page_are_checked_whole_kept_as_revisions_an
     assert_eq!(saved.body["source"], "database");
     assert_eq!(saved.body["revision"], 1);
     assert_eq!(saved.body["updated_by"], "root");
-    assert_eq!(saved.body["policies"], 3);
+    assert_eq!(saved.body["policies"], bundled.policies.len() + 1);
     let decided = check(&api, &root, "li", "read", &regular).await;
     assert_eq!(decided["effect"], "deny", "{decided}");
     assert_eq!(decided["decided_by"], "no-regulars-for-li", "{decided}");
@@ -747,7 +748,7 @@ async fn policies_saved_in_the_admin_page_are_checked_whole_kept_as_revisions_an
     let other = runtime::access::Access::bundled();
     assert!(other.adopt_stored(&api.store).await.unwrap());
     assert_eq!(other.origin().revision, 1);
-    assert_eq!(other.config().policies.len(), 3);
+    assert_eq!(other.config().policies.len(), bundled.policies.len() + 1);
     assert!(
         !other.adopt_stored(&api.store).await.unwrap(),
         "nothing newer"
@@ -757,6 +758,112 @@ async fn policies_saved_in_the_admin_page_are_checked_whole_kept_as_revisions_an
     assert_eq!(
         api.get("/api/admin/policies", &li).await.status,
         StatusCode::FORBIDDEN
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn conversations_are_opened_as_the_policies_say_over_the_api_and_the_socket() {
+    let (server, _dir) = server("access-conversations").await;
+    let api = Api::of(&server).await;
+    let li = api.session("li", "pass-word").await;
+    let sales = api.session("sales", "sales").await;
+    let (waiting, _visitor) = queued(&server, REGULAR).await;
+    let path = format!("/api/console/conversations/{waiting}");
+
+    // The bundled policy: every agent reads what waits in a queue.
+    assert_eq!(api.get(&path, &sales).await.status, StatusCode::OK);
+
+    // A deny for sales on waiting conversations beats it, over the API and the socket.
+    let mut text = runtime::access::BUNDLED.to_owned();
+    text.push_str(
+        r#"
+policy "sales-not-the-queue" {
+  description = "sales does not read the support queue"
+  effect = "deny"
+  subjects = ["team:sales"]
+  actions = ["read"]
+  resources = ["conversations::*"]
+  condition = "resource.status == \"waiting\""
+}
+"#,
+    );
+    server.state.access.install(policy::load(&text).unwrap());
+    assert_eq!(
+        api.get(&path, &sales).await.status,
+        StatusCode::NOT_FOUND,
+        "refused like a conversation that does not exist"
+    );
+    assert_eq!(api.get(&path, &li).await.status, StatusCode::OK);
+    let open = |session: &Session| {
+        let cookie = session.cookie.clone();
+        let waiting = waiting.clone();
+        let addr = server.addr;
+        async move {
+            use futures_util::{SinkExt, StreamExt};
+            use tokio_tungstenite::tungstenite::Message;
+            use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+            let mut request = format!("ws://{addr}/ws/agent")
+                .into_client_request()
+                .unwrap();
+            request
+                .headers_mut()
+                .insert("cookie", cookie.parse().unwrap());
+            let mut socket = tokio_tungstenite::connect_async(request).await.unwrap().0;
+            let frame = json!({"type": "open", "conversation": waiting, "last_seq": 0});
+            socket.send(Message::text(frame.to_string())).await.unwrap();
+            // The answer to the open: an error, or the conversation's messages.
+            loop {
+                let next = tokio::time::timeout(Duration::from_secs(5), socket.next())
+                    .await
+                    .expect("an answer to the open")
+                    .unwrap()
+                    .unwrap();
+                let Message::Text(text) = next else { continue };
+                let frame: Value = serde_json::from_str(&text).unwrap();
+                if frame["type"] == "error" || frame["conversation"] == json!(waiting) {
+                    return frame;
+                }
+            }
+        }
+    };
+    let refused = open(&sales).await;
+    assert_eq!(refused["code"], "unknown_conversation", "{refused}");
+    let followed = open(&li).await;
+    assert_eq!(followed["type"], "message", "{followed}");
+
+    // Each decision is in the audit trail with its policy.
+    let records = server
+        .state
+        .audit
+        .search(runtime::audit::Query {
+            resource: Some(format!("conversations::{waiting}")),
+            ..runtime::audit::Query::default()
+        })
+        .await
+        .unwrap()
+        .records;
+    let by = |actor: &str, decision| {
+        records
+            .iter()
+            .filter(|r| r.record.actor == actor && r.record.decision == decision)
+            .count()
+    };
+    assert_eq!(
+        by("sales", runtime::audit::Decision::Deny),
+        2,
+        "{records:?}"
+    );
+    assert!(
+        by("li", runtime::audit::Decision::Allow) >= 2,
+        "{records:?}"
+    );
+    assert!(
+        records
+            .iter()
+            .filter(|r| r.record.actor == "sales"
+                && r.record.decision == runtime::audit::Decision::Deny)
+            .all(|r| r.record.policies == ["sales-not-the-queue"])
     );
     server.stop().await;
 }

@@ -142,7 +142,7 @@ pub async fn agent(
         .on_upgrade(move |socket| async move {
             let token = chat.hub.shutdown_token().child_token();
             tracing::debug!(peer = %peer, agent = %caller.user.login, "console connected");
-            AgentConnection::run(socket, chat, store, caller, token).await;
+            AgentConnection::run(socket, state, chat, store, caller, token).await;
         })
 }
 
@@ -161,6 +161,7 @@ fn same_origin(headers: &HeaderMap) -> bool {
 
 struct AgentConnection {
     socket: WebSocket,
+    state: Arc<AppState>,
     chat: Chat,
     store: Store,
     caller: Caller,
@@ -175,6 +176,7 @@ struct AgentConnection {
 impl AgentConnection {
     async fn run(
         socket: WebSocket,
+        state: Arc<AppState>,
         chat: Chat,
         store: Store,
         caller: Caller,
@@ -183,6 +185,7 @@ impl AgentConnection {
         let (sender, frames) = mpsc::channel(CHANNEL);
         let mut connection = AgentConnection {
             socket,
+            state,
             chat,
             store,
             caller,
@@ -339,7 +342,21 @@ impl AgentConnection {
         id: String,
         last_seq: i64,
     ) -> Result<(), Option<(u16, &'static str)>> {
-        if !may_see(&self.store, &self.caller, &id).await {
+        // Decided by the policies like the console API's reads, and audited: a subscription
+        // is a read of the transcript.
+        let allowed = match self.store.conversation(&id).await {
+            Ok(Some(conversation)) => {
+                match crate::access::conversation(&self.state, &self.caller, &conversation).await {
+                    Ok(verdict) => {
+                        verdict.audit(&self.state, None).await;
+                        verdict.allowed
+                    }
+                    Err(_) => false,
+                }
+            }
+            _ => false,
+        };
+        if !allowed {
             return self
                 .error("unknown_conversation", &format!("no conversation `{id}`"))
                 .await;
@@ -407,13 +424,6 @@ impl AgentConnection {
 }
 
 /// Whether `caller` may see conversation `id` (as the console API decides).
-async fn may_see(store: &Store, caller: &Caller, id: &str) -> bool {
-    matches!(
-        store.conversation(id).await,
-        Ok(Some(conversation)) if crate::console::may_see(caller, &conversation)
-    )
-}
-
 /// Forwards one conversation's frames to a console connection.
 struct Forwarder {
     id: Arc<str>,
