@@ -3,7 +3,9 @@
 //! for product cards, reloads and checks that the conversation comes back; `console.mjs` has an
 //! agent take over a visitor's conversation in the console, reply, transfer and hand back;
 //! `designer.mjs` builds a flow with the mouse in the designer, previews, publishes it and chats
-//! with it in the shop. All save screenshots.
+//! with it in the shop; `access.mjs` has two departments' agents see customers masked by their
+//! sandboxes, and an admin edit the policies, ask "can X do Y on Z", grant, revoke and search the
+//! audit trail on the access page. All save screenshots.
 //!
 //! Needs Node.js, Debian's Chromium and `npm ci` in `tests/browser`; `.ci/run` provides them and
 //! sets `KEFU_TEST_BROWSER=1`. Without that variable the test says so and skips.
@@ -28,6 +30,13 @@ async fn run_script(script: &str) -> Option<(String, std::path::PathBuf)> {
         },
     )
     .await;
+    let found = node(script, server.addr).await;
+    server.stop().await;
+    Some(found)
+}
+
+/// Runs the script with node against the server at `addr`; fails when it does.
+async fn node(script: &str, addr: std::net::SocketAddr) -> (String, std::path::PathBuf) {
     let artifacts = std::env::var_os("KEFU_ARTIFACTS").map_or_else(
         || std::env::temp_dir().join("kefu-artifacts"),
         std::path::PathBuf::from,
@@ -38,7 +47,7 @@ async fn run_script(script: &str) -> Option<(String, std::path::PathBuf)> {
         .join(script);
     let output = tokio::process::Command::new("node")
         .arg(&script)
-        .env("KEFU_URL", format!("http://{}", server.addr))
+        .env("KEFU_URL", format!("http://{addr}"))
         .env("SCREENSHOT_DIR", &artifacts)
         .output()
         .await
@@ -50,8 +59,7 @@ async fn run_script(script: &str) -> Option<(String, std::path::PathBuf)> {
     );
     assert!(output.status.success(), "the browser test failed:\n{log}");
     eprintln!("screenshots in {}", artifacts.display());
-    server.stop().await;
-    Some((log, artifacts))
+    (log, artifacts)
 }
 
 fn assert_screenshots(artifacts: &Path, pictures: &[&str]) {
@@ -111,6 +119,43 @@ async fn a_flow_is_built_with_the_mouse_previewed_and_published_in_chromium() {
             "designer-editor.png",
             "designer-preview.png",
             "designer-shop.png",
+        ],
+    );
+}
+
+#[tokio::test]
+async fn departments_see_masked_customers_and_the_admin_manages_access_in_chromium() {
+    if std::env::var_os("KEFU_ADMIN_PASSWORD").is_none() {
+        eprintln!("KEFU_ADMIN_PASSWORD is not set: skipping the access browser test (see .ci/run)");
+        return;
+    }
+    let Some((log, artifacts)) = run_script("access.mjs").await else {
+        return;
+    };
+    // What each department saw, for the record (shown with --nocapture).
+    eprintln!("{log}");
+    assert!(
+        log.contains(
+            "ok: departments see masked customers, and the admin edited policies, checked, granted and audited"
+        ),
+        "{log}"
+    );
+    // What the script checked on the way, as it logged it.
+    for line in [
+        "the problem: ",
+        "can agent read li.na? No: agent never served her",
+        "can sales read li.na? Yes: sales served her",
+        "refused: ",
+    ] {
+        assert!(log.contains(line), "the log says `{line}`:\n{log}");
+    }
+    assert_screenshots(
+        &artifacts,
+        &[
+            "access-panel-sales.png",
+            "access-panel-support.png",
+            "access-policies.png",
+            "access-audit.png",
         ],
     );
 }

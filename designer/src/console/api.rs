@@ -747,6 +747,230 @@ pub async fn reload_connectors(csrf: &str) -> Result<Reload, ApiError> {
     }
 }
 
+/// `GET /api/admin/policies`: the policy text in force and where it comes from.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(default)]
+pub struct Policies {
+    /// `bundled`, `file` or `database`.
+    #[serde(deserialize_with = "or_default")]
+    pub source: String,
+    #[serde(deserialize_with = "or_default")]
+    pub name: String,
+    #[serde(deserialize_with = "or_default")]
+    pub text: String,
+    /// What a save sends back, so that two admins do not overwrite each other.
+    #[serde(deserialize_with = "or_default")]
+    pub revision: u64,
+    pub updated_by: Option<String>,
+    pub updated_at: Option<f64>,
+    #[serde(deserialize_with = "or_default")]
+    pub policies: u64,
+    #[serde(deserialize_with = "or_default")]
+    pub sandboxes: u64,
+}
+
+pub async fn policies() -> Result<Policies, ApiError> {
+    get("/api/admin/policies").await
+}
+
+/// Why the server did not take a policy text or file: its message and located problems.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(default)]
+pub struct Refusal {
+    #[serde(deserialize_with = "or_default")]
+    pub error: String,
+    pub problems: Vec<Problem>,
+}
+
+impl Refusal {
+    /// The refusal of a non-2xx answer: its body when it has the shape, else its error.
+    fn of(answer: &Answer) -> Refusal {
+        serde_json::from_str::<Refusal>(&answer.text)
+            .ok()
+            .filter(|r| !r.error.is_empty() || !r.problems.is_empty())
+            .unwrap_or_else(|| Refusal {
+                error: answer.error().to_string(),
+                problems: Vec::new(),
+            })
+    }
+}
+
+/// The answer to saving the policy text.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SaveAnswer {
+    /// Taken: the policies now in force.
+    Saved(Policies),
+    /// 422: the text does not load; nothing changed.
+    Invalid(Refusal),
+    /// 409: someone else saved since the text was loaded.
+    Conflict(String),
+}
+
+/// `PUT /api/admin/policies` with the revision the text was loaded at.
+pub async fn save_policies(text: &str, revision: u64, csrf: &str) -> Result<SaveAnswer, ApiError> {
+    let body = serde_json::json!({ "text": text, "revision": revision });
+    let answer = exchange("PUT", "/api/admin/policies", Some(&body), Some(csrf)).await?;
+    match answer.status {
+        200..300 => decode(&answer.text).map(SaveAnswer::Saved),
+        422 => Ok(SaveAnswer::Invalid(Refusal::of(&answer))),
+        409 => Ok(SaveAnswer::Conflict(Refusal::of(&answer).error)),
+        _ => Err(answer.error()),
+    }
+}
+
+/// The answer to re-reading the policy file: how many policies and sandboxes are in force.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(default)]
+pub struct PolicyCount {
+    #[serde(deserialize_with = "or_default")]
+    pub policies: u64,
+    #[serde(deserialize_with = "or_default")]
+    pub sandboxes: u64,
+}
+
+/// `POST /api/admin/policy/reload`: a 422 (the file has problems) is an answer too.
+pub async fn reload_policies(csrf: &str) -> Result<Result<PolicyCount, Refusal>, ApiError> {
+    let answer = exchange(
+        "POST",
+        "/api/admin/policy/reload",
+        Some(&Value::Object(Map::new())),
+        Some(csrf),
+    )
+    .await?;
+    match answer.status {
+        200..300 => decode(&answer.text).map(Ok),
+        422 => Ok(Err(Refusal::of(&answer))),
+        _ => Err(answer.error()),
+    }
+}
+
+/// A policy or grant that targets a checked request, and what came of it.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(default)]
+pub struct Matched {
+    /// `policy` or `grant`.
+    #[serde(deserialize_with = "or_default")]
+    pub kind: String,
+    #[serde(deserialize_with = "or_default")]
+    pub id: String,
+    #[serde(deserialize_with = "or_default")]
+    pub effect: String,
+    pub description: Option<String>,
+    pub line: Option<u64>,
+    pub condition: Option<String>,
+    /// `applies`, `condition_false`, `condition_error` (with `error`) or `expired`.
+    #[serde(deserialize_with = "or_default")]
+    pub outcome: String,
+    pub error: Value,
+}
+
+/// `POST /api/admin/policy/check`: the decision, as the server would make it now.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(default)]
+pub struct CheckAnswer {
+    /// The request, as decided: the account's login and `entity::id`.
+    #[serde(deserialize_with = "or_default")]
+    pub subject: String,
+    #[serde(deserialize_with = "or_default")]
+    pub resource: String,
+    #[serde(deserialize_with = "or_default")]
+    pub allowed: bool,
+    pub decided_by: Option<String>,
+    #[serde(deserialize_with = "or_default")]
+    pub explanation: String,
+    #[serde(deserialize_with = "or_default")]
+    pub reason: String,
+    pub matched: Vec<Matched>,
+}
+
+pub async fn check_policy(body: &Value, csrf: &str) -> Result<CheckAnswer, ApiError> {
+    post("/api/admin/policy/check", body, csrf).await
+}
+
+/// A temporary grant (`GET /api/admin/grants`).
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(default)]
+pub struct Grant {
+    #[serde(deserialize_with = "or_default")]
+    pub id: String,
+    #[serde(deserialize_with = "or_default")]
+    pub subject: String,
+    #[serde(deserialize_with = "or_default")]
+    pub actions: Vec<String>,
+    #[serde(deserialize_with = "or_default")]
+    pub resource: String,
+    #[serde(deserialize_with = "or_default")]
+    pub expires_at: f64,
+    #[serde(deserialize_with = "or_default")]
+    pub granted_by: String,
+    #[serde(deserialize_with = "or_default")]
+    pub reason: String,
+    #[serde(deserialize_with = "or_default")]
+    pub created_at: f64,
+    #[serde(deserialize_with = "or_default")]
+    pub active: bool,
+}
+
+pub async fn grants() -> Result<Vec<Grant>, ApiError> {
+    get("/api/admin/grants").await
+}
+
+/// `POST /api/admin/grants`: a 400 says which field is wrong (shown as it is).
+pub async fn create_grant(body: &Value, csrf: &str) -> Result<Grant, ApiError> {
+    post("/api/admin/grants", body, csrf).await
+}
+
+pub async fn revoke_grant(id: &str, csrf: &str) -> Result<(), ApiError> {
+    let url = format!("/api/admin/grants/{}", encode(id));
+    send("DELETE", &url, None, Some(csrf)).await.map(drop)
+}
+
+/// One record of the audit trail (`docs/audit.md`).
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(default)]
+pub struct AuditRecord {
+    #[serde(deserialize_with = "or_default")]
+    pub at_ms: f64,
+    #[serde(deserialize_with = "or_default")]
+    pub actor: String,
+    #[serde(deserialize_with = "or_default")]
+    pub action: String,
+    #[serde(deserialize_with = "or_default")]
+    pub resource: String,
+    /// `allow` or `deny`.
+    #[serde(deserialize_with = "or_default")]
+    pub decision: String,
+    #[serde(deserialize_with = "or_default")]
+    pub policies: Vec<String>,
+    pub ip: Option<String>,
+    pub result_size: Option<u64>,
+    pub detail: Value,
+}
+
+/// A record as the log stores it: its place in the hash chain.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(default)]
+pub struct StoredRecord {
+    #[serde(deserialize_with = "or_default")]
+    pub seq: u64,
+    #[serde(deserialize_with = "or_default")]
+    pub hash: String,
+    pub record: AuditRecord,
+}
+
+/// A page of the audit trail, newest first; `next` goes into `before` for the older page.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(default)]
+pub struct AuditPage {
+    pub records: Vec<StoredRecord>,
+    pub next: Option<u64>,
+}
+
+/// `GET /api/admin/audit?QUERY` (`query` as `access::audit_query` writes it).
+pub async fn audit(query: &str) -> Result<AuditPage, ApiError> {
+    get(&format!("/api/admin/audit?{query}")).await
+}
+
 /// A path segment, percent-encoded.
 fn encode(segment: &str) -> String {
     String::from(js_sys::encode_uri_component(segment))

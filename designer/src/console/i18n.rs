@@ -120,6 +120,53 @@ pub enum T {
     Run,
     NoRows,
     ReloadRefused,
+    Access,
+    Policies,
+    Save,
+    PoliciesRefused,
+    PolicyFileRefused,
+    PoliciesConflict,
+    LoadAgain,
+    Unsaved,
+    CheckAccess,
+    Action,
+    Resource,
+    ChannelOptional,
+    IpOptional,
+    Check,
+    Allowed,
+    Denied,
+    DecidedBy,
+    DeniedByDefault,
+    Explanation,
+    Grants,
+    Subject,
+    ActionsComma,
+    Expires,
+    OneHour,
+    OneDay,
+    SevenDays,
+    Until,
+    GrantReason,
+    GrantAction,
+    Revoke,
+    Active,
+    Expired,
+    GrantedBy,
+    NoGrants,
+    AuditTrail,
+    Actor,
+    ResourcePrefix,
+    From,
+    To,
+    Search,
+    Export,
+    Older,
+    Time,
+    Decision,
+    ResultSize,
+    NoRecords,
+    Newest,
 }
 
 impl T {
@@ -211,6 +258,68 @@ impl T {
                 "配置文件有问题，仍使用原有连接器：",
                 "The file was refused; the connectors in force are unchanged:",
             ),
+            T::Access => ("权限", "Access"),
+            T::Policies => ("访问策略", "Policies"),
+            T::Save => ("保存", "Save"),
+            T::PoliciesRefused => (
+                "策略有问题，未保存，仍使用原有策略：",
+                "Not saved: the text has problems; the policies in force are unchanged:",
+            ),
+            T::PolicyFileRefused => (
+                "策略文件有问题，仍使用原有策略：",
+                "The file was refused; the policies in force are unchanged:",
+            ),
+            T::PoliciesConflict => (
+                "其他管理员刚刚保存过策略，请重新读取后再修改：",
+                "Someone else saved the policies meanwhile; load them again before saving:",
+            ),
+            T::LoadAgain => ("重新读取", "Load again"),
+            T::Unsaved => ("有未保存的修改", "Unsaved changes"),
+            T::CheckAccess => (
+                "检查权限：谁能对什么做什么，为什么",
+                "Can X do Y on Z, and why",
+            ),
+            T::Action => ("动作", "Action"),
+            T::Resource => ("资源", "Resource"),
+            T::ChannelOptional => ("渠道（可选）", "Channel (optional)"),
+            T::IpOptional => ("IP 地址（可选）", "IP address (optional)"),
+            T::Check => ("检查", "Check"),
+            T::Allowed => ("允许", "Allowed"),
+            T::Denied => ("拒绝", "Denied"),
+            T::DecidedBy => ("决定依据", "Decided by"),
+            T::DeniedByDefault => (
+                "默认拒绝：没有生效的允许规则",
+                "Denied by default: no allow applied",
+            ),
+            T::Explanation => ("解释", "Explanation"),
+            T::Grants => ("临时授权", "Temporary grants"),
+            T::Subject => ("对象", "Subject"),
+            T::ActionsComma => ("动作（逗号分隔）", "Actions (comma-separated)"),
+            T::Expires => ("有效期至", "Expires"),
+            T::OneHour => ("1 小时", "1 hour"),
+            T::OneDay => ("1 天", "1 day"),
+            T::SevenDays => ("7 天", "7 days"),
+            T::Until => ("指定时间…", "Until…"),
+            T::GrantReason => ("原因", "Reason"),
+            T::GrantAction => ("授权", "Grant"),
+            T::Revoke => ("撤销", "Revoke"),
+            T::Active => ("生效中", "Active"),
+            T::Expired => ("已过期", "Expired"),
+            T::GrantedBy => ("授权人", "Granted by"),
+            T::NoGrants => ("没有临时授权", "No grants"),
+            T::AuditTrail => ("审计日志", "Audit trail"),
+            T::Actor => ("人员", "Person"),
+            T::ResourcePrefix => ("资源前缀", "Resource prefix"),
+            T::From => ("开始时间", "From"),
+            T::To => ("结束时间", "To"),
+            T::Search => ("搜索", "Search"),
+            T::Export => ("导出 (JSON Lines)", "Export (JSON lines)"),
+            T::Older => ("更早的记录", "Older"),
+            T::Time => ("时间", "Time"),
+            T::Decision => ("决定", "Decision"),
+            T::ResultSize => ("结果数", "Result size"),
+            T::NoRecords => ("没有符合条件的记录", "No records match"),
+            T::Newest => ("最新", "Newest"),
         };
         match lang {
             Lang::Zh => zh,
@@ -335,6 +444,86 @@ pub fn millis(lang: Lang, ms: f64) -> String {
     match lang {
         Lang::Zh => format!("{ms:.1} 毫秒"),
         Lang::En => format!("{ms:.1} ms"),
+    }
+}
+
+/// Where the policies in force come from, e.g. "file /etc/kefu/policies.kefu".
+pub fn policy_source(lang: Lang, source: &str, name: &str) -> String {
+    let source = match (lang, source) {
+        (Lang::Zh, "bundled") => "内置策略",
+        (Lang::Zh, "file") => "文件",
+        (Lang::Zh, "database") => "数据库",
+        (Lang::En, "bundled") => "bundled",
+        (Lang::En, "file") => "file",
+        (Lang::En, "database") => "database",
+        (_, other) => other,
+    };
+    let label = match lang {
+        Lang::Zh => "来源：",
+        Lang::En => "Source: ",
+    };
+    if name.is_empty() {
+        format!("{label}{source}")
+    } else {
+        format!("{label}{source} · {name}")
+    }
+}
+
+/// "revision 3, by admin" (the time is added by the caller).
+pub fn revision(lang: Lang, revision: u64, by: Option<&str>) -> String {
+    match (lang, by) {
+        (Lang::Zh, Some(by)) => format!("版本 {revision} · {by} 修改"),
+        (Lang::Zh, None) => format!("版本 {revision}"),
+        (Lang::En, Some(by)) => format!("revision {revision} by {by}"),
+        (Lang::En, None) => format!("revision {revision}"),
+    }
+}
+
+/// How many policies and sandboxes are in force.
+pub fn in_force(lang: Lang, policies: u64, sandboxes: u64) -> String {
+    match lang {
+        Lang::Zh => format!("生效：{policies} 条策略，{sandboxes} 个沙箱"),
+        Lang::En => format!(
+            "In force: {policies} {}, {sandboxes} {}",
+            if policies == 1 { "policy" } else { "policies" },
+            if sandboxes == 1 {
+                "sandbox"
+            } else {
+                "sandboxes"
+            },
+        ),
+    }
+}
+
+/// After saving: the new revision.
+pub fn policies_saved(lang: Lang, revision: u64) -> String {
+    match lang {
+        Lang::Zh => format!("已保存：版本 {revision}"),
+        Lang::En => format!("Saved: revision {revision}"),
+    }
+}
+
+/// A matched policy's or grant's outcome (`applies`, `condition_false`, …) for people.
+pub fn outcome(lang: Lang, outcome: &str) -> &str {
+    match (lang, outcome) {
+        (Lang::Zh, "applies") => "生效",
+        (Lang::Zh, "condition_false") => "条件不成立",
+        (Lang::Zh, "condition_error") => "条件出错",
+        (Lang::Zh, "expired") => "已过期",
+        (Lang::En, "applies") => "applies",
+        (Lang::En, "condition_false") => "condition false",
+        (Lang::En, "condition_error") => "condition failed",
+        (Lang::En, "expired") => "expired",
+        (_, other) => other,
+    }
+}
+
+/// An audit record's decision (`allow`, `deny`) for people.
+pub fn decision(lang: Lang, decision: &str) -> &str {
+    match (lang, decision) {
+        (Lang::Zh, "allow") => "允许",
+        (Lang::Zh, "deny") => "拒绝",
+        (_, other) => other,
     }
 }
 

@@ -4,6 +4,7 @@
 //! `Console` holds the whole state as signals (copyable handles) and is shared through
 //! Leptos' context; `list` and `view` render it, `api` and `ws` talk to the server.
 
+mod access;
 pub(crate) mod api;
 mod connectors;
 pub(crate) mod i18n;
@@ -44,11 +45,12 @@ impl Tab {
     }
 }
 
-/// The pages of the console: admins also have the connectors page.
+/// The pages of the console: admins also have the connectors and access pages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Page {
     Conversations,
     Connectors,
+    Access,
 }
 
 /// The dialogs over the conversation view.
@@ -78,6 +80,8 @@ pub struct Console {
     pub page: RwSignal<Page>,
     /// The connectors page (admins).
     pub connectors: connectors::State,
+    /// The access page (admins): policies, checks, grants, the audit trail.
+    pub access: access::State,
     pub queue: RwSignal<Vec<Summary>>,
     pub mine: RwSignal<Vec<Summary>>,
     pub all: RwSignal<Vec<Summary>>,
@@ -126,6 +130,7 @@ impl Console {
             tab: RwSignal::new(Tab::Queue),
             page: RwSignal::new(Page::Conversations),
             connectors: connectors::State::new(),
+            access: access::State::new(),
             queue: RwSignal::new(Vec::new()),
             mine: RwSignal::new(Vec::new()),
             all: RwSignal::new(Vec::new()),
@@ -222,6 +227,7 @@ impl Console {
         self.dialog.set(None);
         self.page.set(Page::Conversations);
         self.connectors.clear();
+        self.access.clear();
     }
 
     /// Shows an API failure; a 401 means the session is gone.
@@ -326,8 +332,33 @@ impl Console {
                 .update(|list| list.retain(|row| row.id != summary.id));
         }
         if self.selected.get_untracked().as_deref() == Some(summary.id.as_str()) {
+            // What the customer panel may show depends on who has the conversation (access
+            // policies: agents read the customers they serve), so it is read again when the
+            // open conversation becomes this agent's (a claim, a transfer to them). Not when it
+            // leaves them: they may no longer read it at all.
+            let assignee = |s: &Summary| s.assignee.as_ref().map(|a| a.id.clone());
+            let now_mine = me.is_some() && assignee(summary) == me;
+            let became_mine = now_mine
+                && self
+                    .current
+                    .with_untracked(|c| c.as_ref().is_some_and(|c| assignee(c) != me));
             self.current.set(Some(summary.clone()));
+            if became_mine {
+                self.refresh_context(summary.id.clone());
+            }
         }
+    }
+
+    /// Reads the open conversation's context again (the customer panel with it).
+    fn refresh_context(self, id: String) {
+        spawn_local(async move {
+            let Ok(detail) = api::detail(&id).await else {
+                return;
+            };
+            if self.selected.get_untracked().as_deref() == Some(id.as_str()) {
+                self.context.set(detail.context);
+            }
+        });
     }
 
     /// Opens a conversation: its transcript and context, then its live messages.
@@ -865,14 +896,17 @@ fn Workspace() -> impl IntoView {
                     {move || console.flash.get().unwrap_or_default()}
                 </div>
             </Show>
-            // Hidden rather than dropped while the connectors page is open, so that a draft
-            // reply or note survives a look at the connectors.
+            // Hidden rather than dropped while an admin page is open, so that a draft
+            // reply or note survives a look at the admin pages.
             <main class:hidden=move || console.page.get() != Page::Conversations>
                 <list::ConversationList />
                 <view::ConversationView />
             </main>
             <Show when=move || console.page.get() == Page::Connectors && console.is_admin()>
                 <connectors::ConnectorsPage />
+            </Show>
+            <Show when=move || console.page.get() == Page::Access && console.is_admin()>
+                <access::AccessPage />
             </Show>
             <Show when=move || console.help.get()>
                 <Help />
@@ -881,7 +915,7 @@ fn Workspace() -> impl IntoView {
     }
 }
 
-/// The admin's way between the conversations and the connectors page.
+/// The admin's way between the conversations and the admin pages.
 #[component]
 fn PageSwitch() -> impl IntoView {
     let console = expect_context::<Console>();
@@ -898,6 +932,7 @@ fn PageSwitch() -> impl IntoView {
         <nav class="pages">
             {button(Page::Conversations, T::Conversations, "conversations-button")}
             {button(Page::Connectors, T::Connectors, "connectors-button")}
+            {button(Page::Access, T::Access, "access-button")}
         </nav>
     }
 }

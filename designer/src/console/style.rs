@@ -110,5 +110,24 @@ main.hidden { display: none; }
 .result p { margin: 0 0 6px; }
 .result .scroll { overflow-x: auto; }
 .rows th, .rows td { padding: 4px 6px; white-space: nowrap; }
+.policy-info { margin: 0 0 8px; }
+.policy-editor { width: 100%; min-height: 320px; resize: vertical; font: 13px/20px ui-monospace, "Noto Sans Mono CJK SC", monospace; tab-size: 4; white-space: pre; }
+.badge.unsaved { background: #fff4e5; color: #b54708; }
+.ok { color: #1a7f37; margin: 0 0 8px; }
+button.link { border: 0; background: none; padding: 0; color: inherit; text-decoration: underline; }
+.verdict { display: inline-block; font-size: 18px; font-weight: 700; padding: 2px 14px; border-radius: 8px; margin: 0 0 6px; }
+.verdict.allowed { background: #e6f4ea; color: #1a7f37; }
+.verdict.denied { background: #fef3f2; color: #b42318; }
+.result h3 { font-size: 13px; margin: 8px 0 4px; color: #667; }
+.explanation { margin: 0 0 8px; padding: 8px 10px; background: #f6f7f9; border-radius: 6px; font: 12px/1.5 ui-monospace, monospace; white-space: pre-wrap; }
+.effect-allow { background: #e6f4ea; color: #1a7f37; }
+.effect-deny { background: #fef3f2; color: #b42318; }
+.badge-ok { background: #e6f4ea; color: #1a7f37; }
+.grid tr.expired td { color: #98a2b3; }
+.grid tr.expired td code { text-decoration: line-through; }
+.grant-form { margin-top: 12px; }
+.test-form input { min-width: 140px; }
+a.button { font-size: 14px; padding: 4px 10px; border: 1px solid #c9ced6; border-radius: 6px; background: #fff; color: inherit; text-decoration: none; }
+.nowrap { white-space: nowrap; }
 kbd { font-family: ui-monospace, monospace; background: #eef0f3; padding: 0 6px; border-radius: 4px; }
 "#;
