@@ -627,6 +627,38 @@ pub async fn customer_panel(
     Ok(Some(panel))
 }
 
+/// Decides `action` on `resource` for `caller` now (channel `console`); refused, the refusal
+/// is audited and answered as 403 with the explanation. Allowed, the route audits the access
+/// with its result ([`Verdict::audit`]).
+pub async fn require(
+    state: &AppState,
+    caller: &Caller,
+    action: &str,
+    resource: &Resource,
+) -> Result<Verdict, ApiError> {
+    let store = state.store.as_ref().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "access control needs the database",
+        )
+    })?;
+    let subject = subject(store, &caller.user, &customer_key(state)).await?;
+    let verdict = decide(
+        state,
+        &subject,
+        action,
+        resource,
+        &context_of(caller, "console"),
+    )
+    .await?;
+    if verdict.allowed {
+        Ok(verdict)
+    } else {
+        verdict.audit(state, None).await;
+        Err(verdict.refusal())
+    }
+}
+
 /// May `caller` read `conversation` (its transcript, variables and customer, in the console
 /// API and through the agent socket)? `read` on `conversations::<id>`, the resource carrying
 /// `status`, `flow`, `queue`, `team`, `priority` and `assignee` (the account id of the agent

@@ -162,13 +162,26 @@ async fn draft_of(state: &AppState, store: &Store, id: &str) -> Result<(i64, Flo
     }
 }
 
+/// A flow's documents (draft, versions, diffs) leave the server only for those the policies
+/// let read it: `read` on `flows::<id>` (the bundled policies: every agent and admin).
+async fn read_flow(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+) -> Result<crate::access::Verdict, ApiError> {
+    let resource = policy::Resource::new("flows", id.to_owned());
+    crate::access::require(state, caller, "read", &resource).await
+}
+
 async fn get_draft(
     State(state): State<Arc<AppState>>,
-    _caller: Caller,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let store = store_of(&state)?;
+    let verdict = read_flow(&state, &caller, &id).await?;
     let (revision, flow) = draft_of(&state, store, &id).await?;
+    verdict.audit(&state, Some(1)).await;
     let published = published(&state, store, &id).await?;
     let diagnostics = diagnostics(&state, &flow);
     Ok(answer(
@@ -469,11 +482,13 @@ async fn publish_flow(
 
 async fn versions(
     State(state): State<Arc<AppState>>,
-    _caller: Caller,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let store = store_of(&state)?;
+    let verdict = read_flow(&state, &caller, &id).await?;
     let history = store.version_history(&id).await.map_err(|e| internal(&e))?;
+    verdict.audit(&state, Some(history.len() as u64)).await;
     if history.is_empty() {
         require_flow(&state, store, &id).await?;
     }
@@ -506,12 +521,17 @@ async fn stored_flow(store: &Store, id: &str, version: u32) -> Result<Flow, ApiE
 
 async fn version(
     State(state): State<Arc<AppState>>,
-    _caller: Caller,
+    caller: Caller,
     Path((id, version)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
     let store = store_of(&state)?;
     let version = parse_version(&version)?;
+    let verdict = read_flow(&state, &caller, &id).await?;
     let flow = stored_flow(store, &id, version).await?;
+    verdict
+        .with_detail(json!({ "version": version }))
+        .audit(&state, Some(1))
+        .await;
     Ok(answer(StatusCode::OK, document(&flow)))
 }
 
@@ -524,11 +544,15 @@ struct DiffQuery {
 /// What changed in the logic from one version to another (`draft` names the draft).
 async fn diff(
     State(state): State<Arc<AppState>>,
-    _caller: Caller,
+    caller: Caller,
     Path(id): Path<String>,
     Query(query): Query<DiffQuery>,
 ) -> Result<Response, ApiError> {
     let store = store_of(&state)?;
+    read_flow(&state, &caller, &id)
+        .await?
+        .audit(&state, Some(2))
+        .await;
     let side = |name: String| {
         let state = &state;
         let id = &id;
@@ -816,12 +840,17 @@ struct AnalyticsQuery {
 /// of a published version (the latest by default), from `flow_stats`.
 async fn analytics(
     State(state): State<Arc<AppState>>,
-    _caller: Caller,
+    caller: Caller,
     Path(id): Path<String>,
     Query(query): Query<AnalyticsQuery>,
 ) -> Result<Response, ApiError> {
     use std::collections::BTreeMap;
     let store = store_of(&state)?;
+    read_flow(&state, &caller, &id)
+        .await?
+        .with_detail(json!({ "analytics": true }))
+        .audit(&state, None)
+        .await;
     let flow = match query.version.as_deref() {
         Some(text) => {
             let version = parse_version(text)?;

@@ -867,3 +867,43 @@ policy "sales-not-the-queue" {
     );
     server.stop().await;
 }
+
+#[tokio::test]
+async fn flow_documents_leave_the_server_only_for_those_who_may_read_them() {
+    let (server, _dir) = server("access-flows").await;
+    let api = Api::of(&server).await;
+    let li = api.session("li", "pass-word").await;
+    let sales = api.session("sales", "sales").await;
+    let paths = [
+        "/api/flows/faq-hours/draft",
+        "/api/flows/faq-hours/versions",
+        "/api/flows/faq-hours/versions/1",
+        "/api/flows/faq-hours/diff?from=1&to=draft",
+    ];
+    for path in paths {
+        assert_eq!(api.get(path, &sales).await.status, StatusCode::OK, "{path}");
+    }
+    let mut text = runtime::access::BUNDLED.to_owned();
+    text.push_str(
+        r#"
+policy "sales-no-faq" {
+  effect = "deny"
+  subjects = ["team:sales"]
+  actions = ["read"]
+  resources = ["flows::faq-*"]
+}
+"#,
+    );
+    server.state.access.install(policy::load(&text).unwrap());
+    for path in paths {
+        let refused = api.get(path, &sales).await;
+        assert_eq!(refused.status, StatusCode::FORBIDDEN, "{path}");
+        let error = refused.body["error"].as_str().unwrap();
+        assert!(error.contains("sales-no-faq"), "{path}: {error}");
+        assert_eq!(api.get(path, &li).await.status, StatusCode::OK, "{path}");
+    }
+    // Other flows stay readable for sales.
+    let other = api.get("/api/flows/order-status/draft", &sales).await;
+    assert_eq!(other.status, StatusCode::OK);
+    server.stop().await;
+}
