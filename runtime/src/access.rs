@@ -694,6 +694,63 @@ pub async fn conversation(
     .await
 }
 
+/// A conversation's variables as `caller` may see them: a variable a lookup of the flow
+/// filled with rows of an entity (`save_as`) goes through the caller's view of that entity —
+/// rows outside it become `null` (a map) or are left out (a list), masked fields are masked —
+/// so the bot's lookups do not show an agent what their department's sandbox hides. Values a
+/// flow copied elsewhere (a `set` of `order.phone` into another variable) are not traced.
+pub async fn variables_in_view(
+    state: &AppState,
+    caller: &Caller,
+    flow: Option<&flows::Flow>,
+    mut variables: BTreeMap<String, Value>,
+) -> Result<BTreeMap<String, Value>, ApiError> {
+    let Some(flow) = flow else {
+        return Ok(variables);
+    };
+    let Some(store) = &state.store else {
+        return Ok(variables);
+    };
+    let lookups: Vec<(&str, &str)> = flow
+        .nodes
+        .iter()
+        .filter_map(|node| match &node.kind {
+            flows::model::NodeKind::Lookup(lookup) => lookup
+                .save_as
+                .as_deref()
+                .map(|name| (name, lookup.entity.as_str())),
+            _ => None,
+        })
+        .collect();
+    if lookups.is_empty() || caller.user.role == "admin" {
+        return Ok(variables);
+    }
+    let subject = subject(store, &caller.user, &customer_key(state)).await?;
+    for (name, entity) in lookups {
+        let sandboxed = Sandboxed::new(state, &subject, entity, &caller.user);
+        let (Some(view), Some(value)) = (sandboxed.view(), variables.get_mut(name)) else {
+            continue;
+        };
+        *value = match std::mem::replace(value, Value::Null) {
+            Value::Map(row) => view.apply(vec![row]).pop().map_or(Value::Null, Value::Map),
+            Value::List(items) => Value::List(
+                items
+                    .into_iter()
+                    .filter_map(|item| match item {
+                        Value::Map(row) => view.apply(vec![row]).pop().map(Value::Map),
+                        // Not a row: nothing the view can tell apart, so nothing is shown.
+                        _ => None,
+                    })
+                    .collect(),
+            ),
+            Value::Null => Value::Null,
+            // A variable of another kind holds no row; masked whole, to be safe.
+            _ => Value::String("***".to_owned()),
+        };
+    }
+    Ok(variables)
+}
+
 /// Decides a connector call started by `caller` (`read` for operations that only read, else
 /// the operation's name, on `<entity>::<key value>`; `*` for a search without a key), and
 /// returns the verdict (to audit with the call's result) with the sandbox its rows go

@@ -253,18 +253,46 @@ async fn detail(
     // Decided, sandboxed and audited for the caller (`access`): masked before it leaves the
     // connector.
     let customer = crate::access::customer_panel(&state, &caller, &visitor).await?;
+    // The bot's lookups, as the caller's department may see them.
+    let flow = conversation_flow(&state, store, &conversation).await?;
+    let variables =
+        crate::access::variables_in_view(&state, &caller, flow.as_ref(), context.variables).await?;
     verdict.audit(&state, Some(messages.len() as u64)).await;
     Ok(Json(json!({
         "conversation": summary(store, &conversation).await?,
         "messages": messages,
         "context": {
             "path": context.path,
-            "variables": context.variables,
+            "variables": variables,
             "handoff": handoff,
             "customer": customer,
         },
         "notes": notes,
     })))
+}
+
+/// The flow version a conversation runs: the library's when it is that version, else the
+/// stored one (`None` if neither has it).
+async fn conversation_flow(
+    state: &AppState,
+    store: &Store,
+    conversation: &Conversation,
+) -> Result<Option<flows::Flow>, ApiError> {
+    if let Some(flow) = state
+        .library()
+        .get(&conversation.flow_id)
+        .filter(|f| f.version == conversation.flow_version)
+    {
+        return Ok(Some(flow.clone()));
+    }
+    match store
+        .flow_version(&conversation.flow_id, conversation.flow_version)
+        .await
+        .map_err(|e| internal(&e))?
+    {
+        Some(stored) => crate::flow_api::load_stored(&stored.json).map(Some),
+        None => Ok(None),
+    }
 }
 
 /// Runs `action` on the conversation and answers with its summary.

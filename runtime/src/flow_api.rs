@@ -138,7 +138,7 @@ fn load(text: &str) -> Result<Flow, ApiError> {
 }
 
 /// Reads a stored document; one that no longer loads is a server problem.
-fn load_stored(text: &str) -> Result<Flow, ApiError> {
+pub(crate) fn load_stored(text: &str) -> Result<Flow, ApiError> {
     flows::from_json(text).map_err(|e| internal(&format!("a stored flow does not load: {e}")))
 }
 

@@ -907,3 +907,56 @@ policy "sales-no-faq" {
     assert_eq!(other.status, StatusCode::OK);
     server.stop().await;
 }
+
+#[tokio::test]
+async fn the_bots_lookups_are_shown_to_agents_through_their_departments_view() {
+    let (server, _dir) = server("access-variables").await;
+    let api = Api::of(&server).await;
+    let root = api.session("root", "pass-word").await;
+    let li = api.session("li", "pass-word").await;
+    let mut text = runtime::access::BUNDLED.to_owned();
+    text.push_str(
+        "\nsandbox {\n  department = \"support\"\n  entity = \"orders\"\n  mask = { tracking_no = \"redact\", item_name = \"name\" }\n}\n",
+    );
+    server.state.access.install(policy::load(&text).unwrap());
+
+    // The bot looks the order up (`save_as: order`), then the visitor asks for a person.
+    let mut visitor = Visitor::connect(server.addr).await;
+    visitor
+        .send(json!({"type": "start", "flow": "order-status", "locale": "en"}))
+        .await;
+    let welcome = visitor.recv().await;
+    let id = welcome["conversation"].as_str().unwrap().to_owned();
+    visitor.conversation.clone_from(&id);
+    visitor.bot_turn().await;
+    visitor.say("KF100001").await;
+    visitor.bot_turn().await;
+    visitor.choose("agent").await;
+    visitor
+        .until(|f| f["body"]["code"] == "queue_position")
+        .await;
+    let claim = api
+        .post(&format!("/api/console/conversations/{id}/claim"), &li, None)
+        .await;
+    assert_eq!(claim.status, StatusCode::OK, "{}", claim.body);
+
+    let path = format!("/api/console/conversations/{id}");
+    let whole = api.get(&path, &root).await.body["context"]["variables"]["order"].clone();
+    let tracking = whole["tracking_no"].as_str().unwrap().to_owned();
+    let item = whole["item_name"].as_str().unwrap().to_owned();
+    assert!(!tracking.is_empty() && item.chars().count() > 1, "{whole}");
+
+    let seen = api.get(&path, &li).await.body;
+    let order = &seen["context"]["variables"]["order"];
+    assert_eq!(order["tracking_no"], "***", "{order}");
+    assert_eq!(order["item_name"], policy::MaskKind::Name.mask_str(&item));
+    assert_eq!(order["order_no"], "KF100001", "unmasked fields stay");
+    // (The transcript still holds what the bot told the visitor from that lookup: messages
+    // are shown as they were sent.)
+    let variables = seen["context"]["variables"].to_string();
+    assert!(
+        !variables.contains(&tracking) && !variables.contains(&item),
+        "{variables}"
+    );
+    server.stop().await;
+}
