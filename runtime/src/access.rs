@@ -565,9 +565,9 @@ pub async fn customer_panel(
     let Some(live) = &state.connectors else {
         return Ok(None);
     };
-    let Some(store) = &state.store else {
+    if state.store.is_none() {
         return Ok(None);
-    };
+    }
     let (entity, key, source) = {
         let registry = live.registry();
         let Some(source) = registry.connectors().customer.clone() else {
@@ -590,16 +590,8 @@ pub async fn customer_panel(
     let Some(id) = visitor.get(&key) else {
         return Ok(None);
     };
-    let subject = subject(store, &caller.user, &key).await?;
     let resource = Resource::new(entity.clone(), id.clone());
-    let verdict = decide(
-        state,
-        &subject,
-        "read",
-        &resource,
-        &context_of(caller, "console"),
-    )
-    .await?;
+    let (verdict, subject) = decide_for(state, caller, "read", &resource).await?;
     if !verdict.allowed {
         verdict.audit(state, None).await;
         let panel = json!({
@@ -636,21 +628,7 @@ pub async fn require(
     action: &str,
     resource: &Resource,
 ) -> Result<Verdict, ApiError> {
-    let store = state.store.as_ref().ok_or_else(|| {
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "access control needs the database",
-        )
-    })?;
-    let subject = subject(store, &caller.user, &customer_key(state)).await?;
-    let verdict = decide(
-        state,
-        &subject,
-        action,
-        resource,
-        &context_of(caller, "console"),
-    )
-    .await?;
+    let verdict = decide_for(state, caller, action, resource).await?.0;
     if verdict.allowed {
         Ok(verdict)
     } else {
@@ -668,12 +646,6 @@ pub async fn conversation(
     caller: &Caller,
     conversation: &crate::store::Conversation,
 ) -> Result<Verdict, ApiError> {
-    let store = state.store.as_ref().ok_or_else(|| {
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "access control needs the database",
-        )
-    })?;
     let text = |value: &Option<String>| value.clone().map_or(Value::Null, Value::String);
     let routing = &conversation.routing;
     let resource = Resource::new("conversations", conversation.id.clone())
@@ -683,15 +655,34 @@ pub async fn conversation(
         .attr("team", text(&routing.team))
         .attr("priority", text(&routing.priority))
         .attr("assignee", text(&routing.assignee));
+    Ok(decide_for(state, caller, "read", &resource).await?.0)
+}
+
+/// [`decide`] for a signed-in caller in the console: their account as the subject, the time,
+/// channel `console` and their address as the context. Also returns the subject (for the
+/// caller's sandbox).
+async fn decide_for(
+    state: &AppState,
+    caller: &Caller,
+    action: &str,
+    resource: &Resource,
+) -> Result<(Verdict, Subject), ApiError> {
+    let store = state.store.as_ref().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "access control needs the database",
+        )
+    })?;
     let subject = subject(store, &caller.user, &customer_key(state)).await?;
-    decide(
+    let verdict = decide(
         state,
         &subject,
-        "read",
-        &resource,
+        action,
+        resource,
         &context_of(caller, "console"),
     )
-    .await
+    .await?;
+    Ok((verdict, subject))
 }
 
 /// A conversation's variables as `caller` may see them: a variable a lookup of the flow
@@ -763,12 +754,6 @@ pub async fn connector_call(
     operation: &str,
     params: &BTreeMap<String, Value>,
 ) -> Result<(Verdict, Sandboxed), ApiError> {
-    let store = state.store.as_ref().ok_or_else(|| {
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "access control needs the database",
-        )
-    })?;
     let (action, key) = state
         .connectors
         .as_ref()
@@ -790,16 +775,8 @@ pub async fn connector_call(
         Some(Value::Number(n)) => n.to_string(),
         _ => "*".to_owned(),
     };
-    let subject = subject(store, &caller.user, &customer_key(state)).await?;
     let resource = Resource::new(entity.to_owned(), id);
-    let verdict = decide(
-        state,
-        &subject,
-        &action,
-        &resource,
-        &context_of(caller, "console"),
-    )
-    .await?;
+    let (verdict, subject) = decide_for(state, caller, &action, &resource).await?;
     let sandboxed = Sandboxed::new(state, &subject, entity, &caller.user);
     Ok((verdict, sandboxed))
 }
