@@ -51,7 +51,7 @@ enum Command {
         #[arg(long, env = "KEFU_OTLP_ENDPOINT")]
         otlp_endpoint: Option<String>,
     },
-    /// Work with the audit trail (`DATA_DIR/audit/audit.log`).
+    /// Work with the audit trail (`DATA_DIR/audit/audit-<first seq>.log` segments).
     Audit {
         #[command(subcommand)]
         command: AuditCommand,

@@ -48,10 +48,10 @@ async fn export(
     Admin(admin): Admin,
     QueryString(query): QueryString<Query>,
 ) -> Result<Response, ApiError> {
-    let Some(path) = state.audit.path().map(std::path::Path::to_path_buf) else {
+    let Some(dir) = state.audit.dir().map(std::path::Path::to_path_buf) else {
         return Ok(attachment(String::new()));
     };
-    let found = tokio::task::spawn_blocking(move || super::search_all(&path, &query))
+    let found = tokio::task::spawn_blocking(move || super::search_all(&dir, &query))
         .await
         .map_err(|e| {
             tracing::error!(error = %e, "audit export stopped");

@@ -3,7 +3,7 @@
 //! (protobuf) to `{endpoint}/v1/logs`.
 //!
 //! The exporter never drops: it sends only what is already on disk, moves its cursor
-//! (`DIR/audit/otlp.cursor`) only after the collector said yes, and retries with backoff
+//! (`DIR/audit/otlp.cursor`: segment, byte offset in it, seq) only after the collector said yes, and retries with backoff
 //! while it says no or cannot be reached — it lags instead. Delivery is at least once (a crash
 //! between the collector's yes and the cursor's write resends that batch); every record carries
 //! `kefu.audit.seq` so a collector can drop a repeat.
@@ -21,7 +21,7 @@ use opentelemetry_proto::tonic::resource::v1::Resource;
 use prost::Message as _;
 use tokio_util::sync::CancellationToken;
 
-use super::log::{Reader, StoredRecord, log_path};
+use super::log::{Reader, StoredRecord, audit_dir, segments};
 use super::{Audit, AuditError, Decision};
 
 /// Records per request: OTLP collectors take a few MB per request by default.
@@ -30,28 +30,50 @@ const BATCH: usize = 1000;
 const POLL: Duration = Duration::from_millis(500);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
-/// Where the exporter stands: the byte offset after the last exported line, and its seq.
+/// Where the exporter stands: the segment (its first seq) and byte offset after the last
+/// exported line, and that line's seq. Stored as the text `SEGMENT OFFSET SEQ`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Cursor {
+    pub segment: u64,
     pub offset: u64,
     pub seq: u64,
 }
 
 fn cursor_path(data_dir: &Path) -> PathBuf {
-    data_dir.join("audit").join("otlp.cursor")
+    audit_dir(data_dir).join("otlp.cursor")
 }
 
+/// Reads the cursor file. Versions before segments wrote `OFFSET SEQ` into the single
+/// `audit.log`, which is now the segment starting at seq 1, so that is where such a cursor
+/// points. A cursor whose segment is gone is found again by its seq (see [`read_batch`]).
 fn read_cursor(path: &Path) -> Cursor {
     let Ok(text) = std::fs::read_to_string(path) else {
         return Cursor::default();
     };
-    let mut parts = text.split_whitespace().map(str::parse::<u64>);
-    match (parts.next(), parts.next()) {
-        (Some(Ok(offset)), Some(Ok(seq))) => Cursor { offset, seq },
-        _ => {
-            tracing::warn!(path = %path.display(), "unreadable OTLP cursor; exporting from the start");
-            Cursor::default()
-        }
+    parse_cursor(&text).unwrap_or_else(|| {
+        tracing::warn!(path = %path.display(), "unreadable OTLP cursor; exporting from the start");
+        Cursor::default()
+    })
+}
+
+fn parse_cursor(text: &str) -> Option<Cursor> {
+    let numbers = text
+        .split_whitespace()
+        .map(str::parse::<u64>)
+        .collect::<Result<Vec<u64>, _>>()
+        .ok()?;
+    match numbers[..] {
+        [segment, offset, seq] => Some(Cursor {
+            segment,
+            offset,
+            seq,
+        }),
+        [offset, seq] => Some(Cursor {
+            segment: 1,
+            offset,
+            seq,
+        }),
+        _ => None,
     }
 }
 
@@ -61,7 +83,7 @@ fn write_cursor(path: &Path, cursor: Cursor) -> std::io::Result<()> {
     use std::io::Write as _;
     let tmp = path.with_extension("cursor.tmp");
     let mut file = std::fs::File::create(&tmp)?;
-    writeln!(file, "{} {}", cursor.offset, cursor.seq)?;
+    writeln!(file, "{} {} {}", cursor.segment, cursor.offset, cursor.seq)?;
     file.sync_data()?;
     std::fs::rename(&tmp, path)
 }
@@ -79,7 +101,7 @@ pub fn spawn(
     let exporter = Exporter {
         client,
         url: Arc::from(url),
-        log: log_path(data_dir),
+        dir: audit_dir(data_dir),
         cursor_file: cursor_path(data_dir),
     };
     let durable = audit.durable();
@@ -108,7 +130,7 @@ fn client() -> Result<reqwest::Client, AuditError> {
 struct Exporter {
     client: reqwest::Client,
     url: Arc<str>,
-    log: PathBuf,
+    dir: PathBuf,
     cursor_file: PathBuf,
 }
 
@@ -123,9 +145,9 @@ impl Exporter {
         tracing::info!(url = %self.url, seq = cursor.seq, "exporting the audit trail over OTLP");
         loop {
             let limit = durable.as_ref().map_or(u64::MAX, |d| *d.borrow());
-            let log = self.log.clone();
+            let dir = self.dir.clone();
             let from = cursor;
-            let batch = tokio::task::spawn_blocking(move || read_batch(&log, from, limit)).await;
+            let batch = tokio::task::spawn_blocking(move || read_batch(&dir, from, limit)).await;
             let (records, next) = match batch {
                 Ok(Ok(found)) => found,
                 Ok(Err(error)) => {
@@ -200,32 +222,64 @@ impl Exporter {
     }
 }
 
-/// Up to [`BATCH`] complete lines after `cursor`, none past `limit` (the durable seq), and the
-/// cursor after them.
+/// Up to [`BATCH`] complete lines after `cursor` in the trail in `dir`, none past `limit`
+/// (the durable seq), and the cursor after them.
+///
+/// The segments are listed before any is read: a segment with a later one in that list was
+/// closed before the listing (the writer starts the next segment only after its last batch is
+/// fsynced), so reading it to its end saw all of it and going on to the next loses nothing.
+/// The newest segment in the list is read up to its current end and no further. A cursor whose
+/// segment is not there (a fresh cursor, or one moved over from another trail) starts at the
+/// segment that holds the seq after it; lines up to its seq are skipped, never sent twice.
 fn read_batch(
-    log: &Path,
+    dir: &Path,
     cursor: Cursor,
     limit: u64,
 ) -> Result<(Vec<StoredRecord>, Cursor), AuditError> {
-    let Some(mut reader) = Reader::open(log, cursor.offset)? else {
-        return Ok((Vec::new(), cursor));
+    let segments = segments(dir)?;
+    let (mut index, mut offset) = match segments.iter().position(|s| s.first == cursor.segment) {
+        Some(index) => (index, cursor.offset),
+        None => (
+            segments
+                .iter()
+                .rposition(|s| s.first <= cursor.seq + 1)
+                .unwrap_or(0),
+            0,
+        ),
     };
     let mut out = Vec::new();
     let mut next = cursor;
-    while out.len() < BATCH {
-        let Some((line, offset)) = reader.next_line()? else {
-            break;
-        };
-        let stored: StoredRecord = serde_json::from_slice(line)
-            .map_err(|e| AuditError::Corrupt(format!("line after seq {}: {e}", next.seq)))?;
-        if stored.seq > limit {
+    while let Some(segment) = segments.get(index) {
+        if let Some(mut reader) = Reader::open(&segment.path, offset)? {
+            while out.len() < BATCH {
+                let Some((line, end)) = reader.next_line()? else {
+                    break;
+                };
+                let stored: StoredRecord = serde_json::from_slice(line).map_err(|e| {
+                    AuditError::Corrupt(format!(
+                        "{} line after seq {}: {e}",
+                        segment.name(),
+                        next.seq
+                    ))
+                })?;
+                if stored.seq > limit {
+                    return Ok((out, next));
+                }
+                next = Cursor {
+                    segment: segment.first,
+                    offset: end,
+                    seq: next.seq.max(stored.seq),
+                };
+                if stored.seq > cursor.seq {
+                    out.push(stored);
+                }
+            }
+        }
+        if out.len() >= BATCH {
             break;
         }
-        next = Cursor {
-            offset,
-            seq: stored.seq,
-        };
-        out.push(stored);
+        index += 1;
+        offset = 0;
     }
     Ok((out, next))
 }
@@ -335,5 +389,33 @@ fn int(key: &str, value: u64) -> KeyValue {
             )),
         }),
         ..KeyValue::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Cursor, parse_cursor};
+
+    #[test]
+    fn cursors_of_both_formats_are_read() {
+        assert_eq!(
+            parse_cursor("4097 1234 56\n"),
+            Some(Cursor {
+                segment: 4097,
+                offset: 1234,
+                seq: 56
+            })
+        );
+        // Before segments: `OFFSET SEQ` in `audit.log`, which became the segment of seq 1.
+        assert_eq!(
+            parse_cursor("1234 56\n"),
+            Some(Cursor {
+                segment: 1,
+                offset: 1234,
+                seq: 56
+            })
+        );
+        assert_eq!(parse_cursor("12 x 56"), None);
+        assert_eq!(parse_cursor(""), None);
     }
 }

@@ -1,23 +1,27 @@
 //! The audit trail: who did what to which resource, the decision and the policies behind it,
 //! when, from where and how much came back — for every data access and administrative change.
 //!
-//! Records are written durably first ([`log`]: a hash-chained JSON-lines file, group-committed
-//! by one writer thread behind a bounded queue, so a burst slows producers down instead of
-//! losing records) and exported from that file as OpenTelemetry log records over OTLP/HTTP
-//! ([`export`]), with a persisted cursor, so a collector that is down only delays them.
-//! `kefu audit verify` walks the chain (`cli::audit`); `GET /api/admin/audit` searches it.
+//! Records are written durably first ([`log`]: hash-chained JSON lines in size-bounded segment
+//! files, group-committed by one writer thread behind a bounded queue, so a burst slows
+//! producers down instead of losing records) and exported from those files as OpenTelemetry
+//! log records over OTLP/HTTP ([`export`]), with a persisted cursor, so a collector that is
+//! down only delays them. `kefu audit verify` walks the chain across the segments
+//! (`cli::audit`); `GET /api/admin/audit` searches them, newest segment first.
 
 pub mod api;
 pub mod export;
 pub mod log;
 
+use std::collections::VecDeque;
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot, watch};
 
-pub use log::{Break, StoredRecord, verify};
+pub use log::{Break, DEFAULT_SEGMENT_BYTES, StoredRecord, Verified, verify};
 
 /// How many records may wait for the writer before producers wait (backpressure, not loss).
 const QUEUE: usize = 65_536;
@@ -137,34 +141,58 @@ pub struct Audit {
 
 struct Inner {
     queue: mpsc::Sender<log::Pending>,
-    path: PathBuf,
+    dir: PathBuf,
+    /// The first seq of the segment being written (the writer moves it on at a rotation).
+    current: Arc<AtomicU64>,
     durable: watch::Receiver<u64>,
 }
 
 impl std::fmt::Debug for Audit {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Audit")
-            .field("path", &self.inner.as_ref().map(|i| &i.path))
+            .field("dir", &self.inner.as_ref().map(|i| &i.dir))
             .finish()
     }
 }
 
+/// How the trail is kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AuditOptions {
+    /// The size after which the writer starts a new segment (default 64 MiB).
+    pub segment_bytes: u64,
+}
+
+impl Default for AuditOptions {
+    fn default() -> AuditOptions {
+        AuditOptions {
+            segment_bytes: DEFAULT_SEGMENT_BYTES,
+        }
+    }
+}
+
 impl Audit {
-    /// The trail of `data_dir` (`DIR/audit/audit.log`), continuing its chain; starts the
+    /// The trail of `data_dir` (segments in `DIR/audit/`), continuing its chain; starts the
     /// writer thread, which runs as long as a handle does.
     pub fn open(data_dir: &Path) -> Result<Audit, AuditError> {
-        let path = log::log_path(data_dir);
-        let (file, head) = log::open(&path)?;
+        Audit::open_with(data_dir, AuditOptions::default())
+    }
+
+    /// [`Audit::open`] with other options (small segments in tests).
+    pub fn open_with(data_dir: &Path, options: AuditOptions) -> Result<Audit, AuditError> {
+        let dir = log::audit_dir(data_dir);
+        let writer = log::open(&dir, options.segment_bytes.max(1))?;
         let (queue, receiver) = mpsc::channel(QUEUE);
-        let (durable_tx, durable) = watch::channel(head.seq);
+        let (durable_tx, durable) = watch::channel(writer.head().seq);
+        let current = writer.current();
         std::thread::Builder::new()
             .name("kefu-audit".into())
-            .spawn(move || log::run_writer(file, head, receiver, &durable_tx))
+            .spawn(move || log::run_writer(writer, receiver, &durable_tx))
             .map_err(|e| AuditError::Io(format!("cannot start the writer: {e}")))?;
         Ok(Audit {
             inner: Some(Arc::new(Inner {
                 queue,
-                path,
+                dir,
+                current,
                 durable,
             })),
         })
@@ -176,9 +204,18 @@ impl Audit {
         Audit { inner: None }
     }
 
-    /// The log file, when the trail is kept.
-    pub fn path(&self) -> Option<&Path> {
-        self.inner.as_ref().map(|i| i.path.as_path())
+    /// The folder of the trail's segments, when the trail is kept.
+    pub fn dir(&self) -> Option<&Path> {
+        self.inner.as_ref().map(|i| i.dir.as_path())
+    }
+
+    /// The segment being written now, when the trail is kept. Older records are in the
+    /// segments before it ([`log::segments`] of [`Audit::dir`]).
+    pub fn path(&self) -> Option<PathBuf> {
+        self.inner.as_ref().map(|i| {
+            i.dir
+                .join(log::segment_name(i.current.load(Ordering::Acquire)))
+        })
     }
 
     /// Queues `record` (waiting while the queue is full) and returns what resolves once it is
@@ -216,10 +253,10 @@ impl Audit {
 
     /// Records matching `query`, newest first.
     pub async fn search(&self, query: Query) -> Result<Page, AuditError> {
-        let Some(path) = self.path().map(Path::to_path_buf) else {
+        let Some(dir) = self.dir().map(Path::to_path_buf) else {
             return Ok(Page::default());
         };
-        tokio::task::spawn_blocking(move || search(&path, &query))
+        tokio::task::spawn_blocking(move || search(&dir, &query))
             .await
             .map_err(|e| AuditError::Io(format!("search stopped: {e}")))?
     }
@@ -283,24 +320,40 @@ pub struct Page {
     pub next: Option<u64>,
 }
 
-/// Scans the log for `query`'s page. The whole file is read: fine for the sizes an admin
-/// searches today; an index (or a collector's search) is the answer when it is not.
-pub fn search(path: &Path, query: &Query) -> Result<Page, AuditError> {
+/// Finds `query`'s page in the trail in `dir`: segments newest first, each read oldest line
+/// first (keeping only its newest matches), until the page is full. Segments whose first seq
+/// is not below `before` are skipped unread, so recent pages never read old segments.
+pub fn search(dir: &Path, query: &Query) -> Result<Page, AuditError> {
     let limit = query.limit.unwrap_or(100).clamp(1, 1000);
-    let mut newest = std::collections::VecDeque::with_capacity(limit + 1);
-    for_each(path, |stored| {
-        if query.matches(stored.seq, &stored.record) {
-            if newest.len() == limit + 1 {
-                newest.pop_front();
-            }
-            newest.push_back(stored);
+    // One more than the page, to know whether there is a next one.
+    let wanted = limit + 1;
+    let mut records: Vec<StoredRecord> = Vec::with_capacity(wanted);
+    for segment in log::segments(dir)?.iter().rev() {
+        if records.len() == wanted {
+            break;
         }
-    })?;
-    let more = newest.len() > limit;
-    if more {
-        newest.pop_front();
+        if query.before.is_some_and(|b| segment.first >= b) {
+            continue;
+        }
+        let room = wanted - records.len();
+        let mut newest = VecDeque::with_capacity(room);
+        for_each(&segment.path, |stored| {
+            if query.before.is_some_and(|b| stored.seq >= b) {
+                // Lines are in seq order: the rest of the segment is newer still.
+                return ControlFlow::Break(());
+            }
+            if query.matches(stored.seq, &stored.record) {
+                if newest.len() == room {
+                    newest.pop_front();
+                }
+                newest.push_back(stored);
+            }
+            ControlFlow::Continue(())
+        })?;
+        records.extend(newest.into_iter().rev());
     }
-    let records: Vec<StoredRecord> = newest.into_iter().rev().collect();
+    let more = records.len() > limit;
+    records.truncate(limit);
     let next = if more {
         records.last().map(|r| r.seq)
     } else {
@@ -309,25 +362,38 @@ pub fn search(path: &Path, query: &Query) -> Result<Page, AuditError> {
     Ok(Page { records, next })
 }
 
-/// Every record matching `query` (its `limit` does not apply), oldest first: the export.
-pub fn search_all(path: &Path, query: &Query) -> Result<Vec<StoredRecord>, AuditError> {
+/// Every record matching `query` (its `limit` does not apply) in the trail in `dir`, oldest
+/// first, across all segments: the export.
+pub fn search_all(dir: &Path, query: &Query) -> Result<Vec<StoredRecord>, AuditError> {
     let mut found = Vec::new();
-    for_each(path, |stored| {
-        if query.matches(stored.seq, &stored.record) {
-            found.push(stored);
+    for segment in log::segments(dir)? {
+        if query.before.is_some_and(|b| segment.first >= b) {
+            break;
         }
-    })?;
+        for_each(&segment.path, |stored| {
+            if query.matches(stored.seq, &stored.record) {
+                found.push(stored);
+            }
+            ControlFlow::Continue(())
+        })?;
+    }
     Ok(found)
 }
 
-fn for_each(path: &Path, mut f: impl FnMut(StoredRecord)) -> Result<(), AuditError> {
+fn for_each(
+    path: &Path,
+    mut f: impl FnMut(StoredRecord) -> ControlFlow<()>,
+) -> Result<(), AuditError> {
     let Some(mut reader) = log::Reader::open(path, 0)? else {
+        // Not there any more (a rotation does not remove files; someone did): nothing to read.
         return Ok(());
     };
     while let Some((line, _)) = reader.next_line()? {
         // A damaged line is skipped here; `kefu audit verify` is where damage is reported.
-        if let Ok(stored) = serde_json::from_slice::<StoredRecord>(line) {
-            f(stored);
+        if let Ok(stored) = serde_json::from_slice::<StoredRecord>(line)
+            && f(stored).is_break()
+        {
+            break;
         }
     }
     Ok(())
