@@ -966,3 +966,77 @@ async fn the_bots_lookups_are_shown_to_agents_through_their_departments_view() {
     );
     server.stop().await;
 }
+
+#[tokio::test]
+async fn a_temporary_grant_lets_someone_who_is_not_an_admin_read_the_audit_trail() {
+    let (server, _dir) = server("access-audit-grant").await;
+    let api = Api::of(&server).await;
+    let root = api.session("root", "pass-word").await;
+    let li = api.session("li", "pass-word").await;
+    for path in ["/api/admin/audit", "/api/admin/audit/export"] {
+        let refused = api.get(path, &li).await;
+        assert_eq!(refused.status, StatusCode::FORBIDDEN, "{path}");
+        assert!(
+            refused.body["error"]
+                .as_str()
+                .unwrap()
+                .contains("not allowed"),
+            "{}",
+            refused.body
+        );
+    }
+    let granted = api
+        .post(
+            "/api/admin/grants",
+            &root,
+            Some(json!({"subject": "agent:li", "actions": ["read", "export"],
+                        "resource": "audit::*", "expires_at": now_ms() + 3_600_000,
+                        "reason": "legal review"})),
+        )
+        .await;
+    assert_eq!(granted.status, StatusCode::CREATED, "{}", granted.body);
+    let grant = granted.body["id"].as_str().unwrap().to_owned();
+    let page = api.get("/api/admin/audit?actor=li", &li).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    let records = page.body["records"].as_array().unwrap();
+    assert!(
+        records
+            .iter()
+            .any(|r| r["record"]["resource"] == "audit::trail" && r["record"]["decision"] == "deny"),
+        "li's refused reads are in the trail: {records:?}"
+    );
+    assert_eq!(
+        api.get("/api/admin/audit/export", &li).await.status,
+        StatusCode::OK
+    );
+    let revoked = api
+        .call(
+            "DELETE",
+            &format!("/api/admin/grants/{grant}"),
+            Some(&root),
+            true,
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(revoked.status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        api.get("/api/admin/audit", &li).await.status,
+        StatusCode::FORBIDDEN
+    );
+    // The trail says who read it, allowed by which grant.
+    let trail = api.get("/api/admin/audit?resource=audit::", &root).await;
+    let reads: Vec<&Value> = trail.body["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["record"]["actor"] == "li" && r["record"]["decision"] == "allow")
+        .collect();
+    assert_eq!(reads.len(), 2, "{reads:?}");
+    assert!(
+        reads
+            .iter()
+            .all(|r| r["record"]["policies"] == json!([grant]))
+    );
+    server.stop().await;
+}

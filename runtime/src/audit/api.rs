@@ -1,5 +1,8 @@
-//! The admin API of the audit trail: `GET /api/admin/audit` (search, newest first, paged) and
-//! `GET /api/admin/audit/export` (every match as a JSON-lines download).
+//! The API of the audit trail: `GET /api/admin/audit` (search, newest first, paged) and
+//! `GET /api/admin/audit/export` (every match as a JSON-lines download). Who may use them is
+//! the policies' decision (`read` and `export` on `audit::trail`): admins by the bundled
+//! policies, anyone else by a policy or a temporary grant — legal reading the trail
+//! themselves, say, for a week.
 
 use std::sync::Arc;
 
@@ -9,8 +12,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 
-use super::{AuditRecord, Query};
-use crate::auth::Admin;
+use super::Query;
+use crate::auth::Caller;
 use crate::server::{ApiError, AppState};
 
 pub fn routes() -> Router<Arc<AppState>> {
@@ -28,26 +31,27 @@ fn failed(error: &super::AuditError) -> ApiError {
 /// next (older) page. Reading the trail is itself audited.
 async fn search(
     State(state): State<Arc<AppState>>,
-    Admin(admin): Admin,
+    caller: Caller,
     QueryString(query): QueryString<Query>,
 ) -> Result<Response, ApiError> {
+    let verdict = crate::access::require(&state, &caller, "read", &trail()).await?;
     let page = state.audit.search(query).await.map_err(|e| failed(&e))?;
-    state
-        .audit
-        .record(
-            AuditRecord::new(&admin.user.login, "read", "audit::trail")
-                .result_size(page.records.len() as u64),
-        )
-        .await;
+    verdict.audit(&state, Some(page.records.len() as u64)).await;
     Ok(Json(page).into_response())
+}
+
+/// The resource the trail is, for policies.
+fn trail() -> policy::Resource {
+    policy::Resource::new("audit", "trail")
 }
 
 /// Every matching record, oldest first, one JSON line each, as a file to save.
 async fn export(
     State(state): State<Arc<AppState>>,
-    Admin(admin): Admin,
+    caller: Caller,
     QueryString(query): QueryString<Query>,
 ) -> Result<Response, ApiError> {
+    let verdict = crate::access::require(&state, &caller, "export", &trail()).await?;
     let Some(dir) = state.audit.dir().map(std::path::Path::to_path_buf) else {
         return Ok(attachment(String::new()));
     };
@@ -65,13 +69,7 @@ async fn export(
             body.push('\n');
         }
     }
-    state
-        .audit
-        .record(
-            AuditRecord::new(&admin.user.login, "export", "audit::trail")
-                .result_size(found.len() as u64),
-        )
-        .await;
+    verdict.audit(&state, Some(found.len() as u64)).await;
     Ok(attachment(body))
 }
 
