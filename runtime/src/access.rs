@@ -646,16 +646,101 @@ pub async fn conversation(
     caller: &Caller,
     conversation: &crate::store::Conversation,
 ) -> Result<Verdict, ApiError> {
-    let text = |value: &Option<String>| value.clone().map_or(Value::Null, Value::String);
     let routing = &conversation.routing;
-    let resource = Resource::new("conversations", conversation.id.clone())
-        .attr("status", Value::String(conversation.status.clone()))
-        .attr("flow", Value::String(conversation.flow_id.clone()))
-        .attr("queue", text(&routing.queue))
-        .attr("team", text(&routing.team))
-        .attr("priority", text(&routing.priority))
-        .attr("assignee", text(&routing.assignee));
+    let resource = conversation_resource(ConversationFacts {
+        id: &conversation.id,
+        status: &conversation.status,
+        flow: &conversation.flow_id,
+        queue: routing.queue.as_deref(),
+        team: routing.team.as_deref(),
+        priority: routing.priority.as_deref(),
+        assignee: routing.assignee.as_deref(),
+    });
     Ok(decide_for(state, caller, "read", &resource).await?.0)
+}
+
+/// What policies see of a conversation.
+#[derive(Clone, Copy)]
+struct ConversationFacts<'a> {
+    id: &'a str,
+    status: &'a str,
+    flow: &'a str,
+    queue: Option<&'a str>,
+    team: Option<&'a str>,
+    priority: Option<&'a str>,
+    assignee: Option<&'a str>,
+}
+
+/// `conversations::<id>` with its attributes, the same from a stored conversation and from a
+/// list's summary.
+fn conversation_resource(facts: ConversationFacts<'_>) -> Resource {
+    let text = |value: Option<&str>| value.map_or(Value::Null, |v| Value::String(v.to_owned()));
+    Resource::new("conversations", facts.id.to_owned())
+        .attr("status", text(Some(facts.status)))
+        .attr("flow", text(Some(facts.flow)))
+        .attr("queue", text(facts.queue))
+        .attr("team", text(facts.team))
+        .attr("priority", text(facts.priority))
+        .attr("assignee", text(facts.assignee))
+}
+
+/// Decides many conversations for one caller at once — the console's lists and the queue the
+/// agent socket pushes: the caller's subject, the grants and the policies are read once, then
+/// each summary (`console::summary`) is decided in memory like [`conversation`] decides one.
+pub struct ListReader {
+    config: Arc<Config>,
+    subject: Subject,
+    grants: Vec<Grant>,
+    context: Context,
+}
+
+impl ListReader {
+    pub async fn new(state: &AppState, caller: &Caller) -> Result<ListReader, ApiError> {
+        let store = state.store.as_ref().ok_or_else(|| {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "access control needs the database",
+            )
+        })?;
+        let subject = subject(store, &caller.user, &customer_key(state)).await?;
+        let context = context_of(caller, "console");
+        let grants = grants_at(Some(store), context.now()).await?;
+        Ok(ListReader {
+            config: state.access.config(),
+            subject,
+            grants,
+            context,
+        })
+    }
+
+    /// Whether the caller may read the conversation a list's summary describes.
+    pub fn may_read(&self, summary: &JsonValue) -> bool {
+        let text = |name: &str| summary[name].as_str();
+        let Some(id) = text("id") else {
+            return false;
+        };
+        let resource = conversation_resource(ConversationFacts {
+            id,
+            status: text("status").unwrap_or_default(),
+            flow: text("flow").unwrap_or_default(),
+            queue: text("queue"),
+            team: text("team"),
+            priority: text("priority"),
+            assignee: summary["assignee"]["id"].as_str(),
+        });
+        self.config
+            .policies
+            .decide(
+                &Request::new(&self.subject, "read", &resource, &self.context),
+                &self.grants,
+            )
+            .is_allowed()
+    }
+
+    /// The summaries the caller may read, in their order.
+    pub fn filter(&self, summaries: Vec<JsonValue>) -> Vec<JsonValue> {
+        summaries.into_iter().filter(|s| self.may_read(s)).collect()
+    }
 }
 
 /// [`decide`] for a signed-in caller in the console: their account as the subject, the time,

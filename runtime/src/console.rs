@@ -100,6 +100,19 @@ async fn list(
     for conversation in &conversations {
         summaries.push(summary(store, conversation).await?);
     }
+    // Only the conversations the policies let the caller read (`access::ListReader`).
+    let reader = crate::access::ListReader::new(&state, &caller).await?;
+    let summaries = reader.filter(summaries);
+    let audited = crate::audit::AuditRecord::new(
+        &caller.user.login,
+        "list",
+        format!(
+            "conversations::{}",
+            query.view.as_deref().unwrap_or("queue")
+        ),
+    )
+    .result_size(summaries.len() as u64);
+    state.audit.record(audited).await;
     Ok(Json(summaries))
 }
 

@@ -833,6 +833,51 @@ policy "sales-not-the-queue" {
             }
         }
     };
+    // The queue, over HTTP and in the socket's `queue` frame, shows sales nothing of it.
+    let queue = |session: &Session| {
+        let session = session.clone();
+        let api = &api;
+        async move {
+            let listed = api
+                .get("/api/console/conversations?view=queue", &session)
+                .await;
+            assert_eq!(listed.status, StatusCode::OK);
+            listed.body.as_array().unwrap().len()
+        }
+    };
+    assert_eq!((queue(&sales).await, queue(&li).await), (0, 1));
+    let queue_frame = |session: &Session| {
+        let cookie = session.cookie.clone();
+        let addr = server.addr;
+        async move {
+            use futures_util::StreamExt;
+            use tokio_tungstenite::tungstenite::Message;
+            use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+            let mut request = format!("ws://{addr}/ws/agent")
+                .into_client_request()
+                .unwrap();
+            request
+                .headers_mut()
+                .insert("cookie", cookie.parse().unwrap());
+            let mut socket = tokio_tungstenite::connect_async(request).await.unwrap().0;
+            // The queue frames of the next second (the feed renders changes 250 ms apart): the
+            // last one is the queue as it is.
+            let mut last = None;
+            while let Ok(Some(Ok(message))) =
+                tokio::time::timeout(Duration::from_millis(1000), socket.next()).await
+            {
+                let Message::Text(text) = message else {
+                    continue;
+                };
+                let frame: Value = serde_json::from_str(&text).unwrap();
+                if frame["type"] == "queue" {
+                    last = Some(frame["conversations"].as_array().unwrap().len());
+                }
+            }
+            last.expect("a queue frame")
+        }
+    };
+    assert_eq!((queue_frame(&sales).await, queue_frame(&li).await), (0, 1));
     let refused = open(&sales).await;
     assert_eq!(refused["code"], "unknown_conversation", "{refused}");
     let followed = open(&li).await;

@@ -38,15 +38,14 @@ const QUEUE_COALESCE: std::time::Duration = std::time::Duration::from_millis(250
 
 /// Starts the task that renders the `queue` frame once per change (not once per console) and
 /// publishes it; consoles send whatever is current. Ends with the hub.
-pub fn queue_feed(hub: &Hub, store: Store) -> tokio::sync::watch::Receiver<Arc<str>> {
-    let (publish, feed) =
-        tokio::sync::watch::channel(Arc::from(r#"{"type":"queue","conversations":[]}"#));
+pub fn queue_feed(hub: &Hub, store: Store) -> tokio::sync::watch::Receiver<Arc<QueueFrame>> {
+    let (publish, feed) = tokio::sync::watch::channel(Arc::new(QueueFrame::default()));
     let mut changes = hub.queue_changes();
     let shutdown = hub.shutdown_token().clone();
     tokio::spawn(async move {
         loop {
             if let Some(frame) = render_queue(&store).await {
-                publish.send_replace(Arc::from(frame.as_str()));
+                publish.send_replace(Arc::new(frame));
             }
             tokio::select! {
                 () = shutdown.cancelled() => return,
@@ -63,8 +62,25 @@ pub fn queue_feed(hub: &Hub, store: Store) -> tokio::sync::watch::Receiver<Arc<s
     feed
 }
 
+/// The `queue` frame, rendered once per change for every console: its text, and its
+/// summaries for the consoles whose agents may not read them all (`send_queue`), so that no
+/// console parses the text again.
+pub struct QueueFrame {
+    text: String,
+    summaries: Vec<Value>,
+}
+
+impl Default for QueueFrame {
+    fn default() -> QueueFrame {
+        QueueFrame {
+            text: r#"{"type":"queue","conversations":[]}"#.to_owned(),
+            summaries: Vec::new(),
+        }
+    }
+}
+
 /// The `queue` frame: the waiting conversations, highest priority first.
-async fn render_queue(store: &Store) -> Option<String> {
+async fn render_queue(store: &Store) -> Option<QueueFrame> {
     let conversations = match store.list_conversations(&ListView::Queue, 100).await {
         Ok(conversations) => conversations,
         Err(error) => {
@@ -76,7 +92,8 @@ async fn render_queue(store: &Store) -> Option<String> {
     for conversation in &conversations {
         summaries.push(crate::console::summary(store, conversation).await.ok()?);
     }
-    Some(json!({"type": "queue", "conversations": summaries}).to_string())
+    let text = json!({"type": "queue", "conversations": summaries}).to_string();
+    Some(QueueFrame { text, summaries })
 }
 
 /// A frame from the console.
@@ -171,7 +188,13 @@ struct AgentConnection {
     /// The forwarders of the opened conversations.
     open: HashMap<String, CancellationToken>,
     last_seen: Instant,
+    /// What the policies let this agent read of the queue, and since when (kept a few seconds:
+    /// the queue changes several times a second under load).
+    reader: Option<(Instant, crate::access::ListReader)>,
 }
+
+/// How long an agent's [`crate::access::ListReader`] decides the queue frames they are sent.
+const READER_FOR: std::time::Duration = std::time::Duration::from_secs(5);
 
 impl AgentConnection {
     async fn run(
@@ -194,6 +217,7 @@ impl AgentConnection {
             sender,
             open: HashMap::new(),
             last_seen: Instant::now(),
+            reader: None,
         };
         connection.serve().await;
         connection.token.cancel();
@@ -205,7 +229,8 @@ impl AgentConnection {
         let _online = self.chat.hub.agent_online(&self.caller.user);
         let hello = json!({"type": "hello", "user": self.caller.user});
         let current = feed.borrow_and_update().clone();
-        if self.send(&hello.to_string()).await.is_err() || self.send(&current).await.is_err() {
+        if self.send(&hello.to_string()).await.is_err() || self.send_queue(&current).await.is_err()
+        {
             return;
         }
         let mut ping = tokio::time::interval(self.chat.limits.ping_every);
@@ -224,7 +249,7 @@ impl AgentConnection {
                 changed = feed.changed() => match changed {
                     Ok(()) => {
                         let frame = feed.borrow_and_update().clone();
-                        self.send(&frame).await
+                        self.send_queue(&frame).await
                     }
                     Err(_) => Err(None),
                 },
@@ -255,6 +280,36 @@ impl AgentConnection {
                 }
                 return;
             }
+        }
+    }
+
+    /// Sends the shared `queue` frame with only the conversations the policies let this agent
+    /// read (the frame as it is when they may read them all; none when the decision cannot be
+    /// made).
+    async fn send_queue(&mut self, frame: &QueueFrame) -> Result<(), Option<(u16, &'static str)>> {
+        let fresh = self
+            .reader
+            .as_ref()
+            .is_some_and(|(since, _)| since.elapsed() < READER_FOR);
+        if !fresh {
+            match crate::access::ListReader::new(&self.state, &self.caller).await {
+                Ok(reader) => self.reader = Some((Instant::now(), reader)),
+                Err(_) => self.reader = None,
+            }
+        }
+        let readable: Vec<&Value> = match &self.reader {
+            Some((_, reader)) => frame
+                .summaries
+                .iter()
+                .filter(|summary| reader.may_read(summary))
+                .collect(),
+            None => Vec::new(),
+        };
+        if readable.len() == frame.summaries.len() {
+            self.send(&frame.text).await
+        } else {
+            let text = json!({"type": "queue", "conversations": readable}).to_string();
+            self.send(&text).await
         }
     }
 

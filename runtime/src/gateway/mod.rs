@@ -64,7 +64,7 @@ pub struct Chat {
     pub hub: Hub,
     pub limits: GatewayLimits,
     /// The queue as consoles see it (a rendered `queue` frame), kept current by one task.
-    pub queue: tokio::sync::watch::Receiver<Arc<str>>,
+    pub queue: tokio::sync::watch::Receiver<Arc<agent::QueueFrame>>,
 }
 
 /// `GET /ws/visitor`: upgrades to the visitor protocol.
