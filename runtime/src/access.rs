@@ -960,8 +960,7 @@ async fn create_grant(
     store.insert_grant(&row).await.map_err(|e| internal(&e))?;
     tracing::info!(grant = %row.id, subject = %row.subject, resource = %row.resource,
                    expires_at = row.expires_at, admin = %admin.user.login, "grant created");
-    let audited = crate::audit::AuditRecord::new(
-        &admin.user.login,
+    let audited = crate::audit::AuditRecord::by(&admin,
         "grant",
         format!("grants::{}", row.id),
     )
@@ -991,8 +990,7 @@ async fn revoke_grant(
     let store = store_of(&state)?;
     if store.delete_grant(&id).await.map_err(|e| internal(&e))? {
         tracing::info!(grant = %id, admin = %admin.user.login, "grant revoked");
-        let audited =
-            crate::audit::AuditRecord::new(&admin.user.login, "revoke", format!("grants::{id}"));
+        let audited = crate::audit::AuditRecord::by(&admin, "revoke", format!("grants::{id}"));
         state.audit.record(audited).await;
         Ok(StatusCode::NO_CONTENT)
     } else {
@@ -1066,7 +1064,7 @@ async fn explain(
     let resource = Resource::new(entity.to_owned(), id.to_owned());
     let verdict = decide(&state, &subject, &body.action, &resource, &context).await?;
     // Asking is not the access asked about: the trail records the admin's question.
-    let asked = crate::audit::AuditRecord::new(&admin.user.login, "explain", "policies::*").detail(
+    let asked = crate::audit::AuditRecord::by(&admin, "explain", "policies::*").detail(
         json!({"subject": user.login, "action": body.action, "resource": body.resource,
                "allowed": verdict.allowed, "decided_by": verdict.decided_by}),
     );
@@ -1081,7 +1079,7 @@ async fn explain(
 /// Reads the policy file again; its located problems when it cannot be taken.
 async fn reload(State(state): State<Arc<AppState>>, Admin(admin): Admin) -> Response {
     let reloaded = state.access.reload();
-    let audited = crate::audit::AuditRecord::new(&admin.user.login, "reload", "policies::*")
+    let audited = crate::audit::AuditRecord::by(&admin, "reload", "policies::*")
         .detail(json!({ "ok": reloaded.is_ok() }));
     state.audit.record(audited).await;
     match reloaded {
@@ -1153,7 +1151,7 @@ async fn save_policies(
         .access
         .save(store, &body.text, body.revision, &admin.user.login)
         .await;
-    let audited = crate::audit::AuditRecord::new(&admin.user.login, "edit", "policies::*");
+    let audited = crate::audit::AuditRecord::by(&admin, "edit", "policies::*");
     match saved {
         Ok(origin) => {
             let config = state.access.config();

@@ -527,7 +527,7 @@ async fn reload(
 ) -> Result<Response, ApiError> {
     let live = live(&state)?;
     let reloaded = live.reload().await;
-    let record = crate::audit::AuditRecord::new(&admin.user.login, "reload", "connectors::*")
+    let record = crate::audit::AuditRecord::by(&admin, "reload", "connectors::*")
         .detail(json!({ "ok": reloaded.is_ok() }));
     state.audit.record(record).await;
     match reloaded {
@@ -685,8 +685,8 @@ async fn invalidate(
         scope,
         "connector cache invalidated"
     );
-    let record = crate::audit::AuditRecord::new(
-        &admin.user.login,
+    let record = crate::audit::AuditRecord::by(
+        &admin,
         "invalidate",
         format!("connectors::{}::{}", body.connector, body.entity),
     )

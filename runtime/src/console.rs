@@ -103,8 +103,8 @@ async fn list(
     // Only the conversations the policies let the caller read (`access::ListReader`).
     let reader = crate::access::ListReader::new(&state, &caller).await?;
     let summaries = reader.filter(summaries);
-    let audited = crate::audit::AuditRecord::new(
-        &caller.user.login,
+    let audited = crate::audit::AuditRecord::by(
+        &caller,
         "list",
         format!(
             "conversations::{}",
@@ -554,7 +554,7 @@ struct NewUserBody {
 /// Creates an account (admins only).
 async fn create_user(
     State(state): State<Arc<AppState>>,
-    _admin: Admin,
+    Admin(admin): Admin,
     Json(body): Json<NewUserBody>,
 ) -> Result<Response, ApiError> {
     let store = store_of(&state)?;
@@ -615,6 +615,10 @@ async fn create_user(
         .await
         .map_err(|e| internal(&e))?
         .ok_or_else(ApiError::internal)?;
+    let record =
+        crate::audit::AuditRecord::by(&admin, "create", format!("accounts::{}", created.login))
+            .detail(json!({ "role": created.role, "team": created.team.id }));
+    state.audit.record(record).await;
     Ok((StatusCode::CREATED, Json(created)).into_response())
 }
 
@@ -627,7 +631,7 @@ struct NewTeamBody {
 /// Creates a team (admins only); an existing id is left as it is.
 async fn create_team(
     State(state): State<Arc<AppState>>,
-    _admin: Admin,
+    Admin(admin): Admin,
     Json(body): Json<NewTeamBody>,
 ) -> Result<Response, ApiError> {
     let store = store_of(&state)?;
@@ -641,5 +645,8 @@ async fn create_team(
         .ensure_team(&body.id, &body.name)
         .await
         .map_err(|e| internal(&e))?;
+    let record = crate::audit::AuditRecord::by(&admin, "create", format!("teams::{}", body.id))
+        .detail(json!({ "name": body.name }));
+    state.audit.record(record).await;
     Ok(StatusCode::CREATED.into_response())
 }

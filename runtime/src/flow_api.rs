@@ -241,9 +241,8 @@ async fn save_draft(
         .map_err(|e| internal(&e))?;
     match saved {
         DraftSaved::Saved(revision) => {
-            let record =
-                crate::audit::AuditRecord::new(&caller.user.login, "save", format!("flows::{id}"))
-                    .detail(json!({ "revision": revision }));
+            let record = crate::audit::AuditRecord::by(&caller, "save", format!("flows::{id}"))
+                .detail(json!({ "revision": revision }));
             state.audit.record(record).await;
             let diagnostics = diagnostics(&state, &flow);
             Ok(answer(
@@ -328,9 +327,8 @@ async fn publish(
     let (revision, flow) = draft_of(&state, store, &id).await?;
     let response = publish_flow(&state, store, flow, &note, &caller, revision).await?;
     if response.status().is_success() {
-        let record =
-            crate::audit::AuditRecord::new(&caller.user.login, "publish", format!("flows::{id}"))
-                .detail(json!({ "note": note }));
+        let record = crate::audit::AuditRecord::by(&caller, "publish", format!("flows::{id}"))
+            .detail(json!({ "note": note }));
         state.audit.record(record).await;
     }
     Ok(response)
@@ -374,9 +372,8 @@ async fn rollback(
         .map_or(0, |d| d.revision);
     let response = publish_flow(&state, store, flow, &note, &caller, revision).await?;
     if response.status().is_success() {
-        let record =
-            crate::audit::AuditRecord::new(&caller.user.login, "rollback", format!("flows::{id}"))
-                .detail(json!({ "to_version": body.version, "note": note }));
+        let record = crate::audit::AuditRecord::by(&caller, "rollback", format!("flows::{id}"))
+            .detail(json!({ "to_version": body.version, "note": note }));
         state.audit.record(record).await;
     }
     Ok(response)
@@ -586,8 +583,7 @@ async fn import(
     body: String,
 ) -> Result<Response, ApiError> {
     let flow = load(&body)?;
-    let record =
-        crate::audit::AuditRecord::new(&admin.user.login, "import", format!("flows::{}", flow.id));
+    let record = crate::audit::AuditRecord::by(&admin, "import", format!("flows::{}", flow.id));
     state.audit.record(record).await;
     let found = serde_json::from_str::<Value>(&body)
         .ok()
@@ -758,11 +754,8 @@ pub async fn create_flow(
     match saved {
         DraftSaved::Saved(revision) => {
             tracing::info!(flow = %body.id, by = %caller.user.login, "flow created");
-            let record = crate::audit::AuditRecord::new(
-                &caller.user.login,
-                "create",
-                format!("flows::{}", body.id),
-            );
+            let record =
+                crate::audit::AuditRecord::by(&caller, "create", format!("flows::{}", body.id));
             state.audit.record(record).await;
             Ok(answer(
                 StatusCode::CREATED,

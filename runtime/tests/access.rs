@@ -1085,3 +1085,63 @@ async fn a_temporary_grant_lets_someone_who_is_not_an_admin_read_the_audit_trail
     );
     server.stop().await;
 }
+
+#[tokio::test]
+async fn accounts_and_teams_created_by_admins_are_in_the_audit_trail() {
+    let (server, _dir) = server("access-admin-changes").await;
+    let api = Api::of(&server).await;
+    let root = api.session("root", "pass-word").await;
+    let team = api
+        .post(
+            "/api/admin/teams",
+            &root,
+            Some(json!({"id": "legal", "name": "法务 · Legal"})),
+        )
+        .await;
+    assert_eq!(team.status, StatusCode::CREATED, "{}", team.body);
+    let user = api
+        .post(
+            "/api/admin/users",
+            &root,
+            Some(
+                json!({"login": "wang", "name": "王律师", "password": "pass-word-1",
+                        "role": "agent", "team": "legal"}),
+            ),
+        )
+        .await;
+    assert_eq!(user.status, StatusCode::CREATED, "{}", user.body);
+    let records = server
+        .state
+        .audit
+        .search(runtime::audit::Query {
+            action: Some("create".to_owned()),
+            ..runtime::audit::Query::default()
+        })
+        .await
+        .unwrap()
+        .records;
+    let made: Vec<(&str, &str, Option<&str>)> = records
+        .iter()
+        .map(|r| {
+            (
+                r.record.actor.as_str(),
+                r.record.resource.as_str(),
+                r.record.ip.as_deref(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        made,
+        [
+            ("root", "accounts::wang", Some("10.0.0.7")),
+            ("root", "teams::legal", Some("10.0.0.7"))
+        ]
+    );
+    assert!(
+        !serde_json::to_string(&records)
+            .unwrap()
+            .contains("pass-word-1"),
+        "no password in the trail"
+    );
+    server.stop().await;
+}

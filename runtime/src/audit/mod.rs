@@ -81,6 +81,17 @@ pub struct AuditRecord {
 }
 
 impl AuditRecord {
+    /// An allowed `action` on `resource` by a signed-in caller, now, from their address.
+    pub fn by(
+        caller: &crate::auth::Caller,
+        action: impl Into<String>,
+        resource: impl Into<String>,
+    ) -> AuditRecord {
+        let mut record = AuditRecord::new(&caller.user.login, action, resource);
+        record.ip.clone_from(&caller.ip);
+        record
+    }
+
     /// An allowed `action` on `resource` by `actor`, now.
     pub fn new(
         actor: impl Into<String>,
