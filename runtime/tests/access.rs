@@ -1145,3 +1145,34 @@ async fn accounts_and_teams_created_by_admins_are_in_the_audit_trail() {
     );
     server.stop().await;
 }
+
+#[tokio::test]
+async fn an_agent_who_served_a_customer_still_has_served_them_after_a_transfer() {
+    let (server, _dir) = server("access-history").await;
+    let api = Api::of(&server).await;
+    let root = api.session("root", "pass-word").await;
+    let li = api.session("li", "pass-word").await;
+    let resource = format!("customers::{REGULAR}");
+    assert_eq!(
+        check(&api, &root, "li", "read", &resource).await["effect"],
+        "deny"
+    );
+    let (id, _visitor) = served(&server, &api, &li, REGULAR).await;
+    assert_eq!(
+        check(&api, &root, "li", "read", &resource).await["effect"],
+        "allow"
+    );
+    // Back to the queue: li no longer has it, but served this customer.
+    let transfer = api
+        .post(
+            &format!("/api/console/conversations/{id}/transfer"),
+            &li,
+            Some(json!({"team": "support"})),
+        )
+        .await;
+    assert_eq!(transfer.status, StatusCode::OK, "{}", transfer.body);
+    let decided = check(&api, &root, "li", "read", &resource).await;
+    assert_eq!(decided["effect"], "allow", "{decided}");
+    assert_eq!(decided["decided_by"], "policy-2");
+    server.stop().await;
+}

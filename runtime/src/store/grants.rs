@@ -44,8 +44,8 @@ const SQLITE: GrantSql = GrantSql {
     expiring_after: "SELECT id, subject, actions, resource, expires_at, granted_by, reason, created_at \
                FROM access_grants WHERE expires_at > ? ORDER BY created_at, id",
     delete: "DELETE FROM access_grants WHERE id = ?",
-    started_of_assignee: "SELECT e.data FROM events e JOIN conversations c ON c.id = e.conversation_id \
-                          WHERE c.assignee = ? AND e.kind = 'started' ORDER BY c.created_at DESC LIMIT ?",
+    started_of_assignee: "SELECT e.data FROM events e JOIN conversation_agents a ON a.conversation_id = e.conversation_id \
+                          WHERE a.user_id = ? AND e.kind = 'started' ORDER BY a.at DESC LIMIT ?",
     policy_newest: "SELECT revision, text, author, created_at FROM policy_revisions \
                     ORDER BY revision DESC LIMIT 1",
     policy_insert: "INSERT INTO policy_revisions (revision, text, author, created_at) VALUES (?, ?, ?, ?)",
@@ -59,8 +59,8 @@ const POSTGRES: GrantSql = GrantSql {
     expiring_after: "SELECT id, subject, actions, resource, expires_at, granted_by, reason, created_at \
                FROM access_grants WHERE expires_at > $1 ORDER BY created_at, id",
     delete: "DELETE FROM access_grants WHERE id = $1",
-    started_of_assignee: "SELECT e.data FROM events e JOIN conversations c ON c.id = e.conversation_id \
-                          WHERE c.assignee = $1 AND e.kind = 'started' ORDER BY c.created_at DESC LIMIT $2",
+    started_of_assignee: "SELECT e.data FROM events e JOIN conversation_agents a ON a.conversation_id = e.conversation_id \
+                          WHERE a.user_id = $1 AND e.kind = 'started' ORDER BY a.at DESC LIMIT $2",
     policy_newest: "SELECT revision, text, author, created_at FROM policy_revisions \
                     ORDER BY revision DESC LIMIT 1",
     policy_insert: "INSERT INTO policy_revisions (revision, text, author, created_at) VALUES ($1, $2, $3, $4)",
@@ -128,7 +128,8 @@ impl Store {
     }
 
     /// The `started` event data (JSON text, with the visitor's identity) of the newest `limit`
-    /// conversations assigned to user `assignee`: what `agent.service_history` is made of.
+    /// conversations user `assignee` has had (now or before a transfer; `conversation_agents`,
+    /// migration 0010): what `agent.service_history` is made of.
     pub async fn started_of_assignee(&self, assignee: &str, limit: i64) -> Result<Vec<String>> {
         let rows: Vec<(String,)> = with_dialect!(self, pool, sql = (&SQLITE, &POSTGRES, &MYSQL) => {
             sqlx::query_as(sql.started_of_assignee)

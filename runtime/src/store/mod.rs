@@ -529,6 +529,16 @@ impl Store {
                     }
                     Err(error) => return Err(error.into()),
                 }
+                // Whoever has it now has served it: kept after a transfer
+                // (`agent.service_history`).
+                if let Some(assignee) = &routing.assignee {
+                    sqlx::query(sql.insert_served)
+                        .bind(assignee)
+                        .bind(id)
+                        .bind(event.at)
+                        .execute(&mut *tx)
+                        .await?;
+                }
             }
             tx.commit().await?;
             Ok(StoredEvent {
