@@ -696,15 +696,9 @@ pub struct ListReader {
 
 impl ListReader {
     pub async fn new(state: &AppState, caller: &Caller) -> Result<ListReader, ApiError> {
-        let store = state.store.as_ref().ok_or_else(|| {
-            ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "access control needs the database",
-            )
-        })?;
-        let subject = subject(store, &caller.user, &customer_key(state)).await?;
+        let subject = subject_of(state, caller).await?;
         let context = context_of(caller, "console");
-        let grants = grants_at(Some(store), context.now()).await?;
+        let grants = grants_at(state.store.as_ref(), context.now()).await?;
         Ok(ListReader {
             config: state.access.config(),
             subject,
@@ -743,6 +737,17 @@ impl ListReader {
     }
 }
 
+/// The caller's account as policies see it ([`subject`]); access control needs the database.
+async fn subject_of(state: &AppState, caller: &Caller) -> Result<Subject, ApiError> {
+    let store = state.store.as_ref().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "access control needs the database",
+        )
+    })?;
+    subject(store, &caller.user, &customer_key(state)).await
+}
+
 /// [`decide`] for a signed-in caller in the console: their account as the subject, the time,
 /// channel `console` and their address as the context. Also returns the subject (for the
 /// caller's sandbox).
@@ -752,13 +757,7 @@ async fn decide_for(
     action: &str,
     resource: &Resource,
 ) -> Result<(Verdict, Subject), ApiError> {
-    let store = state.store.as_ref().ok_or_else(|| {
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "access control needs the database",
-        )
-    })?;
-    let subject = subject(store, &caller.user, &customer_key(state)).await?;
+    let subject = subject_of(state, caller).await?;
     let verdict = decide(
         state,
         &subject,

@@ -63,6 +63,21 @@ async fn queued(server: &Server, email: &str) -> (String, Visitor) {
     (id, visitor)
 }
 
+/// The agent WebSocket of `session`.
+async fn agent_socket(
+    addr: std::net::SocketAddr,
+    session: &Session,
+) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>> {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut request = format!("ws://{addr}/ws/agent")
+        .into_client_request()
+        .unwrap();
+    request
+        .headers_mut()
+        .insert("cookie", session.cookie.parse().unwrap());
+    tokio_tungstenite::connect_async(request).await.unwrap().0
+}
+
 async fn check(api: &Api, admin: &Session, login: &str, action: &str, resource: &str) -> Value {
     let answer = api
         .post(
@@ -365,16 +380,7 @@ async fn each_department_gets_its_own_view_and_never_another_ones() {
     let sales = api.session("sales", "sales").await;
 
     // The agent socket of the support agent, open while everything happens.
-    let mut socket = {
-        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-        let mut request = format!("ws://{}/ws/agent", server.addr)
-            .into_client_request()
-            .unwrap();
-        request
-            .headers_mut()
-            .insert("cookie", li.cookie.parse().unwrap());
-        tokio_tungstenite::connect_async(request).await.unwrap().0
-    };
+    let mut socket = agent_socket(server.addr, &li).await;
 
     let (for_li, _v1) = served(&server, &api, &li, REGULAR).await;
     let (for_sales, _v2) = served(&server, &api, &sales, REGULAR).await;
@@ -802,20 +808,13 @@ policy "sales-not-the-queue" {
     );
     assert_eq!(api.get(&path, &li).await.status, StatusCode::OK);
     let open = |session: &Session| {
-        let cookie = session.cookie.clone();
+        let session = session.clone();
         let waiting = waiting.clone();
         let addr = server.addr;
         async move {
             use futures_util::{SinkExt, StreamExt};
             use tokio_tungstenite::tungstenite::Message;
-            use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-            let mut request = format!("ws://{addr}/ws/agent")
-                .into_client_request()
-                .unwrap();
-            request
-                .headers_mut()
-                .insert("cookie", cookie.parse().unwrap());
-            let mut socket = tokio_tungstenite::connect_async(request).await.unwrap().0;
+            let mut socket = agent_socket(addr, &session).await;
             let frame = json!({"type": "open", "conversation": waiting, "last_seq": 0});
             socket.send(Message::text(frame.to_string())).await.unwrap();
             // The answer to the open: an error, or the conversation's messages.
@@ -847,19 +846,12 @@ policy "sales-not-the-queue" {
     };
     assert_eq!((queue(&sales).await, queue(&li).await), (0, 1));
     let queue_frame = |session: &Session| {
-        let cookie = session.cookie.clone();
+        let session = session.clone();
         let addr = server.addr;
         async move {
             use futures_util::StreamExt;
             use tokio_tungstenite::tungstenite::Message;
-            use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-            let mut request = format!("ws://{addr}/ws/agent")
-                .into_client_request()
-                .unwrap();
-            request
-                .headers_mut()
-                .insert("cookie", cookie.parse().unwrap());
-            let mut socket = tokio_tungstenite::connect_async(request).await.unwrap().0;
+            let mut socket = agent_socket(addr, &session).await;
             // The queue frames of the next second (the feed renders changes 250 ms apart): the
             // last one is the queue as it is.
             let mut last = None;
