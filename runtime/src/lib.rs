@@ -16,6 +16,7 @@ pub mod demo;
 pub mod engines;
 pub mod flow_api;
 pub mod gateway;
+pub mod identity;
 pub mod server;
 pub mod store;
 pub mod telemetry;

@@ -105,7 +105,12 @@ impl AppState {
         };
         let hub = Hub::new(services, config, shutdown);
         let queue = crate::gateway::agent::queue_feed(&hub, store.clone());
-        self.chat = Some(Chat { hub, limits, queue });
+        self.chat = Some(Chat {
+            hub,
+            limits,
+            queue,
+            identity_secret: None,
+        });
         self.store = Some(store);
         self
     }
@@ -189,6 +194,13 @@ pub fn serve_blocking(
         state.demo = Some(catalogue);
         state.connectors = Some(live.clone());
         state.access = Arc::clone(&access);
+        // Visitor identities must be signed by the site when a secret is set (`identity`).
+        if let Some(chat) = &mut state.chat {
+            chat.identity_secret = std::env::var("KEFU_IDENTITY_SECRET")
+                .ok()
+                .filter(|secret| !secret.is_empty())
+                .map(|secret| Arc::from(secret.into_bytes()));
+        }
         // The audit trail is written to the data folder first; the OTLP export reads it there.
         state.audit = crate::audit::Audit::open(&database.data_dir)?;
         if let Some(endpoint) = otlp_endpoint.filter(|e| !e.is_empty()) {

@@ -1168,3 +1168,90 @@ async fn an_agent_who_served_a_customer_still_has_served_them_after_a_transfer()
     assert_eq!(decided["decided_by"], "policy-2");
     server.stop().await;
 }
+
+#[tokio::test]
+async fn with_a_secret_only_identities_the_site_signed_make_a_customer_served() {
+    let dir = temp_dir("access-identity");
+    let server = Server::start(
+        &dir,
+        Options {
+            catalogue: true,
+            identity_secret: Some("shop-secret".to_owned()),
+            ..Options::default()
+        },
+    )
+    .await;
+    let api = Api::of(&server).await;
+    let root = api.session("root", "pass-word").await;
+    let li = api.session("li", "pass-word").await;
+    let resource = format!("customers::{REGULAR}");
+    // The shop's server side signs its customer (the demo does it at /demo/api/identity).
+    let identity = api
+        .get(&format!("/demo/api/identity?email={REGULAR}"), &root)
+        .await
+        .body;
+    let signature = identity["signature"].as_str().unwrap().to_owned();
+    let expected = runtime::identity::sign(
+        b"shop-secret",
+        &std::collections::BTreeMap::from([("email".to_owned(), REGULAR.to_owned())]),
+    );
+    assert_eq!(signature, expected);
+    let stranger = api
+        .get("/demo/api/identity?email=someone@else.com", &root)
+        .await;
+    assert_eq!(stranger.status, StatusCode::NOT_FOUND);
+
+    // Anyone can claim an email: unsigned (or signed for another email), it is dropped.
+    let claim = |visitor: Value| {
+        let api = &api;
+        let li = &li;
+        let addr = server.addr;
+        async move {
+            let mut socket = Visitor::connect(addr).await;
+            socket
+                .send(json!({"type": "start", "flow": "order-status", "locale": "en", "visitor": visitor}))
+                .await;
+            let id = socket.recv().await["conversation"]
+                .as_str()
+                .unwrap()
+                .to_owned();
+            socket.conversation.clone_from(&id);
+            socket.bot_turn().await;
+            socket.say("agent").await;
+            socket
+                .until(|f| f["body"]["code"] == "queue_position")
+                .await;
+            let claimed = api
+                .post(&format!("/api/console/conversations/{id}/claim"), li, None)
+                .await;
+            assert_eq!(claimed.status, StatusCode::OK, "{}", claimed.body);
+            let detail = api
+                .get(&format!("/api/console/conversations/{id}"), li)
+                .await;
+            detail.body["context"]["customer"].clone()
+        }
+    };
+    let unsigned = claim(json!({"email": REGULAR})).await;
+    assert_eq!(unsigned, Value::Null, "no identity, no panel");
+    let wrong = claim(
+        json!({"email": REGULAR, "signature": runtime::identity::sign(
+            b"shop-secret",
+            &std::collections::BTreeMap::from([("email".to_owned(), VIP.to_owned())]),
+        )}),
+    )
+    .await;
+    assert_eq!(wrong, Value::Null, "a signature for another email");
+    assert_eq!(
+        check(&api, &root, "li", "read", &resource).await["effect"],
+        "deny",
+        "claimed identities do not make li have served the customer"
+    );
+
+    let signed = claim(json!({"email": REGULAR, "signature": signature})).await;
+    assert_eq!(signed["allowed"], true, "{signed}");
+    assert_eq!(
+        check(&api, &root, "li", "read", &resource).await["effect"],
+        "allow"
+    );
+    server.stop().await;
+}

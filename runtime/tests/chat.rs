@@ -79,6 +79,8 @@ pub struct Options {
     pub connectors: Option<PathBuf>,
     /// Store in this database instead of SQLite in the data folder.
     pub database_url: Option<String>,
+    /// Visitor identities must be signed with this secret (`KEFU_IDENTITY_SECRET`).
+    pub identity_secret: Option<String>,
 }
 
 impl Server {
@@ -119,6 +121,9 @@ impl Server {
             None => fixtures(),
         };
         let mut state = state.with_chat(store, lookups, options.hub, options.limits, stop.clone());
+        if let (Some(chat), Some(secret)) = (&mut state.chat, options.identity_secret) {
+            chat.identity_secret = Some(Arc::from(secret.into_bytes()));
+        }
         // Like `kefu serve`: the audit trail in the data folder.
         if catalogue.is_some() {
             state.audit = runtime::audit::Audit::open(dir).unwrap();

@@ -169,6 +169,11 @@ type CustomerSeed = (
     &'static str,
 );
 
+/// Whether `email` is one of the demo shop's customers.
+pub fn is_demo_customer(email: &str) -> bool {
+    CUSTOMERS.iter().any(|customer| customer.0 == email)
+}
+
 const CUSTOMERS: &[CustomerSeed] = &[
     (
         "wang.xiaoming@example.com",

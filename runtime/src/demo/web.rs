@@ -25,6 +25,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/demo/api/products", get(products))
         .route("/demo/api/products/{id}", get(product))
         .route("/demo/img/{file}", get(picture))
+        .route("/demo/api/identity", get(identity))
 }
 
 async fn page() -> Html<&'static str> {
@@ -70,6 +71,39 @@ async fn product(
             Err(ApiError::internal())
         }
     }
+}
+
+#[derive(Deserialize)]
+struct IdentityQuery {
+    email: String,
+}
+
+/// What a shop's own server does for its signed-in customer: the signature of their identity
+/// (`crate::identity`), so the widget can tell kefu who they are. Only for the demo's customers;
+/// `signature: null` when kefu takes identities unsigned.
+async fn identity(
+    State(state): State<Arc<AppState>>,
+    Query(query): Query<IdentityQuery>,
+) -> Result<Response, ApiError> {
+    if !super::catalogue::is_demo_customer(&query.email) {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("`{}` is not a demo customer", query.email),
+        ));
+    }
+    let secret = state
+        .chat
+        .as_ref()
+        .and_then(|chat| chat.identity_secret.clone());
+    let signature = secret.map(|secret| {
+        let identity =
+            std::collections::BTreeMap::from([("email".to_owned(), query.email.clone())]);
+        crate::identity::sign(&secret, &identity)
+    });
+    Ok(
+        axum::Json(serde_json::json!({"email": query.email, "signature": signature}))
+            .into_response(),
+    )
 }
 
 /// A placeholder picture: SVG, whatever extension the flows' URLs use.

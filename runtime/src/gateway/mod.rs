@@ -65,6 +65,8 @@ pub struct Chat {
     pub limits: GatewayLimits,
     /// The queue as consoles see it (a rendered `queue` frame), kept current by one task.
     pub queue: tokio::sync::watch::Receiver<Arc<agent::QueueFrame>>,
+    /// With a secret, visitor identities count only when signed with it (`crate::identity`).
+    pub identity_secret: Option<Arc<[u8]>>,
 }
 
 /// `GET /ws/visitor`: upgrades to the visitor protocol.
@@ -298,6 +300,14 @@ impl Connection {
                         )
                         .await;
                 }
+                let visitor = match &self.chat.identity_secret {
+                    None => visitor,
+                    Some(_) if visitor.is_empty() => visitor,
+                    Some(secret) => crate::identity::verified(secret, &visitor).unwrap_or_else(|| {
+                        tracing::warn!(peer = %self.peer, "a visitor identity without a valid signature was dropped");
+                        std::collections::BTreeMap::new()
+                    }),
+                };
                 let params = StartParams {
                     flow,
                     locale,
