@@ -61,6 +61,25 @@ enum SqlType {
     Other,
 }
 
+/// The kind of value a filter compares, on either side.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Text,
+    Number,
+    Bool,
+}
+
+impl Kind {
+    fn of(value: &Value) -> Option<Kind> {
+        match value {
+            Value::String(_) => Some(Kind::Text),
+            Value::Number(_) => Some(Kind::Number),
+            Value::Bool(_) => Some(Kind::Bool),
+            _ => None,
+        }
+    }
+}
+
 /// A bound value.
 #[derive(Debug, Clone, PartialEq)]
 enum Bind {
@@ -398,10 +417,11 @@ impl SqlDriver {
         binds: &mut Vec<Bind>,
     ) -> Result<String, ConnectorError> {
         const UNKNOWN: &str = "(1 = NULL)";
-        let column = |name: &str| -> Result<Option<(String, SqlType)>, ConnectorError> {
-            if entity.field(name).is_none() {
+        // A column, with the kind of value it answers (as `convert` makes it), when known.
+        let column = |name: &str| -> Result<Option<(String, Option<Kind>)>, ConnectorError> {
+            let Some(field) = entity.field(name) else {
                 return Ok(None);
-            }
+            };
             let expr = sql_expr(&self.name, entity, name)?;
             let ty = self
                 .types
@@ -409,7 +429,17 @@ impl SqlDriver {
                 .and_then(|t| t.get(name))
                 .copied()
                 .unwrap_or(SqlType::Other);
-            Ok(Some((paren(&expr.sql), ty)))
+            let kind = match (field.ty, ty) {
+                (FieldType::Text, _) | (FieldType::Auto, SqlType::Text) => Some(Kind::Text),
+                (FieldType::Number, _) | (FieldType::Auto, SqlType::Number) => Some(Kind::Number),
+                // SQLite keeps booleans as integers: they are read as numbers.
+                (FieldType::Auto, SqlType::Bool) if self.kind == DriverKind::Sqlite => {
+                    Some(Kind::Number)
+                }
+                (FieldType::Bool, _) | (FieldType::Auto, SqlType::Bool) => Some(Kind::Bool),
+                _ => None,
+            };
+            Ok(Some((paren(&expr.sql), kind)))
         };
         Ok(match filter {
             RowFilter::Const(true) => "(1 = 1)".to_owned(),
@@ -425,40 +455,52 @@ impl SqlDriver {
                 self.filter_sql(entity, b, binds)?
             ),
             RowFilter::Not(a) => format!("(NOT {})", self.filter_sql(entity, a, binds)?),
+            // As in memory (`RowFilter::matches`): a comparison with a value of another kind
+            // than the column's is unknown, `==` and `!=` included.
             RowFilter::Compare {
                 column: name,
                 op,
                 operand: Operand::Value(value),
-            } => match (column(name)?, value) {
-                (None, _) | (_, Value::Null) => UNKNOWN.to_owned(),
-                (Some((expr, ty)), value) => match to_bind(value, ty) {
-                    Ok(bind) => {
-                        binds.push(bind);
-                        format!("({expr} {} {})", op.sql(), self.placeholder(binds.len()))
+            } => match column(name)? {
+                // A column whose kind the driver could not tell (SQLite's declared types, say)
+                // is compared with the value as it is.
+                Some((expr, kind))
+                    if Kind::of(value).is_some() && (kind.is_none() || kind == Kind::of(value)) =>
+                {
+                    match to_bind(value, SqlType::Other) {
+                        Ok(bind) => {
+                            binds.push(bind);
+                            format!("({expr} {} {})", op.sql(), self.placeholder(binds.len()))
+                        }
+                        Err(_) => UNKNOWN.to_owned(),
                     }
-                    Err(_) => UNKNOWN.to_owned(),
-                },
+                }
+                _ => UNKNOWN.to_owned(),
             },
             RowFilter::In {
                 column: name,
                 operand: Operand::Value(Value::List(items)),
             } => match column(name)? {
-                None => UNKNOWN.to_owned(),
-                Some((expr, ty)) => {
+                Some((expr, kind)) => {
                     let mut marks = Vec::new();
-                    // `null`s match nothing (as in memory); values of another kind neither.
-                    for item in items.iter().filter(|v| !matches!(v, Value::Null)) {
-                        if let Ok(bind) = to_bind(item, ty) {
+                    // Items of another kind (and `null`s) match nothing, as in memory.
+                    let fits = |v: &&Value| {
+                        Kind::of(v).is_some() && (kind.is_none() || Kind::of(v) == kind)
+                    };
+                    for item in items.iter().filter(fits) {
+                        if let Ok(bind) = to_bind(item, SqlType::Other) {
                             binds.push(bind);
                             marks.push(self.placeholder(binds.len()));
                         }
                     }
                     if marks.is_empty() {
-                        "(1 = 0)".to_owned()
+                        // Known false, but unknown for a `NULL` column (as `x IN (…)` is).
+                        format!("(CASE WHEN {expr} IS NULL THEN (1 = NULL) ELSE (1 = 0) END)")
                     } else {
                         format!("({expr} IN ({}))", marks.join(", "))
                     }
                 }
+                _ => UNKNOWN.to_owned(),
             },
             // Unbound agent attributes (a view is bound before it gets here) or a list that
             // is not one: nothing is known.
@@ -879,7 +921,13 @@ fn to_bind(value: &Value, ty: SqlType) -> Result<Bind, String> {
 
 fn sql_type(name: &str) -> SqlType {
     let name = name.to_ascii_uppercase();
-    if name.contains("CHAR") || name.contains("TEXT") || name == "NAME" || name == "ENUM" {
+    // MySQL reports text with a binary collation (`utf8mb4_bin`) as `VARBINARY`/`BINARY`.
+    if name.contains("CHAR")
+        || name.contains("TEXT")
+        || name.contains("BINARY")
+        || name == "NAME"
+        || name == "ENUM"
+    {
         SqlType::Text
     } else if name.contains("INT")
         || name.contains("DECIMAL")

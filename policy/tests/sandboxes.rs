@@ -137,6 +137,14 @@ fn views_filter_rows_and_mask_fields() {
         &record(&[("region", s("north")), ("status", s("archived"))]),
         &sales
     ));
+    // `!=` with a value of another kind is unknown, not true: a status that is a number or a
+    // list hides the row instead of passing `status != "archived"`.
+    for status in [Value::Number(1.0), list(&["archived"]), Value::Null] {
+        assert!(!view.shows(
+            &record(&[("region", s("north")), ("status", status.clone())]),
+            &sales
+        ));
+    }
     let mut masked = north;
     view.mask_record(&mut masked);
     expect![[r#"{"address":"北京市朝阳区****","email":"l***@example.com","id_card":"110***********1234","name":"李雷","phone":"138****1234","region":"north","status":"active"}"#]]

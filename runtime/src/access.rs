@@ -172,7 +172,13 @@ impl Access {
     fn put(&self, config: Config, origin: Origin) {
         // Both under the config's lock, so a reader never pairs one text with another's rules.
         let mut slot = self.config.write().unwrap_or_else(|e| e.into_inner());
-        *self.origin.write().unwrap_or_else(|e| e.into_inner()) = origin;
+        let mut current = self.origin.write().unwrap_or_else(|e| e.into_inner());
+        // A saved revision never gives way to an older one (a follower that read the database
+        // just before a save on this node lands after it).
+        if origin.source == "database" && current.revision > origin.revision {
+            return;
+        }
+        *current = origin;
         *slot = Arc::new(config);
     }
 

@@ -195,7 +195,8 @@ impl RowFilter {
     /// Whether `subject` sees the record `row` (a map of column values).
     ///
     /// The logic is SQL's, with three values: a comparison with `null` on either side, or
-    /// one that cannot be made (a string with a number), is *unknown*; `!unknown` is unknown,
+    /// of values of different kinds (a string with a number, a list with anything), is
+    /// *unknown*, for `==` and `!=` too; `!unknown` is unknown,
     /// `&&` and `||` follow Kleene's tables, and only a known `true` shows the row. So the
     /// test in memory and the `WHERE` clause the runtime makes agree, and a value of the wrong
     /// kind hides a row instead of revealing it.
@@ -224,7 +225,7 @@ impl RowFilter {
             } => {
                 let value = builtins::field(row, column).unwrap_or(&Value::Null);
                 let other = operand.resolve(subject);
-                if matches!(value, Value::Null) || matches!(other, Value::Null) {
+                if !same_kind(value, other) {
                     return None;
                 }
                 builtins::binary(op.binary(), value, other)
@@ -234,10 +235,12 @@ impl RowFilter {
             RowFilter::In { column, operand } => {
                 let value = builtins::field(row, column).unwrap_or(&Value::Null);
                 match (value, operand.resolve(subject)) {
-                    (Value::Null, _) => None,
-                    (_, Value::List(items)) => {
-                        Some(items.iter().any(|item| builtins::equals(item, value)))
-                    }
+                    (Value::Null | Value::List(_) | Value::Map(_), _) => None,
+                    (_, Value::List(items)) => Some(
+                        items
+                            .iter()
+                            .any(|item| same_kind(item, value) && builtins::equals(item, value)),
+                    ),
                     _ => None,
                 }
             }
@@ -402,4 +405,16 @@ fn operand(node: &ExprNode, list: bool) -> Result<Operand, Problem> {
             format!("compare a column with a constant or an agent attribute: {SHAPES}"),
         )),
     }
+}
+
+/// Whether a comparison of `a` with `b` is known: both text, both numbers or both booleans.
+/// Anything else (a `null`, a list, a number against text) is unknown — as SQL makes it, and so
+/// that a value of an unexpected kind hides a row rather than shows it.
+fn same_kind(a: &Value, b: &Value) -> bool {
+    matches!(
+        (a, b),
+        (Value::String(_), Value::String(_))
+            | (Value::Number(_), Value::Number(_))
+            | (Value::Bool(_), Value::Bool(_))
+    )
 }
