@@ -775,61 +775,132 @@ async fn decide_for(
     Ok((verdict, subject))
 }
 
-/// A conversation's variables as `caller` may see them: a variable a lookup of the flow
-/// filled with rows of an entity (`save_as`) goes through the caller's view of that entity —
-/// rows outside it become `null` (a map) or are left out (a list), masked fields are masked —
-/// so the bot's lookups do not show an agent what their department's sandbox hides. Values a
-/// flow copied elsewhere (a `set` of `order.phone` into another variable) are not traced.
+/// A conversation's variables as `caller` may see them. Rows the bot read through the
+/// connectors go through the caller's view of their entity (rows outside it become `null` or
+/// are left out of a list, masked fields are masked), so the bot's lookups do not show an agent
+/// what their department's sandbox hides:
+/// - a variable a `lookup` of the flow filled (`save_as`) is a row (or rows) of that entity;
+/// - anywhere else in the variables (a button's chosen row, a sub-flow's outputs, a copy), a
+///   map holding the key field of an entity the caller sees through a view is taken as a row
+///   of that entity — more may be masked than needed, nothing less.
+///
+/// Values a flow copied field by field (`set phone = order.phone`) are not traced.
 pub async fn variables_in_view(
     state: &AppState,
-    caller: &Caller,
+    user: &User,
     flow: Option<&flows::Flow>,
     mut variables: BTreeMap<String, Value>,
 ) -> Result<BTreeMap<String, Value>, ApiError> {
-    let Some(flow) = flow else {
-        return Ok(variables);
-    };
-    let Some(store) = &state.store else {
-        return Ok(variables);
-    };
-    let lookups: Vec<(&str, &str)> = flow
-        .nodes
-        .iter()
-        .filter_map(|node| match &node.kind {
-            flows::model::NodeKind::Lookup(lookup) => lookup
-                .save_as
-                .as_deref()
-                .map(|name| (name, lookup.entity.as_str())),
-            _ => None,
-        })
-        .collect();
-    if lookups.is_empty() || caller.user.role == "admin" {
+    if user.role == "admin" {
         return Ok(variables);
     }
-    let subject = subject(store, &caller.user, &customer_key(state)).await?;
-    for (name, entity) in lookups {
-        let sandboxed = Sandboxed::new(state, &subject, entity, &caller.user);
-        let (Some(view), Some(value)) = (sandboxed.view(), variables.get_mut(name)) else {
-            continue;
-        };
-        *value = match std::mem::replace(value, Value::Null) {
-            Value::Map(row) => view.apply(vec![row]).pop().map_or(Value::Null, Value::Map),
-            Value::List(items) => Value::List(
-                items
-                    .into_iter()
-                    .filter_map(|item| match item {
-                        Value::Map(row) => view.apply(vec![row]).pop().map(Value::Map),
-                        // Not a row: nothing the view can tell apart, so nothing is shown.
-                        _ => None,
-                    })
-                    .collect(),
-            ),
-            Value::Null => Value::Null,
-            // A variable of another kind holds no row; masked whole, to be safe.
-            _ => Value::String("***".to_owned()),
+    let Some(store) = &state.store else {
+        // Without accounts there is nobody to show them to.
+        return Ok(BTreeMap::new());
+    };
+    let subject = subject(store, user, &customer_key(state)).await?;
+    // Every entity the caller sees through a view, with its key field.
+    let entities: Vec<(String, String)> = state
+        .connectors
+        .as_ref()
+        .map(|live| {
+            live.registry()
+                .connectors()
+                .connectors
+                .iter()
+                .flat_map(|c| c.entities.values())
+                .map(|e| (e.name.clone(), e.key.clone()))
+                .collect()
+        })
+        .unwrap_or_default();
+    let views: Vec<(String, connectors::View)> = entities
+        .into_iter()
+        .filter_map(|(entity, key)| {
+            let sandboxed = Sandboxed::new(state, &subject, &entity, user);
+            sandboxed.view.map(|view| (key, view))
+        })
+        .collect();
+    if views.is_empty() {
+        return Ok(variables);
+    }
+    let saved: BTreeMap<&str, &str> = flow
+        .map(|flow| {
+            flow.nodes
+                .iter()
+                .filter_map(|node| match &node.kind {
+                    flows::model::NodeKind::Lookup(lookup) => lookup
+                        .save_as
+                        .as_deref()
+                        .map(|name| (name, lookup.entity.as_str())),
+                    _ => None,
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    for (name, value) in &mut variables {
+        let taken = std::mem::replace(value, Value::Null);
+        *value = match saved.get(name.as_str()) {
+            Some(entity) => {
+                let view = Sandboxed::new(state, &subject, entity, user).view;
+                match view {
+                    Some(view) => rows_in_view(&view, taken),
+                    None => through_views(&views, taken),
+                }
+            }
+            None => through_views(&views, taken),
         };
     }
     Ok(variables)
+}
+
+/// A value a lookup saved (a row or a list of rows) through `view`.
+fn rows_in_view(view: &connectors::View, value: Value) -> Value {
+    match value {
+        Value::Map(row) => view.apply(vec![row]).pop().map_or(Value::Null, Value::Map),
+        Value::List(items) => Value::List(
+            items
+                .into_iter()
+                .filter_map(|item| match item {
+                    Value::Map(row) => view.apply(vec![row]).pop().map(Value::Map),
+                    // Not a row: nothing the view can tell apart, so nothing is shown.
+                    _ => None,
+                })
+                .collect(),
+        ),
+        Value::Null => Value::Null,
+        // Not a row where one was saved: masked whole, to be safe.
+        _ => Value::String("***".to_owned()),
+    }
+}
+
+/// Any value, with every map that holds the key field of a viewed entity taken as a row of it
+/// (dropped from lists, `null` elsewhere, when outside the view).
+fn through_views(views: &[(String, connectors::View)], value: Value) -> Value {
+    match value {
+        Value::Map(row) => {
+            if let Some((_, view)) = views.iter().find(|(key, _)| row.contains_key(key)) {
+                return view.apply(vec![row]).pop().map_or(Value::Null, Value::Map);
+            }
+            Value::Map(
+                row.into_iter()
+                    .map(|(k, v)| (k, through_views(views, v)))
+                    .collect(),
+            )
+        }
+        Value::List(items) => Value::List(
+            items
+                .into_iter()
+                .filter_map(|item| {
+                    let was_row = matches!(&item, Value::Map(row) if views.iter().any(|(key, _)| row.contains_key(key)));
+                    match through_views(views, item) {
+                        Value::Null if was_row => None,
+                        other => Some(other),
+                    }
+                })
+                .collect(),
+        ),
+        other => other,
+    }
 }
 
 /// Decides a connector call started by `caller` (`read` for operations that only read, else
@@ -1189,6 +1260,14 @@ async fn save_policies(
             ))
         }
         Err(SaveError::Stale { base, newest }) => {
+            state
+                .audit
+                .record(
+                    audited
+                        .decided(crate::audit::Decision::Deny, Vec::new())
+                        .detail(json!({ "error": "stale", "base": base, "newest": newest })),
+                )
+                .await;
             let error = SaveError::Stale { base, newest };
             Err(ApiError::new(StatusCode::CONFLICT, error.to_string()))
         }

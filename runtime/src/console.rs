@@ -269,7 +269,8 @@ async fn detail(
     // The bot's lookups, as the caller's department may see them.
     let flow = conversation_flow(&state, store, &conversation).await?;
     let variables =
-        crate::access::variables_in_view(&state, &caller, flow.as_ref(), context.variables).await?;
+        crate::access::variables_in_view(&state, &caller.user, flow.as_ref(), context.variables)
+            .await?;
     verdict.audit(&state, Some(messages.len() as u64)).await;
     Ok(Json(json!({
         "conversation": summary(store, &conversation).await?,

@@ -337,6 +337,10 @@ impl AgentConnection {
             && matches!(change.event, "assigned" | "transferred")
             && let Ok(Some(conversation)) = self.store.conversation(&change.conversation).await
             && let Ok(summary) = crate::console::summary(&self.store, &conversation).await
+            // Decided like the queue's summaries (a policy may deny even one's own).
+            && crate::access::ListReader::new(&self.state, &self.caller)
+                .await
+                .is_ok_and(|reader| reader.may_read(&summary))
         {
             let frame = json!({"type": "assigned", "conversation": summary});
             self.send(&frame.to_string()).await?;

@@ -38,8 +38,8 @@ pub(super) struct Sql {
     pub update_state: &'static str,
     /// Sets the console's columns: queue, team, priority, reason, assignee, handed_off_at.
     pub update_routing: &'static str,
-    /// Remembers that an agent had the conversation (`conversation_agents`); nothing when it
-    /// is known already.
+    /// Remembers that an agent had the conversation (`conversation_agents`), and when they last
+    /// got it (the newest served come first in `agent.service_history`).
     pub insert_served: &'static str,
     pub insert_event: &'static str,
     pub events_after: &'static str,
@@ -75,7 +75,7 @@ pub(super) const SQLITE: Sql = Sql {
     update_state: "UPDATE conversations SET owner = ?, status = ?, last_event_seq = ? WHERE id = ?",
     update_routing: "UPDATE conversations SET queue = ?, team = ?, priority = ?, priority_rank = ?, reason = ?, assignee = ?, handed_off_at = ? WHERE id = ?",
     insert_served: "INSERT INTO conversation_agents (user_id, conversation_id, at) VALUES (?, ?, ?) \
-                    ON CONFLICT (user_id, conversation_id) DO NOTHING",
+                    ON CONFLICT (user_id, conversation_id) DO UPDATE SET at = excluded.at",
     insert_event: "INSERT INTO events (conversation_id, seq, at, kind, data) VALUES (?, ?, ?, ?, ?)",
     events_after: "SELECT seq, at, kind, data FROM events WHERE conversation_id = ? AND seq > ? ORDER BY seq",
     save_session: "INSERT INTO sessions (conversation_id, turn, state) VALUES (?, ?, ?) \
@@ -109,7 +109,7 @@ pub(super) const POSTGRES: Sql = Sql {
     update_state: "UPDATE conversations SET owner = $1, status = $2, last_event_seq = $3 WHERE id = $4",
     update_routing: "UPDATE conversations SET queue = $1, team = $2, priority = $3, priority_rank = $4, reason = $5, assignee = $6, handed_off_at = $7 WHERE id = $8",
     insert_served: "INSERT INTO conversation_agents (user_id, conversation_id, at) VALUES ($1, $2, $3) \
-                    ON CONFLICT (user_id, conversation_id) DO NOTHING",
+                    ON CONFLICT (user_id, conversation_id) DO UPDATE SET at = excluded.at",
     insert_event: "INSERT INTO events (conversation_id, seq, at, kind, data) VALUES ($1, $2, $3, $4, $5)",
     events_after: "SELECT seq, at, kind, data FROM events WHERE conversation_id = $1 AND seq > $2 ORDER BY seq",
     save_session: "INSERT INTO sessions (conversation_id, turn, state) VALUES ($1, $2, $3) \
@@ -128,7 +128,8 @@ pub(super) const MYSQL: Sql = Sql {
     lock_message_counter: "SELECT last_message_seq FROM conversations WHERE id = ? FOR UPDATE",
     lock_event_counter: "SELECT last_event_seq FROM conversations WHERE id = ? FOR UPDATE",
     client_id_pads_spaces: true,
-    insert_served: "INSERT IGNORE INTO conversation_agents (user_id, conversation_id, at) VALUES (?, ?, ?)",
+    insert_served: "INSERT INTO conversation_agents (user_id, conversation_id, at) VALUES (?, ?, ?) \
+                    ON DUPLICATE KEY UPDATE at = VALUES(at)",
     // `state` is assigned before `turn`: MySQL evaluates the assignments left to right.
     save_session: "INSERT INTO sessions (conversation_id, turn, state) VALUES (?, ?, ?) \
                    ON DUPLICATE KEY UPDATE state = IF(VALUES(turn) >= turn, VALUES(state), state), \
