@@ -17,37 +17,18 @@
 // `sales` / `sales` must exist (kefu creates them at first start), and the server must run the
 // bundled policies and connectors over the demo catalogue.
 
-import { mkdirSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { chromium } from 'playwright-core';
+import { BASE, SHOTS, WAIT, fail, finish, launch } from './harness.mjs';
 
-const BASE = (process.env.KEFU_URL || '').replace(/\/+$/, '');
-const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
-const SHOTS = process.env.SCREENSHOT_DIR || join(tmpdir(), 'kefu-screenshots');
 const ADMIN_PASSWORD = process.env.KEFU_ADMIN_PASSWORD || '';
-const WAIT = 10_000;
 
 const LI_NA = { email: 'li.na@example.com', phone: '13987655678', name: '李娜', nameEn: 'Li Na' };
 const WANG = { email: 'wang.xiaoming@example.com', phone: '13812341234' };
 
-if (!BASE) fail('set KEFU_URL, e.g. KEFU_URL=http://127.0.0.1:38123');
 if (!ADMIN_PASSWORD) fail('set KEFU_ADMIN_PASSWORD (the password of the account `admin`)');
-mkdirSync(SHOTS, { recursive: true });
 
-const browser = await chromium.launch({
-  executablePath: CHROMIUM,
-  headless: true,
-  args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run', '--disable-dev-shm-usage'],
-});
-try {
-  await run();
-} catch (error) {
-  await browser.close();
-  fail(error instanceof Error ? error.stack || error.message : String(error));
-}
-await browser.close();
-console.log('ok: departments see masked customers, and the admin edited policies, checked, granted and audited');
+const browser = await launch();
+await finish(browser, () => run(), 'departments see masked customers, and the admin edited policies, checked, granted and audited');
 
 function step(what) {
   console.log(`- ${what}`);
@@ -355,9 +336,4 @@ async function checkAccess(admin, login, resource) {
 
 function expect(condition, what) {
   if (!condition) throw new Error(what);
-}
-
-function fail(message) {
-  console.error(`access browser test failed: ${message}`);
-  process.exit(1);
 }

@@ -13,32 +13,13 @@
 // KEFU_ADMIN_PASSWORD (optional: without it the admin checks are skipped). The demo agent
 // `agent` / `agent` must exist (kefu creates it at first start).
 
-import { mkdirSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { chromium } from 'playwright-core';
+import { BASE, SHOTS, WAIT, fail, finish, launch } from './harness.mjs';
 
-const BASE = (process.env.KEFU_URL || '').replace(/\/+$/, '');
-const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
-const SHOTS = process.env.SCREENSHOT_DIR || join(tmpdir(), 'kefu-screenshots');
-const WAIT = 10_000;
 
-if (!BASE) fail('set KEFU_URL, e.g. KEFU_URL=http://127.0.0.1:38123');
-mkdirSync(SHOTS, { recursive: true });
 
-const browser = await chromium.launch({
-  executablePath: CHROMIUM,
-  headless: true,
-  args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run', '--disable-dev-shm-usage'],
-});
-try {
-  await run();
-} catch (error) {
-  await browser.close();
-  fail(error instanceof Error ? error.stack || error.message : String(error));
-}
-await browser.close();
-console.log('ok: an agent took over, replied, transferred and handed back in the console');
+const browser = await launch();
+await finish(browser, () => run(), 'an agent took over, replied, transferred and handed back in the console');
 
 async function run() {
   const step = (what) => console.log(`- ${what}`);
@@ -223,9 +204,4 @@ async function connectors(admin, step) {
   await admin.waitForTimeout(300);
   await admin.screenshot({ path: join(SHOTS, 'connectors.png'), fullPage: true });
   step(`saved ${join(SHOTS, 'connectors.png')}`);
-}
-
-function fail(message) {
-  console.error(`console browser test failed: ${message}`);
-  process.exit(1);
 }

@@ -11,34 +11,15 @@
 // Env: KEFU_URL and KEFU_ADMIN_PASSWORD (the password of `admin`) are required; CHROMIUM
 // (default /usr/bin/chromium), SCREENSHOT_DIR.
 
-import { mkdirSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { chromium } from 'playwright-core';
+import { BASE, SHOTS, WAIT, fail, finish, launch } from './harness.mjs';
 
-const BASE = (process.env.KEFU_URL || '').replace(/\/+$/, '');
 const PASSWORD = process.env.KEFU_ADMIN_PASSWORD || '';
-const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
-const SHOTS = process.env.SCREENSHOT_DIR || join(tmpdir(), 'kefu-screenshots');
-const WAIT = 10_000;
 
-if (!BASE) fail('set KEFU_URL, e.g. KEFU_URL=http://127.0.0.1:38123');
 if (!PASSWORD) fail('set KEFU_ADMIN_PASSWORD (the password of the account `admin`)');
-mkdirSync(SHOTS, { recursive: true });
 
-const browser = await chromium.launch({
-  executablePath: CHROMIUM,
-  headless: true,
-  args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run', '--disable-dev-shm-usage'],
-});
-try {
-  await run();
-} catch (error) {
-  await browser.close();
-  fail(error instanceof Error ? error.stack || error.message : String(error));
-}
-await browser.close();
-console.log('ok: a flow was built with the mouse, previewed, published and chatted with in the shop');
+const browser = await launch();
+await finish(browser, () => run(), 'a flow was built with the mouse, previewed, published and chatted with in the shop');
 
 async function run() {
   const step = (what) => console.log(`- ${what}`);
@@ -210,9 +191,4 @@ async function expectText(page, selector, pattern) {
     [selector, pattern.source, pattern.flags],
     { timeout: WAIT },
   );
-}
-
-function fail(message) {
-  console.error(`FAILED: ${message}`);
-  process.exit(1);
 }

@@ -7,15 +7,9 @@
 // Env: KEFU_URL (required), CHROMIUM (default /usr/bin/chromium), SCREENSHOT_DIR (default:
 // $TMPDIR/kefu-screenshots). Exits 0 on success, 1 with a message on failure.
 
-import { mkdirSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { chromium } from 'playwright-core';
+import { BASE, SHOTS, WAIT, fail, finish, launch } from './harness.mjs';
 
-const BASE = (process.env.KEFU_URL || '').replace(/\/+$/, '');
-const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
-const SHOTS = process.env.SCREENSHOT_DIR || join(tmpdir(), 'kefu-screenshots');
-const WAIT = 10_000;
 
 // Labels of flows/library/guided-shopping.flow.json.
 const PASSES = [
@@ -23,22 +17,11 @@ const PASSES = [
   { lang: 'zh-CN', category: '手机', preference: '拍照', addToCart: /^加入购物车：/, shot: 'shop-chat-zh.png' },
 ];
 
-if (!BASE) fail('set KEFU_URL, e.g. KEFU_URL=http://127.0.0.1:38123');
-mkdirSync(SHOTS, { recursive: true });
 
-const browser = await chromium.launch({
-  executablePath: CHROMIUM,
-  headless: true,
-  args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run', '--disable-dev-shm-usage'],
-});
-try {
+const browser = await launch();
+await finish(browser, async () => {
   for (const pass of PASSES) await run(pass);
-} catch (error) {
-  await browser.close();
-  fail(error instanceof Error ? error.message : String(error));
-}
-await browser.close();
-console.log('ok: the shop chat works and resumes in en and zh-CN');
+}, 'the shop chat works and resumes in en and zh-CN');
 
 async function run(pass) {
   const step = (what) => console.log(`[${pass.lang}] ${what}`);
@@ -144,9 +127,4 @@ async function transcript(page) {
   } catch (error) {
     return `(no transcript: ${error.message})`;
   }
-}
-
-function fail(message) {
-  console.error(`FAIL: ${message}`);
-  process.exit(1);
 }
