@@ -170,6 +170,46 @@ impl Caller {
     }
 }
 
+/// The client's address: the TCP peer's, or — when the peer is a reverse proxy listed in
+/// `KEFU_TRUSTED_PROXIES` (comma-separated addresses) — the one the proxy forwarded for: the
+/// last `X-Forwarded-For` entry that is not itself a trusted proxy. What the audit trail
+/// records as "from where", what `context.ip` holds and what sign-in attempts are limited by.
+pub fn client_ip(headers: &HeaderMap, peer: Option<std::net::IpAddr>) -> Option<String> {
+    static TRUSTED: std::sync::OnceLock<Vec<std::net::IpAddr>> = std::sync::OnceLock::new();
+    let trusted = TRUSTED.get_or_init(|| {
+        std::env::var("KEFU_TRUSTED_PROXIES")
+            .unwrap_or_default()
+            .split(',')
+            .filter_map(|ip| ip.trim().parse().ok())
+            .collect()
+    });
+    client_ip_behind(headers, peer, trusted)
+}
+
+fn client_ip_behind(
+    headers: &HeaderMap,
+    peer: Option<std::net::IpAddr>,
+    trusted: &[std::net::IpAddr],
+) -> Option<String> {
+    let peer = peer?;
+    if !trusted.contains(&peer) {
+        return Some(peer.to_string());
+    }
+    let forwarded: Vec<std::net::IpAddr> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .filter_map(|ip| ip.trim().parse().ok())
+        .collect();
+    let client = forwarded
+        .into_iter()
+        .rev()
+        .find(|ip| !trusted.contains(ip))
+        .unwrap_or(peer);
+    Some(client.to_string())
+}
+
 /// A signed-in admin (403 for an agent).
 #[derive(Debug, Clone)]
 pub struct Admin(pub Caller);
@@ -206,10 +246,11 @@ impl FromRequestParts<Arc<AppState>> for Caller {
                 ));
             }
         }
-        let ip = parts
+        let peer = parts
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
-            .map(|ConnectInfo(addr)| addr.ip().to_string());
+            .map(|ConnectInfo(addr)| addr.ip());
+        let ip = client_ip(&parts.headers, peer);
         Ok(Caller {
             user,
             csrf,
@@ -272,9 +313,8 @@ async fn login(
         (
             format!(
                 "peer:{}",
-                peer.map_or_else(String::new, |Extension(ConnectInfo(addr))| addr
-                    .ip()
-                    .to_string())
+                client_ip(&headers, peer.map(|Extension(ConnectInfo(addr))| addr.ip()))
+                    .unwrap_or_default()
             ),
             ADDRESS_FAILURES,
         ),
@@ -494,6 +534,32 @@ pub async fn bootstrap(store: &Store) -> anyhow::Result<Option<String>> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_client_is_the_peer_unless_a_trusted_proxy_forwarded_for_someone() {
+        use axum::http::HeaderValue;
+        let proxy: std::net::IpAddr = "10.0.0.2".parse().unwrap();
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            "x-forwarded-for",
+            HeaderValue::from_static("6.6.6.6, 203.0.113.7, 10.0.0.2"),
+        );
+        // Not behind a trusted proxy: the header is anyone's to write.
+        assert_eq!(
+            super::client_ip_behind(&headers, Some("198.51.100.1".parse().unwrap()), &[proxy]),
+            Some("198.51.100.1".to_owned())
+        );
+        // Behind it: the last address the proxies did not add themselves.
+        assert_eq!(
+            super::client_ip_behind(&headers, Some(proxy), &[proxy]),
+            Some("203.0.113.7".to_owned())
+        );
+        assert_eq!(
+            super::client_ip_behind(&HeaderMap::new(), Some(proxy), &[proxy]),
+            Some("10.0.0.2".to_owned())
+        );
+        assert_eq!(super::client_ip_behind(&headers, None, &[proxy]), None);
+    }
+
     use std::time::{Duration, Instant};
 
     use axum::http::HeaderMap;
