@@ -242,7 +242,7 @@ fn read_batch(
         None => (
             segments
                 .iter()
-                .rposition(|s| s.first <= cursor.seq + 1)
+                .rposition(|s| s.first <= cursor.seq.saturating_add(1))
                 .unwrap_or(0),
             0,
         ),

@@ -217,7 +217,7 @@ impl Writer {
     /// new file and its directory entry are durable before anything is written to it; a file of
     /// that name left empty by a crash between the two is taken over.
     fn rotate(&mut self) -> Result<(), AuditError> {
-        let first = self.head.seq + 1;
+        let first = self.head.seq.saturating_add(1);
         let path = self.dir.join(segment_name(first));
         let io = |e: std::io::Error| AuditError::Io(format!("{}: {e}", path.display()));
         let file = OpenOptions::new()
@@ -371,7 +371,7 @@ pub(super) fn open(dir: &Path, segment_bytes: u64) -> Result<Writer, AuditError>
                     break;
                 }
             }
-            if newest.first != head.seq + 1 {
+            if newest.first != head.seq.saturating_add(1) {
                 return Err(AuditError::Corrupt(format!(
                     "{} is empty but the chain before it ends at seq {}",
                     newest.path.display(),
@@ -420,7 +420,7 @@ pub(super) fn run_writer(
         let mut next = writer.head.clone();
         let mut seqs = Vec::with_capacity(batch.len());
         for pending in &batch {
-            let seq = next.seq + 1;
+            let seq = next.seq.saturating_add(1);
             // A record is plain data; serialising it cannot fail, but a failure must not be
             // hidden, so it turns into the error acknowledgement below.
             let Ok(record) = serde_json::to_string(&pending.record) else {
@@ -577,7 +577,7 @@ pub fn verify(dir: &Path) -> Result<Result<Verified, Break>, AuditError> {
             }
             let (expected_seq, expected_prev) = head
                 .as_ref()
-                .map_or((1, GENESIS), |h| (h.seq + 1, h.hash.as_str()));
+                .map_or((1, GENESIS), |h| (h.seq.saturating_add(1), h.hash.as_str()));
             if line.seq != expected_seq {
                 return fail(match &head {
                     None => format!(
@@ -627,7 +627,7 @@ pub fn verify(dir: &Path) -> Result<Result<Verified, Break>, AuditError> {
                 problem: "the segment ends in an incomplete line".to_owned(),
             }));
         }
-        let next = head.as_ref().map_or(1, |h| h.seq + 1);
+        let next = head.as_ref().map_or(1, |h| h.seq.saturating_add(1));
         if line_no == 0 && segment.first != next && name != LEGACY_NAME {
             return Ok(Err(Break {
                 segment: name,
