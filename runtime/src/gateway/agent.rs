@@ -287,16 +287,7 @@ impl AgentConnection {
     /// read (the frame as it is when they may read them all; none when the decision cannot be
     /// made).
     async fn send_queue(&mut self, frame: &QueueFrame) -> Result<(), Option<(u16, &'static str)>> {
-        let fresh = self
-            .reader
-            .as_ref()
-            .is_some_and(|(since, _)| since.elapsed() < READER_FOR);
-        if !fresh {
-            match crate::access::ListReader::new(&self.state, &self.caller).await {
-                Ok(reader) => self.reader = Some((Instant::now(), reader)),
-                Err(_) => self.reader = None,
-            }
-        }
+        self.refresh_reader().await;
         let readable: Vec<&Value> = match &self.reader {
             Some((_, reader)) => frame
                 .summaries
@@ -310,6 +301,21 @@ impl AgentConnection {
         } else {
             let text = json!({"type": "queue", "conversations": readable}).to_string();
             self.send(&text).await
+        }
+    }
+
+    /// Reads the agent's subject and grants again when the last read is older than
+    /// [`READER_FOR`] (none, so nothing is shown, when they cannot be read).
+    async fn refresh_reader(&mut self) {
+        let fresh = self
+            .reader
+            .as_ref()
+            .is_some_and(|(since, _)| since.elapsed() < READER_FOR);
+        if !fresh {
+            self.reader = crate::access::ListReader::new(&self.state, &self.caller)
+                .await
+                .ok()
+                .map(|reader| (Instant::now(), reader));
         }
     }
 
@@ -333,14 +339,17 @@ impl AgentConnection {
         change: &crate::conversation::QueueChange,
     ) -> Result<(), Option<(u16, &'static str)>> {
         let mine = change.assignee.as_deref() == Some(self.caller.user.id.as_str());
-        if mine
-            && matches!(change.event, "assigned" | "transferred")
-            && let Ok(Some(conversation)) = self.store.conversation(&change.conversation).await
+        if !mine || !matches!(change.event, "assigned" | "transferred") {
+            return Ok(());
+        }
+        self.refresh_reader().await;
+        if let Ok(Some(conversation)) = self.store.conversation(&change.conversation).await
             && let Ok(summary) = crate::console::summary(&self.store, &conversation).await
             // Decided like the queue's summaries (a policy may deny even one's own).
-            && crate::access::ListReader::new(&self.state, &self.caller)
-                .await
-                .is_ok_and(|reader| reader.may_read(&summary))
+            && self
+                .reader
+                .as_ref()
+                .is_some_and(|(_, reader)| reader.may_read(&summary))
         {
             let frame = json!({"type": "assigned", "conversation": summary});
             self.send(&frame.to_string()).await?;
