@@ -18,7 +18,7 @@
 // bundled policies and connectors over the demo catalogue.
 
 import { join } from 'node:path';
-import { BASE, SHOTS, WAIT, fail, finish, launch } from './harness.mjs';
+import { BASE, SHOTS, WAIT, fail, finish, launch, watcher } from './harness.mjs';
 
 const ADMIN_PASSWORD = process.env.KEFU_ADMIN_PASSWORD || '';
 
@@ -35,22 +35,10 @@ function step(what) {
 }
 
 async function run() {
-  const problems = [];
-  const watch = (page, who) => {
-    page.setDefaultTimeout(WAIT);
-    page.on('pageerror', (error) => problems.push(`${who}: page error: ${error.message}`));
-    page.on('console', (message) => {
-      // Expected refusals: /api/auth/me before signing in (401), a policy text with a problem
-      // (422), a save over someone else's (409), a grant the server refuses (400). Chromium
-      // logs each failed request.
-      if (message.type() === 'error' && !/status of (401|422|409|400)/.test(message.text())) {
-        problems.push(`${who}: console error: ${message.text()} (${message.location().url || 'no url'})`);
-      }
-    });
-  };
-  const check = (where) => {
-    if (problems.length) throw new Error(`${where}:\n  ${problems.join('\n  ')}`);
-  };
+  // Expected refusals: /api/auth/me before signing in (401), a policy text with a problem
+  // (422), a save over someone else's (409), a grant the server refuses (400). Chromium logs
+  // each failed request.
+  const { watch, check } = watcher(/status of (401|422|409|400)/);
 
   // a. Department sandboxes.
   const liNa = await handOff(LI_NA.email, watch);

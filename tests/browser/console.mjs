@@ -14,7 +14,7 @@
 // `agent` / `agent` must exist (kefu creates it at first start).
 
 import { join } from 'node:path';
-import { BASE, SHOTS, WAIT, fail, finish, launch } from './harness.mjs';
+import { BASE, SHOTS, WAIT, fail, finish, launch, watcher } from './harness.mjs';
 
 
 
@@ -23,20 +23,8 @@ await finish(browser, () => run(), 'an agent took over, replied, transferred and
 
 async function run() {
   const step = (what) => console.log(`- ${what}`);
-  const problems = [];
-  const watch = (page, who) => {
-    page.setDefaultTimeout(WAIT);
-    page.on('pageerror', (error) => problems.push(`${who}: page error: ${error.message}`));
-    page.on('console', (message) => {
-      // The console asks /api/auth/me before signing in: its 401 is expected.
-      if (message.type() === 'error' && !/401/.test(message.text())) {
-        problems.push(`${who}: console error: ${message.text()} (${message.location().url || 'no url'})`);
-      }
-    });
-  };
-  const check = (where) => {
-    if (problems.length) throw new Error(`${where}:\n  ${problems.join('\n  ')}`);
-  };
+  // The console asks /api/auth/me before signing in: its 401 is expected.
+  const { watch, check } = watcher(/401/);
 
   // The visitor, in the shop (English), with the chat widget.
   const visitorContext = await browser.newContext({ viewport: { width: 1100, height: 820 }, locale: 'en' });

@@ -12,7 +12,7 @@
 // (default /usr/bin/chromium), SCREENSHOT_DIR.
 
 import { join } from 'node:path';
-import { BASE, SHOTS, WAIT, fail, finish, launch } from './harness.mjs';
+import { BASE, SHOTS, WAIT, fail, finish, launch, watcher } from './harness.mjs';
 
 const PASSWORD = process.env.KEFU_ADMIN_PASSWORD || '';
 
@@ -23,20 +23,8 @@ await finish(browser, () => run(), 'a flow was built with the mouse, previewed, 
 
 async function run() {
   const step = (what) => console.log(`- ${what}`);
-  const problems = [];
-  const watch = (page, who) => {
-    page.setDefaultTimeout(WAIT);
-    page.on('pageerror', (error) => problems.push(`${who}: page error: ${error.message}`));
-    page.on('console', (message) => {
-      // Signing in starts with /api/auth/me answering 401: expected.
-      if (message.type() === 'error' && !/401/.test(message.text())) {
-        problems.push(`${who}: console error: ${message.text()} (${message.location().url || 'no url'})`);
-      }
-    });
-  };
-  const check = (where) => {
-    if (problems.length) throw new Error(`${where}:\n  ${problems.join('\n  ')}`);
-  };
+  // Signing in starts with /api/auth/me answering 401: expected.
+  const { watch, check } = watcher(/401/);
 
   const context = await browser.newContext({ viewport: { width: 1400, height: 900 }, locale: 'en-US' });
   const page = await context.newPage();

@@ -40,3 +40,26 @@ export async function finish(browser, test, done) {
   await browser.close();
   console.log(`ok: ${done}`);
 }
+
+/**
+ * Watches pages for script errors and console errors: `watch(page, who)` (also sets the page's
+ * default timeout), `check(where)` throws with everything seen so far. Console errors that
+ * `expected` matches — the failed requests a test makes on purpose, which Chromium logs — are
+ * not problems.
+ */
+export function watcher(expected) {
+  const problems = [];
+  const watch = (page, who) => {
+    page.setDefaultTimeout(WAIT);
+    page.on('pageerror', (error) => problems.push(`${who}: page error: ${error.message}`));
+    page.on('console', (message) => {
+      if (message.type() === 'error' && !(expected && expected.test(message.text()))) {
+        problems.push(`${who}: console error: ${message.text()} (${message.location().url || 'no url'})`);
+      }
+    });
+  };
+  const check = (where) => {
+    if (problems.length) throw new Error(`${where}:\n  ${problems.join('\n  ')}`);
+  };
+  return { watch, check };
+}
