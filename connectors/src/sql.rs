@@ -385,13 +385,18 @@ impl SqlDriver {
         Ok(items.join(", "))
     }
 
+    /// The SQL type the prepared `SELECT` reported for a field (`Other` when unknown).
+    fn field_type(&self, entity: &Entity, field: &str) -> SqlType {
+        self.types
+            .get(&entity.name)
+            .and_then(|t| t.get(field))
+            .copied()
+            .unwrap_or(SqlType::Other)
+    }
+
     fn masks_in_sql(&self, entity: &Entity, field: &crate::model::Field) -> bool {
         matches!(field.ty, FieldType::Auto | FieldType::Text)
-            && self
-                .types
-                .get(&entity.name)
-                .and_then(|t| t.get(&field.name))
-                == Some(&SqlType::Text)
+            && self.field_type(entity, &field.name) == SqlType::Text
     }
 
     /// The masks of `view` that the statement does not apply, for the rows as they are read.
@@ -423,13 +428,7 @@ impl SqlDriver {
                 return Ok(None);
             };
             let expr = sql_expr(&self.name, entity, name)?;
-            let ty = self
-                .types
-                .get(&entity.name)
-                .and_then(|t| t.get(name))
-                .copied()
-                .unwrap_or(SqlType::Other);
-            let kind = match (field.ty, ty) {
+            let kind = match (field.ty, self.field_type(entity, name)) {
                 (FieldType::Text, _) | (FieldType::Auto, SqlType::Text) => Some(Kind::Text),
                 (FieldType::Number, _) | (FieldType::Auto, SqlType::Number) => Some(Kind::Number),
                 // SQLite keeps booleans as integers: they are read as numbers.
@@ -539,13 +538,7 @@ impl SqlDriver {
         let masks = view.map(|v| v.masks.clone()).unwrap_or_default();
         let select = self.select_list_in(entity, &masks)?;
         let mut sql = format!("SELECT {select} FROM {source}");
-        let types = self.types.get(&entity.name);
-        let field_type = |field: &str| {
-            types
-                .and_then(|t| t.get(field))
-                .copied()
-                .unwrap_or(SqlType::Other)
-        };
+        let field_type = |field: &str| self.field_type(entity, field);
         let bad = |param: &str, why: &str| {
             ConnectorError::Request(format!(
                 "connector `{}`, entity `{}`, operation `{operation_name}`: parameter `{param}` {why}",
