@@ -813,11 +813,11 @@ pub async fn variables_in_view(
                 .collect()
         })
         .unwrap_or_default();
-    let views: Vec<(String, connectors::View)> = entities
+    let views: Vec<EntityView> = entities
         .into_iter()
         .filter_map(|(entity, key)| {
             let sandboxed = Sandboxed::new(state, &subject, &entity, user);
-            sandboxed.view.map(|view| (key, view))
+            sandboxed.view.map(|view| EntityView { entity, key, view })
         })
         .collect();
     if views.is_empty() {
@@ -839,18 +839,22 @@ pub async fn variables_in_view(
         .unwrap_or_default();
     for (name, value) in &mut variables {
         let taken = std::mem::replace(value, Value::Null);
-        *value = match saved.get(name.as_str()) {
-            Some(entity) => {
-                let view = Sandboxed::new(state, &subject, entity, user).view;
-                match view {
-                    Some(view) => rows_in_view(&view, taken),
-                    None => through_views(&views, taken),
-                }
-            }
+        let saved_view = saved
+            .get(name.as_str())
+            .and_then(|entity| views.iter().find(|v| v.entity == *entity));
+        *value = match saved_view {
+            Some(saved) => rows_in_view(&saved.view, taken),
             None => through_views(&views, taken),
         };
     }
     Ok(variables)
+}
+
+/// An entity the caller sees through a view, with its key field.
+struct EntityView {
+    entity: String,
+    key: String,
+    view: connectors::View,
 }
 
 /// A value a lookup saved (a row or a list of rows) through `view`.
@@ -875,11 +879,16 @@ fn rows_in_view(view: &connectors::View, value: Value) -> Value {
 
 /// Any value, with every map that holds the key field of a viewed entity taken as a row of it
 /// (dropped from lists, `null` elsewhere, when outside the view).
-fn through_views(views: &[(String, connectors::View)], value: Value) -> Value {
+fn through_views(views: &[EntityView], value: Value) -> Value {
+    let view_of = |row: &BTreeMap<String, Value>| views.iter().find(|v| row.contains_key(&v.key));
     match value {
         Value::Map(row) => {
-            if let Some((_, view)) = views.iter().find(|(key, _)| row.contains_key(key)) {
-                return view.apply(vec![row]).pop().map_or(Value::Null, Value::Map);
+            if let Some(found) = view_of(&row) {
+                return found
+                    .view
+                    .apply(vec![row])
+                    .pop()
+                    .map_or(Value::Null, Value::Map);
             }
             Value::Map(
                 row.into_iter()
@@ -891,7 +900,7 @@ fn through_views(views: &[(String, connectors::View)], value: Value) -> Value {
             items
                 .into_iter()
                 .filter_map(|item| {
-                    let was_row = matches!(&item, Value::Map(row) if views.iter().any(|(key, _)| row.contains_key(key)));
+                    let was_row = matches!(&item, Value::Map(row) if view_of(row).is_some());
                     match through_views(views, item) {
                         Value::Null if was_row => None,
                         other => Some(other),
