@@ -300,14 +300,7 @@ async fn decisions_are_explained_and_grants_allow_until_they_expire_or_are_revok
     assert_eq!(list.body[0]["active"], true);
     assert_eq!(list.body[1]["active"], false, "expired grants stay listed");
     let revoke = api
-        .call(
-            "DELETE",
-            &format!("/api/admin/grants/{team_id}"),
-            Some(&root),
-            true,
-            None,
-            &[],
-        )
+        .delete(&format!("/api/admin/grants/{team_id}"), &root)
         .await;
     assert_eq!(revoke.status, StatusCode::NO_CONTENT);
     assert_eq!(
@@ -315,14 +308,7 @@ async fn decisions_are_explained_and_grants_allow_until_they_expire_or_are_revok
         "deny"
     );
     let again = api
-        .call(
-            "DELETE",
-            &format!("/api/admin/grants/{team_id}"),
-            Some(&root),
-            true,
-            None,
-            &[],
-        )
+        .delete(&format!("/api/admin/grants/{team_id}"), &root)
         .await;
     assert_eq!(again.status, StatusCode::NOT_FOUND);
 
@@ -1082,14 +1068,7 @@ async fn a_temporary_grant_lets_someone_who_is_not_an_admin_read_the_audit_trail
         StatusCode::OK
     );
     let revoked = api
-        .call(
-            "DELETE",
-            &format!("/api/admin/grants/{grant}"),
-            Some(&root),
-            true,
-            None,
-            &[],
-        )
+        .delete(&format!("/api/admin/grants/{grant}"), &root)
         .await;
     assert_eq!(revoked.status, StatusCode::NO_CONTENT);
     assert_eq!(

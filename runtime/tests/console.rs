@@ -153,6 +153,12 @@ impl Api {
             .await
     }
 
+    /// `DELETE path` as `session`, with its CSRF token.
+    pub async fn delete(&self, path: &str, session: &Session) -> Answer {
+        self.call("DELETE", path, Some(session), true, None, &[])
+            .await
+    }
+
     pub async fn login(&self, login: &str, password: &str) -> Answer {
         self.call(
             "POST",
